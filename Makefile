@@ -26,6 +26,8 @@ EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out output_iso t
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 
+.DEFAULT_GOAL := all
+
 # Optional pieces owned by one concern each add themselves here.
 -include extension/*.mk
 
