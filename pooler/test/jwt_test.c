@@ -35,6 +35,8 @@
 static int	npass,
 			nfail;
 
+static void ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
 static void
 ok(int cond, const char *fmt, ...)
 {
