@@ -3,7 +3,8 @@
  *	  libFuzzer target for the JWT verifier and the JWKS parser.
  *
  * The first input byte picks what the rest is fed to:
- *	 0: a token, to ag_jwt_verify, with a fixed keyset (RSA, EC, oct);
+ *	 0: a token, to ag_jwt_verify, with a fixed keyset (RSA, EC, oct), and
+ *		to the base64url decoder, which must only accept canonical input;
  *	 1: a JWKS document, to ag_keyset_parse;
  *	 2: "header NUL payload": both are encoded and HS256-signed here with
  *		the keyset's secret, so that arbitrary headers and payloads get past
@@ -92,6 +93,24 @@ verify(const char *tok, size_t len)
 	ag_jwt_result_free(&res);
 }
 
+/* Whatever decodes must re-encode to the very same string. */
+static void
+b64url_canonical(const char *s, size_t len)
+{
+	unsigned char *out = malloc(AG_B64URL_DECODED_MAX(len) + 1);
+	size_t		n;
+
+	if (ag_b64url_decode(s, len, out, AG_B64URL_DECODED_MAX(len), &n))
+	{
+		char	   *enc = malloc(AG_B64URL_ENCODED_LEN(n) + 1);
+
+		if (ag_b64url_encode(out, n, enc) != len || memcmp(enc, s, len) != 0)
+			abort();
+		free(enc);
+	}
+	free(out);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -106,6 +125,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				memcpy(tok, data + 1, size - 1);
 				verify(tok, size - 1);
+				b64url_canonical(tok, size - 1);
 				free(tok);
 				break;
 			}
