@@ -35,6 +35,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+/* The proxy's one global state (see proxy.h). */
+ag_proxy	ag_proxy_g;
+
 /* A PasswordMessage: type, length, the token, its terminating NUL. */
 #define MAX_PASSWORD_MSG (1 + 4 + AG_JWT_MAX_TOKEN + 1)
 /* How long a client may take to read its final error message. */

@@ -25,8 +25,6 @@
 
 #include <openssl/err.h>
 
-ag_proxy	ag_proxy_g;
-
 /* The keysource may keep pointers to its configuration strings. */
 typedef struct ks_holder
 {
