@@ -1,0 +1,74 @@
+# agentgate — top-level build.
+#
+#   make            build the extension and the pooler programs
+#   make install    install the extension into PostgreSQL (pg_config) and
+#                   the pooler programs into $(PREFIX)/bin
+#   make test       everything, from a fresh Debian 12 machine (installs what
+#                   is missing first; see test/run)
+#   make demo       a throwaway PostgreSQL + PgBouncer + proxy, and an agent
+#   make bench      side-by-side throughput figures (not part of make test)
+
+EXTENSION   = agentgate
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+MODULE_big  = agentgate
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
+PGFILEDESC  = "agentgate - guardrails for AI-agent roles"
+
+# The install script is assembled from one fragment per concern, in order.
+SQL_PARTS   = $(sort $(wildcard extension/sql/[0-9][0-9]_*.sql))
+DATA_built  = extension/sql/$(EXTENSION)--$(EXTVERSION).sql
+
+PG_CPPFLAGS = -Iextension
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers -Wno-clobbered
+EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out output_iso tmp_check log
+
+PG_CONFIG  ?= pg_config
+PGXS       := $(shell $(PG_CONFIG) --pgxs)
+
+.DEFAULT_GOAL := all
+
+# Optional pieces owned by one concern each add themselves here.
+-include extension/*.mk
+
+include $(PGXS)
+
+all: pooler
+
+$(DATA_built): $(SQL_PARTS) $(EXTENSION).control
+	( printf '%s\n' "-- generated from extension/sql/NN_*.sql; do not edit"; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
+	  for f in $(SQL_PARTS); do printf '\n-- %s\n' "$$f"; cat $$f; done ) > $@
+
+.PHONY: pooler pooler-check test demo bench check-regress check-isolation check-tap
+pooler:
+	$(MAKE) -C pooler
+
+pooler-check:
+	$(MAKE) -C pooler check
+
+install: pooler-install
+pooler-install: pooler
+	$(MAKE) -C pooler install
+
+clean: pooler-clean
+pooler-clean:
+	$(MAKE) -C pooler clean
+
+# Test suites; each needs the extension installed.  test/run drops root
+# privileges for the servers and runs them on free ports.
+check-regress:
+	test/run regress
+check-isolation:
+	test/run isolation
+check-tap:
+	test/run tap
+
+test:
+	test/run all
+
+demo:
+	demo/run
+
+bench:
+	bench/run

@@ -1,0 +1,92 @@
+/*-------------------------------------------------------------------------
+ *
+ * governed.c
+ *	  Who is governed: every role that is a member, directly or through other
+ *	  roles, of agentgate_agent, judged by session_user.
+ *
+ * session_user is what the pooler logged in as; SECURITY DEFINER functions,
+ * SET ROLE and whatever an earlier client of a pooled backend did cannot
+ * change it.  The answer is cached per backend and the cache is dropped by
+ * syscache callbacks on pg_authid and pg_auth_members, so a DBA's GRANT or
+ * REVOKE takes effect on the next statement of every session.
+ *
+ * Superusers are governed too when they are members: membership is tested
+ * with is_member_of_role_nosuper, which does not treat superuser as a member
+ * of everything.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+
+#include "agentgate.h"
+
+static Oid	agent_role_oid = InvalidOid;
+static bool agent_role_valid = false;
+
+static Oid	cached_session_user = InvalidOid;
+static bool cached_governed = false;
+static bool cached_valid = false;
+
+static void
+ag_governed_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	agent_role_valid = false;
+	cached_valid = false;
+}
+
+void
+ag_governed_init(void)
+{
+	CacheRegisterSyscacheCallback(AUTHOID, ag_governed_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, ag_governed_inval, (Datum) 0);
+}
+
+/*
+ * ag_agent_role_oid returns the OID of agentgate_agent, or InvalidOid when
+ * the role does not exist (extension never created in this cluster).
+ */
+Oid
+ag_agent_role_oid(void)
+{
+	if (!agent_role_valid)
+	{
+		agent_role_oid = get_role_oid(AG_AGENT_ROLE, true);
+		agent_role_valid = true;
+	}
+	return agent_role_oid;
+}
+
+bool
+ag_role_is_governed(Oid roleid)
+{
+	Oid			agent = ag_agent_role_oid();
+
+	if (!OidIsValid(agent) || !OidIsValid(roleid))
+		return false;
+	if (roleid == agent)
+		return true;
+	return is_member_of_role_nosuper(roleid, agent);
+}
+
+/*
+ * ag_session_is_governed answers for the current session_user.  It must be
+ * called inside a transaction (it may read pg_auth_members).
+ */
+bool
+ag_session_is_governed(void)
+{
+	Oid			session = GetSessionUserId();
+
+	if (!cached_valid || cached_session_user != session)
+	{
+		cached_governed = ag_role_is_governed(session);
+		cached_session_user = session;
+		cached_valid = true;
+	}
+	return cached_governed;
+}

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.h
+ *	  Session stamps (identity.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AG_IDENTITY_H
+#define AG_IDENTITY_H
+
+#define AG_STAMP_PREFIX		"ag1."
+#define AG_STAMP_SID_HEX	16
+#define AG_STAMP_MAC_BYTES	8
+/* "ag1." + sid + "." + mac */
+#define AG_STAMP_LEN		(4 + AG_STAMP_SID_HEX + 1 + AG_STAMP_MAC_BYTES * 2)
+
+extern bool ag_stamp_verify(const char *appname, const char *role, char *sid_out);
+
+#endif							/* AG_IDENTITY_H */

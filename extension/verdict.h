@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * verdict.h
+ *	  What policy decided about the statement being run, for audit to record.
+ *
+ * Policy (the writer) notes each decision it takes; audit (the reader)
+ * picks it up when it writes the statement's row.  Decisions are kept per
+ * nesting level so that a statement inside a function does not overwrite
+ * the verdict of the statement that called it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AG_VERDICT_H
+#define AG_VERDICT_H
+
+typedef enum AgDecision
+{
+	AG_DECISION_NONE = 0,		/* policy did not look at it */
+	AG_DECISION_ALLOWED,		/* allowed (by a rule or the default) */
+	AG_DECISION_LOGGED,			/* allowed, matched a 'log' rule */
+	AG_DECISION_MONITORED,		/* would have been blocked; mode = monitor */
+	AG_DECISION_BLOCKED			/* refused */
+} AgDecision;
+
+typedef struct AgVerdict
+{
+	AgDecision	decision;
+	int64		rule_id;		/* 0 when no rule matched */
+} AgVerdict;
+
+#define AG_VERDICT_MAX_DEPTH 64
+
+/* The strongest decision at this level wins (blocked > monitored > ...). */
+extern void ag_verdict_note(int level, AgDecision decision, int64 rule_id);
+extern AgVerdict ag_verdict_get(int level);
+extern void ag_verdict_reset(int level);
+extern const char *ag_decision_name(AgDecision d);
+
+#endif							/* AG_VERDICT_H */
