@@ -25,6 +25,9 @@
 #define AG_JWT_MAX_IDENTITY		63		/* NAMEDATALEN - 1 */
 #define AG_JWT_DEFAULT_LEEWAY	60		/* seconds */
 #define AG_JWT_ERRLEN			256
+#define AG_JWKS_MAX_BYTES		(1024 * 1024)	/* JWKS document size cap */
+#define AG_JWKS_MAX_KEYS		64		/* JWKs per document */
+#define AG_JWT_MAX_GROUPS		256		/* entries of the groups claim */
 
 typedef struct ag_keyset ag_keyset;
 
@@ -37,6 +40,8 @@ extern ag_keyset *ag_keyset_ref(ag_keyset *ks);
 extern void ag_keyset_unref(ag_keyset *ks);
 extern int	ag_keyset_count(const ag_keyset *ks);
 extern int	ag_keyset_has_kid(const ag_keyset *ks, const char *kid);
+/* JWKs that were ignored at load (unknown kty/crv/alg, "use" not "sig"). */
+extern int	ag_keyset_skipped(const ag_keyset *ks);
 
 /* What a token must satisfy besides its signature. */
 typedef struct ag_jwt_policy
