@@ -124,7 +124,7 @@ ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	bufferevent_setcb(c->cbev, pretls_read_cb, NULL, client_event_cb, c);
 	bufferevent_enable(c->cbev, EV_READ);
 	arm_timer(c, g->cfg->auth_timeout);
-	ag_log(AG_LOG_DEBUG, c, "connection accepted from %s", c->peer);
+	ag_log(AG_LOG_INFO, c, "connection accepted from %s", c->peer);
 }
 
 void
@@ -132,7 +132,7 @@ ag_client_free(ag_client *c, const char *reason)
 {
 	ag_proxy   *g = &ag_proxy_g;
 
-	ag_log(c->state >= AG_CS_RELAY ? AG_LOG_INFO : AG_LOG_DEBUG, c,
+	ag_log(AG_LOG_INFO, c,
 		   "connection closed: %s%s%s duration=%.3fs peer=%s", reason,
 		   c->role[0] ? " role=" : "", c->role, elapsed(c), c->peer);
 	if (c->prev)
