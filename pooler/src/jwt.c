@@ -394,7 +394,11 @@ check_claims(json_t *payload, const ag_jwt_policy *pol, time_t now,
 	else if (exp <= -9.2e18)
 		out->exp = INT64_MIN;
 	else
-		out->exp = (int64_t) floor(exp);
+	{
+		out->exp = (int64_t) exp;
+		if ((double) out->exp > exp)
+			out->exp--;			/* floor, without libm */
+	}
 	if ((out->claims_json = json_dumps(payload, JSON_COMPACT)) == NULL)
 		goto oom;
 	return AG_JWT_OK;
