@@ -448,9 +448,9 @@ parse_jwk(json_t *jwk, ag_jwk *k, char *err, size_t errlen)
 	/* The key's own alg must fit its type, curve and size. */
 	if (k->alg != NULL && !ag_jwk_allows(k, k->alg))
 	{
-		ag_jwt_seterr(err, errlen, "alg %s does not fit a %s key%s%s", k->alg->name, kty,
-					  k->kty == AG_KTY_OCT ? " of this size" : "",
-					  k->kty == AG_KTY_EC || k->kty == AG_KTY_OKP ? " on this curve" : "");
+		ag_jwt_seterr(err, errlen, "alg %s does not fit this %s key%s", k->alg->name, kty,
+					  k->kty == AG_KTY_OCT && k->alg->fam == AG_FAM_HS ? " (too short)" :
+					  k->kty == AG_KTY_EC && k->alg->fam == AG_FAM_ES ? " (wrong curve)" : "");
 		return JWK_BAD;
 	}
 	if (kid != NULL && (k->kid = strdup(kid)) == NULL)
