@@ -78,12 +78,14 @@ typedef struct ag_client
 	uint8_t		c2s_hdr[5];
 	int			c2s_hdrlen;
 	uint32_t	c2s_left;		/* bytes of the current message to pass */
+	uint64_t	c2s_syncs;		/* Query and Sync messages passed (+1 for startup) */
 	/* server to client: only to know where message boundaries are */
 	uint8_t		s2c_hdr[5];
 	int			s2c_hdrlen;
 	uint32_t	s2c_left;
 	char		s2c_last;		/* type of the last complete message */
 	uint8_t		s2c_status;		/* of the last ReadyForQuery: I, T, E */
+	uint64_t	s2c_ready;		/* ReadyForQuery messages passed */
 	const char *close_reason;	/* for the log line when CLOSING ends */
 } ag_client;
 

@@ -37,12 +37,15 @@ ag_relay_at_boundary(const ag_client *c)
 	return c->s2c_hdrlen == 0 && c->s2c_left == 0;
 }
 
-/* Between transactions: the server said ReadyForQuery(idle), nothing since. */
+/*
+ * Between transactions: every Query and Sync the client sent has had its
+ * ReadyForQuery, the last one said idle, and nothing is half-sent.
+ */
 int
 ag_relay_idle(const ag_client *c)
 {
-	return ag_relay_at_boundary(c) && c->s2c_last == 'Z' && c->s2c_status == 'I' &&
-		c->c2s_left == 0 &&
+	return ag_relay_at_boundary(c) && c->s2c_ready == c->c2s_syncs &&
+		c->s2c_status == 'I' && c->c2s_left == 0 &&
 		evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0 &&
 		(c->sbev == NULL || evbuffer_get_length(bufferevent_get_output(c->sbev)) == 0);
 }
@@ -90,6 +93,8 @@ c2s_pump(ag_client *c)
 					return -1;
 			}
 			c->c2s_left = len + 1;
+			if (hdr[0] == 'Q' || hdr[0] == 'S')
+				c->c2s_syncs++;
 		}
 		else
 		{
@@ -145,6 +150,8 @@ s2c_pump(ag_client *c)
 		if (c->s2c_hdrlen == 5 && c->s2c_left == 0)
 		{
 			c->s2c_last = (char) c->s2c_hdr[0];
+			if (c->s2c_last == 'Z')
+				c->s2c_ready++;
 			c->s2c_hdrlen = 0;
 		}
 	}
@@ -226,6 +233,7 @@ server_event_cb(struct bufferevent *bev, short what, void *arg)
 void
 ag_relay_start(ag_client *c)
 {
+	c->c2s_syncs = 1;			/* the ReadyForQuery that ends the login */
 	bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_setcb(c->sbev, server_read_cb, server_write_cb, server_event_cb, c);
 	bufferevent_setwatermark(c->cbev, EV_WRITE, AG_RELAY_LOW_WATER, 0);

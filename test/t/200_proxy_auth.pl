@@ -41,7 +41,7 @@ sub refused
 my $bad_sig = $tok;
 $bad_sig =~ s/(.)(.{8})$/($1 eq 'A' ? 'B' : 'A') . $2/e;
 refused('bad signature', $bad_sig, qr/FATAL:\s+invalid token\s+DETAIL:\s+bad signature/);
-refused('expired token', $s->token(sub => 'alice', ttl => 60, now => time - 3600),
+refused('expired token', $s->token(sub => 'alice', ttl => 60, now => int(time) - 3600),
 	qr/FATAL:\s+invalid token\s+DETAIL:\s+expired/);
 refused('wrong audience', $s->token(sub => 'alice', aud => 'someone-else'),
 	qr/FATAL:\s+invalid token\s+DETAIL:\s+bad claims: .*aud/);
