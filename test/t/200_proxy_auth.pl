@@ -9,6 +9,8 @@ use AgentGate::Stack;
 use AgentGate::ProxyClient;
 use Time::HiRes qw(sleep time);
 
+$SIG{PIPE} = 'IGNORE';    # a closed connection must fail a test, not kill it
+
 my $s = AgentGate::Stack->new(name => 'proxy-auth');
 $s->start;
 my $port = $s->proxy_port;

@@ -10,6 +10,8 @@ use AgentGate::ProxyClient;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
+$SIG{PIPE} = 'IGNORE';    # a closed connection must fail a test, not kill it
+
 my $s = AgentGate::Stack->new(name => 'proxy-proto');
 $s->start;
 my $port = $s->proxy_port;
