@@ -364,6 +364,12 @@ test_uri(void)
 	usleep(800000);
 	ok(has_kid(src, "u1") && !has_kid(src, "u9"), "known kid does not refetch");
 
+	/* a token without kid that no key fitted: kid NULL also refetches */
+	write_jwks("www/jwks.json", "u1", "u5", NULL);
+	sleep(2);
+	ag_keysource_unknown_kid(src, NULL);
+	ok(wait_kid(src, "u5", 5000), "unknown_kid(NULL) refetches");
+
 	/* bad documents keep the old keys */
 	write_str("www/jwks.json", "{\"keys\":[{\"kty\":\"RSA\"}]}");
 	ag_keysource_reload(src, err, sizeof(err));
