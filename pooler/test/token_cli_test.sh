@@ -109,6 +109,38 @@ for alg in HS256 HS384 HS512; do
 	verify < tok;								expect "verify $alg" 0
 done
 
+# --- tokens signed by the openssl command, a third independent signer ---
+b64u() {
+	openssl base64 -A | tr '+/' '-_' | tr -d '='
+}
+# raw_token ALG KID SIGN-COMMAND...: header.payload signed by the command
+raw_token() {
+	alg=$1 kid=$2
+	shift 2
+	h=$(printf '{"alg":"%s","kid":"%s"}' "$alg" "$kid" | b64u)
+	p=$(printf '{"iss":"https://idp.example.com","aud":"agentgate","sub":"agent-7","exp":1700000300}' | b64u)
+	printf '%s.%s' "$h" "$p" > input
+	s=$("$@" < input | b64u)
+	printf '%s.%s.%s\n' "$h" "$p" "$s" > tok
+}
+raw_token RS256 r1 openssl dgst -sha256 -sign rsa.pem
+verify < tok;									expect "openssl dgst RS256" 0
+for bits in 256 384 512; do
+	raw_token PS$bits r2 openssl dgst -sha$bits -sigopt rsa_padding_mode:pss \
+		-sigopt rsa_pss_saltlen:digest -sign rsa2.pem
+	verify < tok;								expect "openssl dgst PS$bits" 0
+done
+for salt in 0 20 max; do
+	raw_token PS256 r2 openssl dgst -sha256 -sigopt rsa_padding_mode:pss \
+		-sigopt rsa_pss_saltlen:$salt -sign rsa2.pem
+	verify < tok;								expect "PS256 with salt length $salt" 1 "signature"
+done
+raw_token EdDSA d1 openssl pkeyutl -sign -rawin -inkey ed.pem -in input
+verify < tok;									expect "openssl pkeyutl EdDSA" 0
+# openssl signs ECDSA in DER; JWS wants R||S
+raw_token ES256 e256 openssl dgst -sha256 -sign p256.pem
+verify < tok;									expect "ES256 signature in DER" 1 "signature"
+
 # --- output format ---
 mint --key rsa.pem --alg RS256 --kid r1 --groups analysts,ops > tok
 verify < tok;									expect "verify output" 0
