@@ -166,7 +166,8 @@ reload(void)
 				ag_log(AG_LOG_ERROR, NULL, "could not reopen the old listeners: %s", err);
 		}
 	}
-	admin_changed = strcmp(old->admin_conninfo, cfg->admin_conninfo) != 0;
+	admin_changed = strcmp(old->admin_conninfo, cfg->admin_conninfo) != 0 ||
+		old->admin_connections != cfg->admin_connections;
 
 	SSL_CTX_free(g->ssl_ctx);	/* live sessions hold their own reference */
 	g->ssl_ctx = ctx;
