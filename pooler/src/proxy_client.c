@@ -40,6 +40,12 @@ ag_proxy	ag_proxy_g;
 
 /* A PasswordMessage: type, length, the token, its terminating NUL. */
 #define MAX_PASSWORD_MSG (1 + 4 + AG_JWT_MAX_TOKEN + 1)
+/*
+ * Input buffered before the relay starts: more than any startup packet or
+ * password message, so reading pauses (instead of buffering without bound)
+ * only when a client sends ahead while its login runs.
+ */
+#define LOGIN_READ_LIMIT (64 * 1024)
 /* How long a client may take to read its final error message. */
 #define CLOSE_LINGER_SECONDS 5
 
@@ -122,6 +128,7 @@ ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	g->nclients++;
 
 	bufferevent_setcb(c->cbev, pretls_read_cb, NULL, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, LOGIN_READ_LIMIT);
 	bufferevent_enable(c->cbev, EV_READ);
 	arm_timer(c, g->cfg->auth_timeout);
 	ag_log(AG_LOG_INFO, c, "connection accepted from %s", c->peer);
@@ -298,6 +305,7 @@ start_tls(ag_client *c)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(c->cbev, 1);
 	bufferevent_setcb(c->cbev, startup_read_cb, NULL, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, LOGIN_READ_LIMIT);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 }
 
@@ -649,8 +657,8 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 		return;
 	}
 	bufferevent_write(c->sbev, pkt, (size_t) len);
-	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s peer=%s", c->role,
-		   c->params.database, c->peer);
+	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s client_user=%s peer=%s", c->role,
+		   c->params.database, c->params.user ? c->params.user : "", c->peer);
 
 	/* the startup packet is no longer needed; params are copied by now */
 	c->state = AG_CS_RELAY;

@@ -74,12 +74,30 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int			i;
+
+	for (i = 0; i < nlisteners; i++)
+		evconnlistener_enable(listeners[i]);
+}
+
+static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
+	static struct event *resume;
+	struct timeval tv = {0, 100000};
 	int			e = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE and friends: log and go on; the listener stays enabled */
+	/*
+	 * EMFILE and friends: the pending connection stays in the backlog and
+	 * would wake us again at once, so pause accepting for 100 ms.
+	 */
 	ag_log(AG_LOG_WARNING, NULL, "accept failed: %s", evutil_socket_error_to_string(e));
+	if (resume == NULL)
+		resume = evtimer_new(ag_proxy_g.base, resume_cb, NULL);
+	ag_listen_pause();
+	evtimer_add(resume, &tv);
 }
 
 static int

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -245,6 +246,26 @@ write_pid_file(const char *path)
 	return fclose(f);
 }
 
+/* Two sockets per client plus some: raise the soft limit as far as allowed. */
+static void
+raise_fd_limit(int max_clients)
+{
+	struct rlimit rl;
+	rlim_t		want = (rlim_t) max_clients * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < want)
+	{
+		rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+		(void) setrlimit(RLIMIT_NOFILE, &rl);
+		(void) getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+		ag_log(AG_LOG_WARNING, NULL, "open file limit %llu is below the %llu that max_clients = %d needs",
+			   (unsigned long long) rl.rlim_cur, (unsigned long long) want, max_clients);
+}
+
 static void
 usage(const char *prog)
 {
@@ -317,6 +338,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 
+	raise_fd_limit(g->cfg->max_clients);
 	g->base = event_base_new();
 	if (g->base == NULL)
 	{
