@@ -358,7 +358,8 @@ handle_input(admin_conn *a)
 		}
 		if (a->state == ADM_LISTENING)
 		{
-			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+				PQresultStatus(res) != PGRES_EMPTY_QUERY)
 			{
 				char		why[300];
 

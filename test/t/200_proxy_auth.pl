@@ -123,6 +123,8 @@ like($log, qr/\[c\d+ identity=alice session=[0-9a-f]{16}\] login: role=\Q$role\E
 like($log, qr/connection closed: .*role=\Q$role\E duration=\d+\.\d+s/, 'close logged with role and duration');
 like($log, qr/connection refused: TLS required/, 'refusals logged with the reason');
 unlike($log, qr/\Q$tok\E/, 'the token never reaches the log');
+like($log, qr/admin connection 3 ready/, 'all four admin connections come up');
+unlike($log, qr/setup failed/, 'and none fails its setup');
 
 $s->stop;
 done_testing();
