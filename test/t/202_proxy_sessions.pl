@@ -46,6 +46,28 @@ sub session
 	like($err, qr/FATAL:\s+agent identity "carol" is revoked/, 'a revoked identity cannot log in again');
 }
 
+# --- a revocation while the server is streaming never splices the proxy's
+# FATAL into the middle of a server message: what the client reads is a
+# well-formed message stream up to the end
+{
+	my $c = session($s->token(sub => 'kate'));
+	$c->send_message('Q', "SELECT i, md5(i::text) FROM generate_series(1, 3000000) i\0");
+	sleep 1;    # the client does not read: buffers fill, the proxy stops reading
+	$s->admin_psql("SELECT agentgate.revoke('kate')");
+	my ($n, $bad, $last) = (0, 0, '');
+	while (my ($t, $b) = $c->read_message(5))
+	{
+		$n++;
+		$bad++ unless $t =~ /^[TDECZSN]$/;
+		$bad++ if $t eq 'D' && unpack('n', $b) != 2;
+		$last = $t eq 'E' ? AgentGate::ProxyClient::error_fields($b)->{C} : $t;
+	}
+	ok($c->{eof}, 'streaming session closed by the revocation');
+	ok($n > 0 && $n < 3_000_000, "the result was cut short ($n messages read)");
+	is($bad, 0, 'every message read is well formed');
+	ok($last eq 'D' || $last eq '57P01', "the stream ends with a whole row or the proxy's FATAL ($last)");
+}
+
 # --- a token's exp closes its connection
 {
 	my $c = session($s->token(sub => 'erin', ttl => 3));
