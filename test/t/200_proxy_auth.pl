@@ -117,6 +117,13 @@ for (1 .. 100)
 ok($back, 'logins work again once the admin connection is back');
 like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/admin connection \d+ lost/, 'the drop is logged');
 
+# --- PgBouncer down: a clear error, and service resumes with it
+$s->stop_process('pgbouncer');
+refused('PgBouncer down', $tok, qr/FATAL:\s+could not connect to the pooler/);
+$s->start_pgbouncer;
+($rc, $out, $err) = $s->agent_psql($tok, 'SELECT 1');
+is($rc, 0, 'PgBouncer back: logins work again') or diag($err);
+
 # --- logs name the identity, the role and the session
 my $log = AgentGate::Stack::_slurp($s->log_file('proxy'));
 like($log, qr/\[c\d+ identity=alice session=[0-9a-f]{16}\] login: role=\Q$role\E/, 'login logged with identity, session and role');
