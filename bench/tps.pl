@@ -31,7 +31,7 @@ my $pgbench = "$bindir/pgbench";
 my ($o, $e) = ("", "");
 run([ $pgbench, "-i", '-q', '-s', '10', '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres', $s->db ],
 	">", \$o, "2>", \$e) or die "pgbench -i failed: $e";
-$s->admin_psql('GRANT SELECT ON pgbench_accounts TO agentgate_agent');
+$s->admin_psql('GRANT SELECT ON pgbench_accounts, pgbench_branches TO agentgate_agent');
 
 # The agent's role exists once it has logged in through the proxy.
 my $tok = $s->token(sub => 'bench-agent', ttl => 3600);

@@ -90,8 +90,7 @@ print <<"EOT";
   $ENV{AG_TOP}/pooler/agentgate-token mint --key @{[ $s->base ]}/keys/k1.key --alg RS256 --kid k1 \\
       --sub bob --iss '@{[ $s->issuer ]}' --aud '@{[ $s->audience ]}' --ttl 3600
 
-  as the DBA:   psql -h @{[ $s->pg_socket_dir ]} -p @{[ $s->pg_port ]} -U postgres -d @{[ $s->db ]}
-  (these run as OS user @{[ scalar getpwuid($<) ]})
+  as the DBA (OS user @{[ scalar getpwuid($<) ]}):  psql -h @{[ $s->pg_socket_dir ]} -p @{[ $s->pg_port ]} -U postgres -d @{[ $s->db ]}
 EOT
 
 if (-t STDIN)

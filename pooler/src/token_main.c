@@ -40,6 +40,9 @@
 #define EXIT_USAGE	2
 #define SECRET_MAX	1024
 
+static void usage(void) __attribute__((noreturn));
+static void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 2)));
+
 static void
 usage(void)
 {
@@ -850,5 +853,4 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "bench") == 0)
 		return cmd_bench(argc - 1, argv + 1);
 	usage();
-	return EXIT_USAGE;
 }

@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "ag_jwt.h"
+#include "../src/jwt_int.h"		/* the b64url functions, tested directly */
 
 #define NOW			1700000000
 #define ISS			"https://idp.example.com"
@@ -34,6 +35,8 @@
 
 static int	npass,
 			nfail;
+
+static void ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
 static void
 ok(int cond, const char *fmt, ...)
@@ -334,6 +337,76 @@ expect(const char *name, char *t, ag_jwt_status want)
 }
 
 /* ---- tests ---- */
+
+/*
+ * Strict base64url: every byte string has exactly one accepted encoding.
+ * Checked exhaustively for 2-byte inputs (all 65536 strings, 256 accepted)
+ * and for 3-character strings over the alphabet (65536 of 262144).
+ */
+static void
+test_b64url(void)
+{
+	static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char out[64],
+				in[48];
+	char		s[4],
+				enc[80];
+	size_t		n;
+	long		accepted = 0;
+	int			seen[256] = {0},
+				dup = 0,
+				mismatch = 0;
+
+	for (int a = 0; a < 256; a++)
+		for (int b = 0; b < 256; b++)
+		{
+			s[0] = (char) a;
+			s[1] = (char) b;
+			if (ag_b64url_decode(s, 2, out, sizeof(out), &n))
+			{
+				accepted++;
+				if (n != 1 || seen[out[0]]++)
+					dup++;
+			}
+		}
+	ok(accepted == 256 && dup == 0, "2-char strings: %ld accepted, %d duplicates", accepted, dup);
+
+	accepted = 0;
+	for (int a = 0; a < 64; a++)
+		for (int b = 0; b < 64; b++)
+			for (int c = 0; c < 64; c++)
+			{
+				s[0] = alpha[a];
+				s[1] = alpha[b];
+				s[2] = alpha[c];
+				if (ag_b64url_decode(s, 3, out, sizeof(out), &n))
+					accepted++;
+			}
+	ok(accepted == 65536, "3-char strings: %ld accepted", accepted);
+
+	/* round trips against the independent encoder, every length to 48 */
+	for (size_t len = 0; len <= sizeof(in); len++)
+	{
+		char	   *ref;
+
+		for (size_t i = 0; i < len; i++)
+			in[i] = (unsigned char) (i * 37 + len * 11);
+		ref = b64(in, len);
+		ag_b64url_encode(in, len, enc);
+		if (strcmp(ref, enc) != 0 ||
+			strlen(enc) != AG_B64URL_ENCODED_LEN(len) ||
+			!ag_b64url_decode(ref, strlen(ref), out, sizeof(out), &n) ||
+			n != len || memcmp(out, in, len) != 0)
+			mismatch++;
+		free(ref);
+	}
+	ok(mismatch == 0, "b64url round trips: %d mismatches", mismatch);
+	ok(!ag_b64url_decode("AAAAA", 5, out, sizeof(out), &n), "4n+1 length refused");
+	ok(!ag_b64url_decode("AAAA", 4, out, 2, &n), "output capacity respected");
+	ok(!ag_b64url_decode("AA==", 4, out, sizeof(out), &n), "padding refused");
+	ok(!ag_b64url_decode("A+/A", 4, out, sizeof(out), &n), "standard alphabet refused");
+	ok(ag_b64url_decode("", 0, out, sizeof(out), &n) && n == 0, "empty decodes to empty");
+}
 
 static void
 test_valid_algorithms(void)
@@ -1403,6 +1476,7 @@ main(void)
 	free(doc);
 	ok(ag_keyset_count(ks) == 8, "8 keys");
 
+	test_b64url();
 	test_valid_algorithms();
 	test_claims();
 	test_header();

@@ -36,6 +36,8 @@ static char dir[256];
 static pid_t server_pid;
 static int	port;
 
+static void ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
 static void
 ok(int cond, const char *fmt, ...)
 {

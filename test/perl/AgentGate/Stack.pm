@@ -339,6 +339,7 @@ sub setup_database
 	  unless $self->admin_psql("SELECT 1 FROM pg_database WHERE datname = '$db'", db => 'postgres');
 	$self->admin_psql(<<"EOS");
 CREATE EXTENSION IF NOT EXISTS agentgate;
+GRANT USAGE, CREATE ON SCHEMA public TO agentgate_agent;
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'agentgate_proxy_login') THEN
     CREATE ROLE agentgate_proxy_login LOGIN IN ROLE agentgate_proxy;
