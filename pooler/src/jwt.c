@@ -631,6 +631,31 @@ done:
 	return st;
 }
 
+int
+ag_jwt_peek_kid(const char *token, size_t len, char *kid, size_t kidlen)
+{
+	unsigned char buf[AG_JWT_MAX_TOKEN];
+	const char *dot = token && len <= AG_JWT_MAX_TOKEN ? memchr(token, '.', len) : NULL;
+	size_t		hlen;
+	json_t	   *hdr,
+			   *v;
+	int			found = 0;
+
+	if (dot == NULL || kidlen == 0 ||
+		!ag_b64url_decode(token, (size_t) (dot - token), buf, sizeof(buf), &hlen) ||
+		(hdr = json_loadb((const char *) buf, hlen, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return 0;
+	v = json_object_get(hdr, "kid");
+	if (json_is_string(v) && json_string_length(v) < kidlen &&
+		json_string_length(v) == strlen(json_string_value(v)))
+	{
+		memcpy(kid, json_string_value(v), json_string_length(v) + 1);
+		found = 1;
+	}
+	json_decref(hdr);
+	return found;
+}
+
 void
 ag_jwt_result_free(ag_jwt_result *res)
 {

@@ -830,7 +830,7 @@ test_signatures(void)
 	n = get_sig(t, sig);
 	ok(n == 256, "RS256 sig length %zu", n);
 	expect("truncated signature", with_sig(t, sig, n - 1), AG_JWT_BAD_SIGNATURE);
-	expect("truncated token", strndup(t, strlen(t) - 4), AG_JWT_MALFORMED);
+	expect("token cut by one character", strndup(t, strlen(t) - 1), AG_JWT_MALFORMED);	/* 4n+1 */
 	expect("extended signature", with_sig(t, sig, n + 1), AG_JWT_BAD_SIGNATURE);
 	u = strndup(t, (size_t) (strrchr(t, '.') - t) + 1);
 	expect("empty signature", u, AG_JWT_MALFORMED);
@@ -1420,6 +1420,25 @@ test_threads(void)
 }
 
 static void
+test_peek_kid(void)
+{
+	char	   *t = tok(hdr("RS256", "some-kid"), STD, &rsa1, "RS256");
+	char		kid[128];
+
+	ok(ag_jwt_peek_kid(t, strlen(t), kid, sizeof(kid)) == 1 && strcmp(kid, "some-kid") == 0, "peek kid");
+	ok(ag_jwt_peek_kid(t, strlen(t), kid, 8) == 0, "peek kid too long for the buffer");
+	free(t);
+	t = tok(hdr("RS256", NULL), STD, &rsa1, "RS256");
+	ok(ag_jwt_peek_kid(t, strlen(t), kid, sizeof(kid)) == 0, "peek kid: none");
+	free(t);
+	t = tok("{\"alg\":\"RS256\",\"kid\":7}", STD, &rsa1, "RS256");
+	ok(ag_jwt_peek_kid(t, strlen(t), kid, sizeof(kid)) == 0, "peek kid: not a string");
+	free(t);
+	ok(ag_jwt_peek_kid("e30", 3, kid, sizeof(kid)) == 0, "peek kid: no dot");
+	ok(ag_jwt_peek_kid("!!.e30.e30", 10, kid, sizeof(kid)) == 0, "peek kid: bad base64");
+}
+
+static void
 test_policy_guards(void)
 {
 	char	   *t = tok(hdr("HS256", "hs1"), STD, &hs32, "HS256");
@@ -1485,6 +1504,7 @@ main(void)
 	test_encoding();
 	test_jwks();
 	test_threads();
+	test_peek_kid();
 	test_policy_guards();
 
 	ag_keyset_unref(ks);
