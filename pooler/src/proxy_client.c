@@ -31,9 +31,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <jansson.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 
 /* The proxy's one global state (see proxy.h). */
 ag_proxy	ag_proxy_g;
@@ -382,47 +381,6 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The kid of a token's JOSE header, only as a hint for a key refetch. */
-static void
-token_kid(const char *token, size_t len, char *kid, size_t kidsize)
-{
-	const char *dot = memchr(token, '.', len);
-	unsigned char *tmp;
-	unsigned char *dec;
-	size_t		n;
-	size_t		i;
-	int			declen;
-	json_t	   *hdr;
-	const char *k;
-
-	kid[0] = '\0';
-	if (dot == NULL || dot == token || dot - token > 2048)
-		return;
-	n = (size_t) (dot - token);
-	tmp = malloc(n + 4);
-	dec = malloc(n + 4);
-	if (tmp == NULL || dec == NULL)
-		goto out;
-	for (i = 0; i < n; i++)
-		tmp[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : (unsigned char) token[i];
-	while (i % 4)
-		tmp[i++] = '=';
-	declen = EVP_DecodeBlock(dec, tmp, (int) i);
-	if (declen <= 0)
-		goto out;
-	hdr = json_loadb((const char *) dec, (size_t) declen, JSON_DISABLE_EOF_CHECK, NULL);
-	if (hdr)
-	{
-		k = json_string_value(json_object_get(hdr, "kid"));
-		if (k)
-			snprintf(kid, kidsize, "%s", k);
-		json_decref(hdr);
-	}
-out:
-	free(tmp);
-	free(dec);
-}
-
 static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 					   const char *detail, const char *role, const char *stamp);
 
@@ -449,8 +407,8 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	{
 		char		kid[128];
 
-		token_kid(token, toklen, kid, sizeof(kid));
-		ag_keysource_unknown_kid(g->keys, kid);
+		ag_keysource_unknown_kid(g->keys,
+								 ag_jwt_peek_kid(token, toklen, kid, sizeof(kid)) ? kid : NULL);
 	}
 	if (st != AG_JWT_OK)
 	{

@@ -329,6 +329,17 @@ main(int argc, char **argv)
 	}
 	g->keys = keys_now.src;
 	set_policy(g->cfg);
+
+	/* a jwks_uri is fetched in the background: give it a moment */
+	if (!ag_keysource_wait(g->keys, 10000))
+	{
+		ag_keysource_last_error(g->keys, err, sizeof(err));
+		ag_log(check_only ? AG_LOG_FATAL : AG_LOG_WARNING, NULL,
+			   "no signing keys yet%s%s; every token is refused until they load",
+			   err[0] ? ": " : "", err);
+		if (check_only)
+			return 1;
+	}
 	if (check_only)
 	{
 		fprintf(stderr, "configuration file \"%s\" is valid\n", g->config_path);
