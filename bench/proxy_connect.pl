@@ -7,6 +7,7 @@
 #               token verification, agentgate.login() on the admin
 #               connection, then PgBouncer
 #
+# pgbench -C opens connections one at a time per thread, so -j = -c.
 # Rounds are interleaved (pgbouncer, proxy, pgbouncer, ...) so drift on a
 # shared machine hits both paths alike; medians and their ratio are printed.
 #   BENCH_SECONDS (per round, default 10)  BENCH_ROUNDS (default 3)
@@ -52,7 +53,7 @@ for my $r (1 .. $rounds)
 	{
 		local %ENV = (%ENV, %{ $paths{$p}{env} });
 		my ($out, $err) = ('', '');
-		run([ $pgbench, '-C', '-n', '-f', $script, '-c', $clients, '-j', 2, '-T', $seconds,
+		run([ $pgbench, '-C', '-n', '-f', $script, '-c', $clients, '-j', $clients, '-T', $seconds,
 			@{ $paths{$p}{args} }, $s->db ], '>', \$out, '2>', \$err)
 		  or die "pgbench ($p) failed: $err$out";
 		my ($t) = $out =~ /tps = ([\d.]+)/;
