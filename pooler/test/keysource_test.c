@@ -425,6 +425,16 @@ test_uri(void)
 	ok(src && wait_kid(src, "u4", 5000) && has_kid(src, "f1"), "file and uri keys merged");
 	ag_keysource_free(src);
 
+	/* periodic refresh, with no call at all */
+	cfg.jwks_file = NULL;
+	cfg.refresh_s = 2;
+	src = ag_keysource_new(&cfg, err, sizeof(err));
+	ok(src && wait_kid(src, "u4", 5000), "refresh source: first fetch");
+	write_jwks("www/jwks.json", "u6", NULL);
+	ok(src && wait_kid(src, "u6", 6000), "refreshed every refresh_s");
+	ag_keysource_free(src);
+	cfg.refresh_s = 3600;
+
 	/* free while a fetch is pending does not hang */
 	cfg.jwks_file = NULL;
 	src = ag_keysource_new(&cfg, err, sizeof(err));
