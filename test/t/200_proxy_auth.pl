@@ -84,6 +84,13 @@ for my $p ([ replication => 'database' ], [ search_path => 'evil' ], [ '_pq_.x' 
 # --- agentgate.login() errors of class 28 reach the client, others do not
 $s->agent_psql($s->token(sub => 'mallory'), 'SELECT 1');
 $s->admin_psql("SELECT agentgate.suspend('mallory', 'under investigation')");
+# the suspension's notification closes mallory's connections, including one
+# still logging in; wait for it so that the next login meets login() itself
+for (1 .. 50)
+{
+	last if AgentGate::Stack::_slurp($s->log_file('proxy')) =~ /revocation of "mallory"/;
+	sleep 0.1;
+}
 my $e = refused('suspended identity', $s->token(sub => 'mallory'),
 	qr/FATAL:\s+agent identity "mallory" is suspended/);
 like($e, qr/DETAIL:\s+Reason: under investigation/, 'suspended identity: detail from login()');
