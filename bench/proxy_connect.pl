@@ -39,8 +39,13 @@ my ($fh, $script) = tempfile('connect-XXXXXX', DIR => $s->base, SUFFIX => '.sql'
 print $fh "SELECT 1;\n";
 close $fh;
 
+# The extension accepts an agent session only with a session stamp in
+# application_name; the proxy gets one per connection from login(), so the
+# PgBouncer-alone path is given one too (same shape, same checks).
+my $stamp = $s->admin_psql("SELECT agentgate.session_stamp('$role')");
+
 my %paths = (
-	pgbouncer => { env => {}, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
+	pgbouncer => { env => { PGAPPNAME => "pgbench $stamp" }, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
 	proxy     => { env => { PGPASSWORD => $tok, PGSSLMODE => 'require' },
 		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] },
 );
