@@ -117,6 +117,25 @@ sub session
 	is(AgentGate::ProxyClient::first_value($c->query('SELECT 2')), '2', 'the old session survived both reloads');
 }
 
+# --- SIGHUP re-reads the TLS certificate for new connections
+{
+	my $c = session($s->token(sub => 'frank'));
+	my $before = $c->{sock}->peer_certificate('subject');
+	my $k = $s->base . '/keys';
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+		'-keyout', "$k/tls.key.new", '-out', "$k/tls.crt.new", '-days', '2', '-subj', '/CN=reloaded.test' ],
+		'>', \$o, '2>', \$e) or die "openssl: $e";
+	rename("$k/tls.key.new", "$k/tls.key") or die;
+	rename("$k/tls.crt.new", "$k/tls.crt") or die;
+	$s->signal('proxy', 'HUP');
+	sleep 0.5;
+	my $n = session($s->token(sub => 'frank'));
+	like($n->{sock}->peer_certificate('subject'), qr/reloaded\.test/, 'after SIGHUP new connections get the new certificate');
+	unlike($before, qr/reloaded\.test/, 'the old session had the old one');
+	is(AgentGate::ProxyClient::first_value($c->query('SELECT 3')), '3', 'and it is still up');
+}
+
 # --- 200 concurrent clients, all connected at the same time
 {
 	my $tok = $s->token(sub => 'hank');
