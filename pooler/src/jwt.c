@@ -156,7 +156,8 @@ verify_sig(const ag_jwk *k, const ag_alg *a,
 		unsigned char mac[EVP_MAX_MD_SIZE];
 		unsigned int maclen = 0;
 
-		if (siglen != (size_t) a->mdlen ||
+		/* belt and braces: only an oct key is ever an HMAC secret */
+		if (k->kty != AG_KTY_OCT || k->secret == NULL || siglen != (size_t) a->mdlen ||
 			HMAC(ag_jwt_md(a->mdidx), k->secret, (int) k->secretlen,
 				 msg, msglen, mac, &maclen) == NULL)
 			return false;
@@ -168,7 +169,7 @@ verify_sig(const ag_jwk *k, const ag_alg *a,
 	 * was stripped, and DER where JWS wants R||S; both make tokens
 	 * malleable.
 	 */
-	if (siglen != k->sigsize)
+	if (k->pkey == NULL || siglen != k->sigsize)
 		return false;
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return false;

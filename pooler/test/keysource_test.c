@@ -445,7 +445,8 @@ test_uri(void)
 int
 main(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/ag_keysource_test.XXXXXX");
+	snprintf(dir, sizeof(dir), "%s/ag_keysource_test.XXXXXX",
+			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(dir) == NULL)
 	{
 		perror("mkdtemp");
