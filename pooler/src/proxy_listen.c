@@ -49,7 +49,14 @@ ag_tls_context_new(const ag_proxy_config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, strcmp(cfg->tls_min_version, "TLSv1.3") == 0
 								  ? TLS1_3_VERSION : TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-						SSL_OP_CIPHER_SERVER_PREFERENCE);
+						SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+
+	/*
+	 * libpq never resumes TLS sessions, so session tickets and the session
+	 * cache would only cost CPU and bytes on every connection.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1)
 	{
 		tls_error(err, errlen, "could not load certificate", cfg->tls_cert_file);
