@@ -131,6 +131,19 @@ $s->start_pgbouncer;
 ($rc, $out, $err) = $s->agent_psql($tok, 'SELECT 1');
 is($rc, 0, 'PgBouncer back: logins work again') or diag($err);
 
+# --- a PgBouncer that asks for a password never gets the token
+$s->stop_process('pgbouncer');
+$s->{pgbouncer_conf} = "auth_type = plain\n";    # the later line wins
+$s->start_pgbouncer;
+refused('PgBouncer asking for a password', $tok, qr/FATAL:\s+login failed/);
+like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/PgBouncer asked for a password \(authentication request 3\)/,
+	'the misconfiguration is logged');
+unlike(AgentGate::Stack::_slurp($s->log_file('pgbouncer')), qr/password authentication failed|closing because: .*password/,
+	'PgBouncer never received a password');
+$s->stop_process('pgbouncer');
+$s->{pgbouncer_conf} = '';
+$s->start_pgbouncer;
+
 # --- logs name the identity, the role and the session
 my $log = AgentGate::Stack::_slurp($s->log_file('proxy'));
 like($log, qr/\[c\d+ identity=alice session=[0-9a-f]{16}\] login: role=\Q$role\E/, 'login logged with identity, session and role');
