@@ -20,6 +20,7 @@ exp_grace = 2
 max_message_bytes = 4096
 tls_min_version = TLSv1.3
 pid_file = $pidfile
+shutdown_timeout = 1
 EOC
 $s->start;
 my $port = $s->proxy_port;
@@ -108,9 +109,46 @@ is(AgentGate::Stack::_slurp($pidfile) =~ s/\s+//gr, $s->pid_of('proxy'), 'pid_fi
 	like($err, qr/could not load certificate "\/nonexistent.crt"/, 'and names it');
 }
 
-# --- pid_file removed at exit
+# --- SIGHUP with a new listen_port: new port in use, sessions kept
+{
+	my $c = AgentGate::ProxyClient->new(port => $port);
+	ok($c->login($tok, database => $db)->{ok}, 'session before the port change');
+	my $newport = AgentGate::Stack::free_port();
+	my $conf = AgentGate::Stack::_slurp($s->proxy_conf_file);
+	AgentGate::Stack::_spew($s->proxy_conf_file, $conf . "listen_port = $newport\n");
+	$s->signal('proxy', 'HUP');
+	sleep 0.5;
+	my $n = eval { AgentGate::ProxyClient->new(port => $newport) };
+	ok($n && $n->login($tok, database => $db)->{ok}, 'SIGHUP: the new listen_port accepts');
+	ok(!eval { AgentGate::ProxyClient->new(port => $port); 1 }, 'SIGHUP: the old port is closed');
+	is(AgentGate::ProxyClient::first_value($c->query('SELECT 5')), '5', 'SIGHUP: the old session is kept');
+	$port = $newport;
+	$c->close;
+	$n->close if $n;
+}
+
+# --- SIGTERM gives up on busy sessions after shutdown_timeout; pid_file removed
+{
+	my $c = AgentGate::ProxyClient->new(port => $port);
+	ok($c->login($tok, database => $db)->{ok}, 'a session to outlast shutdown_timeout');
+	$c->send_message('Q', "SELECT pg_sleep(10)\0");
+	sleep 0.3;
+	my $t0 = time;
+	$s->signal('proxy', 'TERM');
+	ok($c->wait_closed(5), 'SIGTERM: the busy session is closed');
+	my $gone = 0;
+	for (1 .. 50)
+	{
+		if (!$s->alive('proxy')) { $gone = 1; last; }
+		sleep 0.1;
+	}
+	my $dt = time - $t0;
+	ok($gone && $dt < 4, sprintf('the proxy exits after shutdown_timeout = 1 s (%.1f s)', $dt));
+	like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/shutdown_timeout reached, closing 1 connection/,
+		'and says so');
+	ok(!-e $pidfile, 'pid_file removed at exit');
+}
 $s->stop_process('proxy');
-ok(!-e $pidfile, 'pid_file removed at exit');
 
 $s->stop;
 done_testing();
