@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -67,12 +68,14 @@ typedef struct admin_conn
 	struct event *retry_ev;
 	int			backoff_ms;
 	ag_login_req *inflight;
+	time_t		inflight_since;
 } admin_conn;
 
 static admin_conn admins[MAX_ADMIN];
 static int	nadmins;
 static int	stopped = 1;
 static struct event *dispatch_ev;	/* runs dispatch() from the loop */
+static struct event *watchdog_ev;	/* once a second: stuck logins */
 
 /* logins waiting for a free connection */
 static ag_login_req *queue_head;
@@ -229,15 +232,18 @@ flush_or_watch(admin_conn *a)
 	return 0;
 }
 
-/* Hand queued logins to idle ready connections. */
+/*
+ * Hand queued logins to idle ready connections, the listener last: a login
+ * stuck on it would cost the revocation channel too.
+ */
 static void
 dispatch(void)
 {
-	int			i;
+	int			k;
 
-	for (i = 0; i < nadmins && queue_head; i++)
+	for (k = 0; k < nadmins && queue_head; k++)
 	{
-		admin_conn *a = &admins[i];
+		admin_conn *a = &admins[(k + 1) % nadmins];
 		ag_login_req *r;
 		const char *values[2];
 
@@ -257,6 +263,7 @@ dispatch(void)
 			continue;
 		}
 		a->inflight = r;
+		a->inflight_since = time(NULL);
 		(void) flush_or_watch(a);
 	}
 }
@@ -455,6 +462,27 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 	dispatch();
 }
 
+/*
+ * A login that outlives auth_timeout has no client waiting any more, and
+ * its connection is probably stuck (a hung server or network): drop the
+ * connection so that it is rebuilt, instead of queueing every later login
+ * behind it.
+ */
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	time_t		now = time(NULL);
+	int			i;
+
+	for (i = 0; i < nadmins; i++)
+	{
+		admin_conn *a = &admins[i];
+
+		if (a->inflight && now - a->inflight_since > ag_proxy_g.cfg->auth_timeout)
+			connection_lost(a, "agentgate.login() did not answer within auth_timeout");
+	}
+}
+
 void
 ag_admin_start(void)
 {
@@ -463,6 +491,13 @@ ag_admin_start(void)
 	stopped = 0;
 	if (dispatch_ev == NULL)
 		dispatch_ev = event_new(ag_proxy_g.base, -1, 0, dispatch_cb, NULL);
+	if (watchdog_ev == NULL)
+	{
+		struct timeval second = {1, 0};
+
+		watchdog_ev = event_new(ag_proxy_g.base, -1, EV_PERSIST, watchdog_cb, NULL);
+		event_add(watchdog_ev, &second);
+	}
 	nadmins = ag_proxy_g.cfg->admin_connections;
 	for (i = 0; i < nadmins; i++)
 	{
@@ -508,6 +543,9 @@ ag_admin_stop(void)
 	if (dispatch_ev)
 		event_free(dispatch_ev);
 	dispatch_ev = NULL;
+	if (watchdog_ev)
+		event_free(watchdog_ev);
+	watchdog_ev = NULL;
 }
 
 int

@@ -109,6 +109,44 @@ is(AgentGate::Stack::_slurp($pidfile) =~ s/\s+//gr, $s->pid_of('proxy'), 'pid_fi
 	like($err, qr/could not load certificate "\/nonexistent.crt"/, 'and names it');
 }
 
+# --- a login that hangs in PostgreSQL: the client times out, the stuck admin
+# connection is rebuilt, other logins go on
+{
+	my $st = $s->token(sub => 'stuck');
+	my $c = AgentGate::ProxyClient->new(port => $port);
+	ok($c->login($st, database => $db)->{ok}, 'first login of "stuck" creates its row');
+	$c->close;
+	# hold the row lock login() needs for 6 s
+	my $psql = "$ENV{PG_BINDIR}/psql";
+	$psql = 'psql' unless $ENV{PG_BINDIR} && -x $psql;
+	my $sql = "BEGIN; SELECT 1 FROM agentgate.agents WHERE identity = 'stuck' FOR UPDATE; SELECT pg_sleep(6); COMMIT;";
+	my $h = IPC::Run::start([ $psql, '-X', '-q', '-h', $s->pg_socket_dir, '-p', $s->pg_port,
+		'-U', 'postgres', '-d', $db, '-c', $sql ], '>', \my $o, '2>', \my $e);
+	sleep 0.5;
+	my $w = AgentGate::ProxyClient->new(port => $port);
+	my $r = $w->login($st, database => $db);
+	is($r->{error}{M}, 'authentication timeout', 'a hanging login() ends in authentication timeout');
+	my $other = AgentGate::ProxyClient->new(port => $port);
+	ok($other->login($tok, database => $db)->{ok}, 'other identities still log in meanwhile');
+	$other->close;
+	my $seen = 0;
+	for (1 .. 40)
+	{
+		if (AgentGate::Stack::_slurp($s->log_file('proxy')) =~ /did not answer within auth_timeout/) { $seen = 1; last; }
+		sleep 0.1;
+	}
+	ok($seen, 'the stuck admin connection is dropped and rebuilt');
+	$h->finish;
+	my $ok = 0;
+	for (1 .. 50)
+	{
+		my $n = AgentGate::ProxyClient->new(port => $port);
+		if ($n->login($st, database => $db)->{ok}) { $ok = 1; $n->close; last; }
+		sleep 0.2;
+	}
+	ok($ok, '"stuck" logs in again once the lock is gone');
+}
+
 # --- SIGHUP with a new listen_port: new port in use, sessions kept
 {
 	my $c = AgentGate::ProxyClient->new(port => $port);
