@@ -34,6 +34,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_namespace.h"
 #include "executor/executor.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
@@ -69,6 +70,7 @@ static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
 static object_access_hook_type prev_object_access = NULL;
+static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 
 /* Depth of statements being run: 0 for what the client sent. */
 static int	nesting_level = 0;
@@ -757,6 +759,23 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	}
 }
 
+/*
+ * Saying "needs the fmgr hook" for a function keeps the planner from
+ * inlining it (inline_function checks FmgrHookIsNeeded), so that a call of
+ * a SQL function a rule names still reaches ExecInitFunc and the
+ * OAT_FUNCTION_EXECUTE check above.  Only asked for when some rule could
+ * decide calls of non-built-in functions: inlining stays on otherwise.
+ */
+static bool
+ag_policy_needs_fmgr(Oid fn_oid)
+{
+	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
+		return true;
+	if (fn_oid < FirstNormalObjectId || !governed())
+		return false;
+	return ag_rules_have_function_rules() || ag_rules_function_named(fn_oid);
+}
+
 static void
 ag_policy_xact_callback(XactEvent event, void *arg)
 {
@@ -830,4 +849,6 @@ ag_policy_init(void)
 	ExecutorCheckPerms_hook = ag_policy_check_perms;
 	prev_object_access = object_access_hook;
 	object_access_hook = ag_policy_object_access;
+	prev_needs_fmgr = needs_fmgr_hook;
+	needs_fmgr_hook = ag_policy_needs_fmgr;
 }

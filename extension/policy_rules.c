@@ -73,6 +73,7 @@ static Oid	rules_relid = InvalidOid;
 static Oid	schema_oid = InvalidOid;
 
 static bool any_fingerprint = false;
+static bool any_function_rule = false;	/* could match calls of non-built-ins */
 static Oid *named_funcs = NULL;	/* sorted; functions named by any rule */
 static int	nnamed_funcs = 0;
 static Oid *rule_rels = NULL;	/* sorted; relations named by any rule */
@@ -274,6 +275,7 @@ load_rules(void)
 	rules = NULL;
 	nrules = 0;
 	any_fingerprint = false;
+	any_function_rule = false;
 	named_funcs = NULL;
 	nnamed_funcs = 0;
 	rule_rels = NULL;
@@ -429,6 +431,11 @@ load_rules(void)
 			r->action = AG_ACTION_BLOCK;
 		}
 		r->reason = isnull[a_reason] ? "" : TextDatumGetCString(values[a_reason]);
+		if (r->nfuncs > 0 ||
+			(r->any_command && !OidIsValid(r->relid) && r->ncols == 0) ||
+			(r->classes & (1U << AG_CLASS_FUNCTION)) ||
+			bms_is_member(AG_TAG_FUNCTION_CALL, r->tags))
+			any_function_rule = true;
 		nrules++;
 	}
 	systable_endscan(scan);
@@ -511,6 +518,14 @@ ag_rules_need_fingerprint(void)
 {
 	ensure_rules();
 	return any_fingerprint;
+}
+
+/* Could a rule (or the default) decide calls of non-built-in functions? */
+bool
+ag_rules_have_function_rules(void)
+{
+	ensure_rules();
+	return any_function_rule || ag_default_action == AG_ACTION_BLOCK;
 }
 
 bool
