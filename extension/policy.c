@@ -40,6 +40,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -592,6 +593,8 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (governed())
 	{
+		if (nesting_level == 0)
+			AcceptInvalidationMessages();
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.level = nesting_level;
 		slice_text(&ctx, queryString, pstmt);
@@ -628,6 +631,13 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 
 	if (governed())
 	{
+		/*
+		 * A policy change committed while this transaction was open would
+		 * otherwise wait for the next lock this backend takes; reading the
+		 * queue is a single unlocked test when it is empty.
+		 */
+		if (nesting_level == 0)
+			AcceptInvalidationMessages();
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.level = nesting_level;
 		ctx.pstmt = queryDesc->plannedstmt;
