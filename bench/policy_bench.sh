@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# bench/policy_bench.sh — throughput of an agent role under the statement
+# policy (agentgate preloaded, 100 rules loaded) against the same server
+# without the extension, measured side by side in one run.
+#
+# Two throwaway clusters are made from the same binaries and settings; the
+# only differences are shared_preload_libraries = 'agentgate' and the
+# extension with 100 rules.  Rounds alternate between them so that drift in
+# machine load hits both; the figures are the medians of the rounds.
+#
+# Environment: PG_BINDIR (PostgreSQL 15 binaries; default from pg_config),
+# ROUNDS (5), DURATION (seconds per pgbench run, 10), CLIENTS (2),
+# SCALE (pgbench scale, 5), PORT_BASE (54210; uses two ports).
+# Run as root (servers run as OS user postgres) or as an unprivileged user.
+set -euo pipefail
+
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-2}
+SCALE=${SCALE:-5}
+PORT_BASE=${PORT_BASE:-54210}
+RUN_AS=${RUN_AS:-postgres}
+
+as_user() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi
+}
+
+work=$(mktemp -d /tmp/agentgate-policy-bench.XXXXXX)
+[ "$(id -u)" -ne 0 ] || chown "$RUN_AS" "$work"
+cleanup() {
+    for c in with without; do
+        [ -d "$work/$c" ] && as_user "$PG_BINDIR/pg_ctl" -D "$work/$c" -m immediate stop >/dev/null 2>&1 || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+setup_cluster() {    # name port preload
+    local name=$1 port=$2 preload=$3
+    as_user "$PG_BINDIR/initdb" -D "$work/$name" -A trust >/dev/null
+    {
+        echo "port = $port"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$work'"
+        echo "shared_buffers = 128MB"
+        echo "max_connections = 20"
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+        if [ "$preload" = yes ]; then
+            echo "shared_preload_libraries = 'agentgate'"
+            echo "agentgate.session_key = 'bench-session-key-0123456789abcdef0123456789abcdef'"
+            # agents log in only through this socket directory
+            echo "agentgate.pooler_socket_directory = '$work'"
+        fi
+    } >> "$work/$name/postgresql.conf"
+    as_user "$PG_BINDIR/pg_ctl" -D "$work/$name" -l "$work/$name.log" -w start >/dev/null
+    as_user "$PG_BINDIR/pgbench" -h "$work" -p "$port" -i -s "$SCALE" -q postgres >/dev/null 2>&1
+}
+
+psql_do() {    # port sql
+    as_user "$PG_BINDIR/psql" -X -q -h "$work" -p "$1" -d postgres -v ON_ERROR_STOP=1 -c "$2" >/dev/null
+}
+
+echo "building clusters (scale $SCALE) in $work ..."
+setup_cluster with $PORT_BASE yes
+setup_cluster without $((PORT_BASE + 1)) no
+
+# the same agent role and grants on both; only "with" governs it
+psql_do $PORT_BASE "CREATE EXTENSION agentgate"
+psql_do $PORT_BASE "CREATE ROLE bench_agent LOGIN IN ROLE agentgate_agent"
+psql_do $((PORT_BASE + 1)) "CREATE ROLE bench_agent LOGIN"
+for p in $PORT_BASE $((PORT_BASE + 1)); do
+    psql_do $p "GRANT ALL ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_agent"
+done
+
+# 100 DBA rules on top of the baseline: relation, column, command, group
+# and role rules of the kinds a real policy has.  None matches pgbench's
+# statements, so every one of them is looked at for every event.
+psql_do $PORT_BASE "
+CREATE ROLE bench_other_group NOLOGIN;
+DO \$\$
+BEGIN
+  FOR i IN 1..30 LOOP
+    EXECUTE format('CREATE TABLE bench_t%s (id int PRIMARY KEY, a text, b text, pii text)', i);
+    PERFORM agentgate.block(commands => '{UPDATE,DELETE}', relation => format('bench_t%s', i)::regclass,
+                            reason => format('bench rule %s', i));
+  END LOOP;
+  FOR i IN 1..30 LOOP
+    PERFORM agentgate.block(commands => '{READ}', relation => format('bench_t%s', i)::regclass,
+                            columns => '{pii}', reason => 'pii');
+  END LOOP;
+  FOR i IN 1..15 LOOP
+    PERFORM agentgate.block(commands => ARRAY['CREATE INDEX', 'ALTER TABLE', 'CREATE VIEW'],
+                            relation => format('bench_t%s', i)::regclass, reason => 'no ddl');
+  END LOOP;
+  FOR i IN 1..10 LOOP
+    PERFORM agentgate.block(commands => '{WRITE}', applies_to => 'bench_other_group',
+                            reason => 'other group');
+  END LOOP;
+  PERFORM agentgate.block(commands => '{DELETE}', relation => 'pgbench_accounts', reason => 'keep accounts');
+  PERFORM agentgate.block(commands => '{DELETE}', relation => 'pgbench_tellers', reason => 'keep tellers');
+  PERFORM agentgate.block(commands => '{DELETE}', relation => 'pgbench_branches', reason => 'keep branches');
+  PERFORM agentgate.block(commands => '{UPDATE}', relation => 'pgbench_history', reason => 'history is append-only');
+  PERFORM agentgate.block(commands => '{UPDATE}', relation => 'pgbench_accounts', max_rows => 1000, reason => 'small batches');
+  PERFORM agentgate.log(commands => '{TRUNCATE}', reason => 'watch');
+  PERFORM agentgate.allow(commands => '{READ}', relation => 'pgbench_accounts', reason => 'reads ok');
+  PERFORM agentgate.allow(commands => '{SELECT,INSERT,UPDATE}', reason => 'the workload', priority => 10);
+  PERFORM agentgate.block(commands => '{LISTEN,NOTIFY}', reason => 'no pubsub');
+  PERFORM agentgate.block(commands => '{CALL,DO}', reason => 'no procedural code');
+  FOR i IN 1..5 LOOP
+    PERFORM agentgate.block(commands => '{CLUSTER,VACUUM,REINDEX}', reason => format('maintenance %s', i));
+  END LOOP;
+END
+\$\$;"
+nrules=$(as_user "$PG_BINDIR/psql" -X -At -h "$work" -p $PORT_BASE -d postgres \
+         -c "SELECT count(*) FILTER (WHERE NOT baseline) || ' DBA rules + ' || count(*) FILTER (WHERE baseline) || ' baseline' FROM agentgate.rules")
+echo "rules loaded: $nrules"
+
+# sanity: the agent is governed on "with" (the baseline refuses this)
+if as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postgres \
+        -c "DELETE FROM pgbench_history" >/dev/null 2>&1; then
+    echo "bench: the agent role is not governed on the policy cluster" >&2
+    exit 1
+fi
+
+run_pgbench() {    # port mode(-S or "")
+    as_user "$PG_BINDIR/pgbench" -h "$work" -p "$1" -U bench_agent -n $2 \
+        -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" postgres 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A tps
+for mode in S TPCB; do
+    flag=""; [ $mode = S ] && flag="-S"
+    for r in $(seq 1 "$ROUNDS"); do
+        # alternate which cluster goes first
+        if [ $((r % 2)) -eq 1 ]; then order="with without"; else order="without with"; fi
+        for c in $order; do
+            port=$PORT_BASE; [ $c = without ] && port=$((PORT_BASE + 1))
+            t=$(run_pgbench $port "$flag")
+            tps[$mode.$c]+="$t "
+            printf '%-5s round %d %-8s %10.1f tps\n' "$mode" "$r" "$c" "$t"
+        done
+    done
+done
+
+echo
+echo "pgbench as an agent role, $CLIENTS clients, ${DURATION}s x $ROUNDS rounds, scale $SCALE; rules: $nrules"
+printf '%-22s %12s %12s %8s\n' "workload" "no extension" "policy" "ratio"
+for mode in S TPCB; do
+    w=$(echo "${tps[$mode.with]}" | tr ' ' '\n' | grep . | median)
+    wo=$(echo "${tps[$mode.without]}" | tr ' ' '\n' | grep . | median)
+    name="select-only (-S)"; [ $mode = TPCB ] && name="TPC-B-like (default)"
+    printf '%-22s %12.1f %12.1f %8.3f\n' "$name" "$wo" "$w" "$(echo "$w / $wo" | bc -l)"
+done
