@@ -30,6 +30,7 @@
 
 #include "access/sysattr.h"
 #include "access/transam.h"
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_namespace.h"
@@ -115,6 +116,8 @@ typedef struct Collector
 
 static Collector *collector = NULL;
 
+static void decide_event(AgEvent *ev, StmtCtx *ctx, int level);
+
 int
 ag_policy_nesting_level(void)
 {
@@ -134,7 +137,29 @@ ag_event_init(AgEvent *ev, int tag, AgClass cls)
 static inline bool
 governed(void)
 {
-	return IsTransactionState() && ag_session_is_governed();
+	/* a parallel worker runs a plan its leader has already decided */
+	return IsTransactionState() && !IsParallelWorker() &&
+		ag_session_is_governed();
+}
+
+/*
+ * SET ROLE has a twin the utility hook never sees: set_config('role', ...),
+ * a built-in function whose argument is known only as it runs.  So the
+ * current role is compared before and after each statement of a governed
+ * session; a change is decided like SET ROLE (and undone with the
+ * transaction when refused).
+ */
+static void
+check_role_unchanged(Oid before, int level)
+{
+	AgEvent		ev;
+
+	/* back to no role at all (DISCARD ALL...) is never more power */
+	if (GetCurrentRoleId() == before || !OidIsValid(GetCurrentRoleId()))
+		return;
+	ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
+	ev.tags[ev.ntags++] = AG_TAG_SET_ROLE;
+	decide_event(&ev, NULL, level);
 }
 
 static Oid
@@ -590,6 +615,8 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	StmtCtx		ctx;
 	bool		pushed = false;
+	Oid			role_before = GetCurrentRoleId();
+	bool		sets_role = false;
 
 	if (governed())
 	{
@@ -598,6 +625,11 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.level = nesting_level;
 		slice_text(&ctx, queryString, pstmt);
+		/* SET/RESET ROLE and SESSION AUTHORIZATION are decided as such */
+		sets_role = IsA(pstmt->utilityStmt, VariableSetStmt) &&
+			((VariableSetStmt *) pstmt->utilityStmt)->name != NULL &&
+			(pg_strcasecmp(((VariableSetStmt *) pstmt->utilityStmt)->name, "role") == 0 ||
+			 pg_strcasecmp(((VariableSetStmt *) pstmt->utilityStmt)->name, "session_authorization") == 0);
 		decide_utility(pstmt, &ctx);
 		ctx.parent = cur_ctx;
 		cur_ctx = &ctx;
@@ -621,6 +653,9 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 			cur_ctx = ctx.parent;
 	}
 	PG_END_TRY();
+
+	if (pushed && !sets_role && IsTransactionState())
+		check_role_unchanged(role_before, ctx.level);
 }
 
 static void
@@ -682,6 +717,9 @@ static void
 ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 					   uint64 count, bool execute_once)
 {
+	Oid			role_before = GetCurrentRoleId();
+	int			level = nesting_level;
+
 	nesting_level++;
 	PG_TRY();
 	{
@@ -695,6 +733,8 @@ ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 		nesting_level--;
 	}
 	PG_END_TRY();
+	if (GetCurrentRoleId() != role_before && governed())
+		check_role_unchanged(role_before, level);
 	if (pending != NIL)
 		check_rows(queryDesc);
 }

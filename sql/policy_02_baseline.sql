@@ -111,6 +111,11 @@ ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;
 ALTER ROLE regress_base_agent SET work_mem = '64MB';
 -- error:
 SET ROLE regress_base_owner;
+-- error: set_config() is SET ROLE too
+SELECT set_config('role', 'regress_base_owner', false);
+-- error: also from inside a DO block
+DO $$ BEGIN PERFORM set_config('role', 'regress_base_owner', false); END $$;
+SELECT current_user;
 -- error:
 SET SESSION AUTHORIZATION regress_base_human;
 -- error:
