@@ -82,6 +82,21 @@ static int	nrule_rels = 0;
 /* rules that apply to mine_for, in order */
 static AgRule **mine = NULL;
 static int	nmine = 0;
+
+/*
+ * The same, split by the tag they can match (for events whose class is
+ * their tag's class: every DML statement and relation access), and the
+ * rules that name functions (the only ones a built-in's call can match).
+ * A statement then looks at a handful of rules, not at all of them.
+ */
+typedef struct RuleList
+{
+	AgRule	  **rules;
+	int			n;
+} RuleList;
+static RuleList *mine_by_tag = NULL;
+static RuleList mine_funcs;
+static MemoryContext mine_cxt = NULL;	/* child of rules_cxt */
 static Oid	mine_for = InvalidOid;
 static bool mine_valid = false;
 
@@ -282,6 +297,8 @@ load_rules(void)
 	nrule_rels = 0;
 	mine = NULL;
 	nmine = 0;
+	mine_by_tag = NULL;
+	mine_cxt = NULL;			/* deleted with rules_cxt's children */
 	mine_valid = false;
 	rules_relid = InvalidOid;
 
@@ -478,15 +495,28 @@ ensure_rules(void)
 	}
 }
 
+static bool
+rule_may_match_tag(AgRule *r, int tag)
+{
+	return r->any_command || bms_is_member(tag, r->tags) ||
+		(r->classes & (1U << ag_tag_class(tag))) != 0;
+}
+
 static void
 ensure_mine(Oid who)
 {
-	int			i;
+	int			i,
+				t;
 
 	ensure_rules();
 	if (mine_valid && mine_for == who)
 		return;
-	mine = MemoryContextAlloc(rules_cxt, sizeof(AgRule *) * Max(nrules, 1));
+	if (mine_cxt == NULL)
+		mine_cxt = AllocSetContextCreate(rules_cxt, "agentgate policy rules of a role",
+										 ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(mine_cxt);
+	mine = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * Max(nrules, 1));
 	nmine = 0;
 	for (i = 0; i < nrules; i++)
 	{
@@ -495,6 +525,26 @@ ensure_mine(Oid who)
 		if (r == who || is_member_of_role_nosuper(who, r))
 			mine[nmine++] = &rules[i];
 	}
+
+	mine_by_tag = MemoryContextAllocZero(mine_cxt, sizeof(RuleList) * AG_NUM_TAGS);
+	for (t = 0; t < AG_NUM_TAGS; t++)
+	{
+		RuleList   *l = &mine_by_tag[t];
+
+		for (i = 0; i < nmine; i++)
+			if (rule_may_match_tag(mine[i], t))
+			{
+				if (l->rules == NULL)
+					l->rules = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * nmine);
+				l->rules[l->n++] = mine[i];
+			}
+	}
+	mine_funcs.rules = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * Max(nmine, 1));
+	mine_funcs.n = 0;
+	for (i = 0; i < nmine; i++)
+		if (mine[i]->nfuncs > 0)
+			mine_funcs.rules[mine_funcs.n++] = mine[i];
+
 	mine_for = who;
 	mine_valid = true;
 }
@@ -713,12 +763,28 @@ ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out)
 {
 	int			i;
 
+	AgRule	  **list = mine;
+	int			n;
+
 	memset(out, 0, sizeof(AgOutcome));
 	ensure_mine(who);
-
-	for (i = 0; i < nmine; i++)
+	list = mine;
+	n = nmine;
+	if (ev->builtin_call)
 	{
-		AgRule	   *r = mine[i];
+		list = mine_funcs.rules;
+		n = mine_funcs.n;
+	}
+	else if (ev->ntags == 1 && ev->tags[0] >= 0 && ev->tags[0] < AG_NUM_TAGS &&
+			 ev->cls == ag_tag_class(ev->tags[0]))
+	{
+		list = mine_by_tag[ev->tags[0]].rules;
+		n = mine_by_tag[ev->tags[0]].n;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		AgRule	   *r = list[i];
 
 		if (!rule_matches(r, ev))
 			continue;
