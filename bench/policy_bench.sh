@@ -5,11 +5,12 @@
 #
 # Two throwaway clusters are made from the same binaries and settings; the
 # only differences are shared_preload_libraries = 'agentgate' and the
-# extension with 100 rules.  Rounds alternate between them so that drift in
-# machine load hits both; the figures are the medians of the rounds.
+# extension with 100 rules.  In each round both run at the same time, so
+# that other load on the machine hits both alike; the figures are medians
+# over the rounds, the ratio is the median of the per-round ratios.
 #
 # Environment: PG_BINDIR (PostgreSQL 15 binaries; default from pg_config),
-# ROUNDS (5), DURATION (seconds per pgbench run, 10), CLIENTS (2),
+# ROUNDS (5), DURATION (seconds per pgbench run, 10), CLIENTS (per side, 2),
 # SCALE (pgbench scale, 5), PORT_BASE (54210; uses two ports).
 # Run as root (servers run as OS user postgres) or as an unprivileged user.
 set -euo pipefail
@@ -125,35 +126,43 @@ if as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postg
     exit 1
 fi
 
-run_pgbench() {    # port mode(-S or "")
+run_pgbench() {    # port mode(-S or "") outfile
     as_user "$PG_BINDIR/pgbench" -h "$work" -p "$1" -U bench_agent -n $2 \
         -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" postgres 2>/dev/null |
-        sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
+        sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' > "$3"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A tps
+# Each round runs the two configurations at the same time, so whatever else
+# the machine is doing slows both alike; the ratio is taken per round and
+# the median of the rounds is reported.
+declare -A tps ratios
 for mode in S TPCB; do
     flag=""; [ $mode = S ] && flag="-S"
     for r in $(seq 1 "$ROUNDS"); do
-        # alternate which cluster goes first
-        if [ $((r % 2)) -eq 1 ]; then order="with without"; else order="without with"; fi
-        for c in $order; do
-            port=$PORT_BASE; [ $c = without ] && port=$((PORT_BASE + 1))
-            t=$(run_pgbench $port "$flag")
-            tps[$mode.$c]+="$t "
-            printf '%-5s round %d %-8s %10.1f tps\n' "$mode" "$r" "$c" "$t"
-        done
+        run_pgbench $PORT_BASE "$flag" "$work/with.tps" &
+        p1=$!
+        run_pgbench $((PORT_BASE + 1)) "$flag" "$work/without.tps" &
+        p2=$!
+        wait $p1 $p2
+        w=$(cat "$work/with.tps"); wo=$(cat "$work/without.tps")
+        tps[$mode.with]+="$w "
+        tps[$mode.without]+="$wo "
+        ratios[$mode]+="$(echo "$w / $wo" | bc -l) "
+        printf '%-5s round %d   no extension %10.1f tps   policy %10.1f tps   ratio %.3f\n' \
+            "$mode" "$r" "$wo" "$w" "$(echo "$w / $wo" | bc -l)"
     done
 done
 
 echo
-echo "pgbench as an agent role, $CLIENTS clients, ${DURATION}s x $ROUNDS rounds, scale $SCALE; rules: $nrules"
-printf '%-22s %12s %12s %8s\n' "workload" "no extension" "policy" "ratio"
+echo "pgbench as an agent role, $CLIENTS clients each, ${DURATION}s x $ROUNDS simultaneous rounds, scale $SCALE"
+echo "rules on the policy cluster: $nrules"
+printf '%-22s %14s %14s %14s\n' "workload" "no extension" "policy" "median ratio"
 for mode in S TPCB; do
     w=$(echo "${tps[$mode.with]}" | tr ' ' '\n' | grep . | median)
     wo=$(echo "${tps[$mode.without]}" | tr ' ' '\n' | grep . | median)
+    ra=$(echo "${ratios[$mode]}" | tr ' ' '\n' | grep . | median)
     name="select-only (-S)"; [ $mode = TPCB ] && name="TPC-B-like (default)"
-    printf '%-22s %12.1f %12.1f %8.3f\n' "$name" "$wo" "$w" "$(echo "$w / $wo" | bc -l)"
+    printf '%-22s %14.1f %14.1f %14.3f\n' "$name" "$wo" "$w" "$ra"
 done
