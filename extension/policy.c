@@ -73,6 +73,10 @@ static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
+static fmgr_hook_type prev_fmgr = NULL;
+
+/* calls of agentgate's own SECURITY DEFINER functions now running */
+static int	agentgate_fn_depth = 0;
 
 /* Depth of statements being run: 0 for what the client sent. */
 static int	nesting_level = 0;
@@ -305,9 +309,12 @@ cols_from(AgEvent *ev, Bitmapset *cols)
 
 /*
  * Accesses by agentgate's own SECURITY DEFINER functions to agentgate's own
- * tables are the extension's bookkeeping, not the agent's statement: they
- * run as the extension's owner (never an agent: agents are never
- * superusers).
+ * tables are the extension's bookkeeping, not the agent's statement.  The
+ * session user is still the agent inside them, so the test is: a function
+ * of the agentgate schema is running (agentgate_fn_depth, kept by the fmgr
+ * hook) and the access is checked as the schema's owner (never an agent:
+ * agents are never superusers).  A definer function elsewhere, or a view,
+ * owned by the same role gets no pass.
  */
 static bool
 internal_access(Oid relid, Oid checkuser, Oid who)
@@ -316,7 +323,8 @@ internal_access(Oid relid, Oid checkuser, Oid who)
 	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
-	if (!OidIsValid(nsp) || checkuser == who || get_rel_namespace(relid) != nsp)
+	if (agentgate_fn_depth == 0 || !OidIsValid(nsp) || checkuser == who ||
+		get_rel_namespace(relid) != nsp)
 		return false;
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (HeapTupleIsValid(tup))
@@ -819,11 +827,42 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 static bool
 ag_policy_needs_fmgr(Oid fn_oid)
 {
+	Oid			nsp;
+
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
 	if (fn_oid < FirstNormalObjectId || !governed())
 		return false;
-	return ag_rules_have_function_rules() || ag_rules_function_named(fn_oid);
+	if (ag_rules_have_function_rules() || ag_rules_function_named(fn_oid))
+		return true;
+	/* agentgate's own functions: tracked by ag_policy_fmgr below */
+	nsp = ag_schema_oid();
+	return OidIsValid(nsp) && get_func_namespace(fn_oid) == nsp;
+}
+
+/*
+ * Counts the calls of agentgate-schema functions in progress.  *arg keeps,
+ * per call site, whether the function is one (1) or not (2), so the
+ * catalog is looked at once.
+ */
+static void
+ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
+{
+	if (prev_fmgr)
+		prev_fmgr(event, flinfo, arg);
+	if (event == FHET_START && *arg == (Datum) 0)
+	{
+		Oid			nsp = ag_schema_oid();
+
+		*arg = (Datum) ((OidIsValid(nsp) &&
+						 get_func_namespace(flinfo->fn_oid) == nsp) ? 1 : 2);
+	}
+	if (*arg != (Datum) 1)
+		return;
+	if (event == FHET_START)
+		agentgate_fn_depth++;
+	else if (agentgate_fn_depth > 0)
+		agentgate_fn_depth--;
 }
 
 static void
@@ -837,6 +876,7 @@ ag_policy_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			pending = NIL;		/* its memory goes with the transaction */
+			agentgate_fn_depth = 0;
 			break;
 		default:
 			break;
@@ -901,4 +941,6 @@ ag_policy_init(void)
 	object_access_hook = ag_policy_object_access;
 	prev_needs_fmgr = needs_fmgr_hook;
 	needs_fmgr_hook = ag_policy_needs_fmgr;
+	prev_fmgr = fmgr_hook;
+	fmgr_hook = ag_policy_fmgr;
 }

@@ -27,7 +27,14 @@ GRANT SELECT ON agentgate.rules TO regress_base_agent;
 CREATE FUNCTION agentgate.regress_rule_count() RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT count(*) FROM agentgate.rules $$;
--- a definer function owned by someone else gets no such pass
+-- a definer function elsewhere gets no such pass, even owned by the same role
+CREATE FUNCTION regress_base_peek_su() RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT count(*) FROM agentgate.rules $$;
+-- nor does a view
+CREATE VIEW regress_base_rules_v AS SELECT count(*) AS n FROM agentgate.rules;
+GRANT SELECT ON regress_base_rules_v TO regress_base_agent;
+-- nor one owned by someone else
 CREATE FUNCTION regress_base_peek() RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT count(*) FROM agentgate.rules $$;
@@ -129,6 +136,10 @@ SELECT count(*) FROM agentgate.rules;
 SELECT agentgate.regress_rule_count() > 0 AS through_its_function;
 -- error:
 SELECT regress_base_peek();
+-- error:
+SELECT regress_base_peek_su();
+-- error:
+SELECT n FROM regress_base_rules_v;
 
 -- catalogs that leak values
 -- error:
@@ -186,6 +197,8 @@ REVOKE EXECUTE ON FUNCTION pg_read_file(text), pg_ls_dir(text), lo_import(text)
 DROP FUNCTION regress_base_sql();
 DROP FUNCTION regress_base_wipe();
 DROP FUNCTION regress_base_peek();
+DROP FUNCTION regress_base_peek_su();
+DROP VIEW regress_base_rules_v;
 DROP FUNCTION agentgate.regress_rule_count();
 DROP VIEW regress_base_v;
 DROP TABLE regress_base_t, regress_base_group_t, regress_base_src;
