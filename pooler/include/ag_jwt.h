@@ -25,6 +25,9 @@
 #define AG_JWT_MAX_IDENTITY		63		/* NAMEDATALEN - 1 */
 #define AG_JWT_DEFAULT_LEEWAY	60		/* seconds */
 #define AG_JWT_ERRLEN			256
+#define AG_JWKS_MAX_BYTES		(1024 * 1024)	/* JWKS document size cap */
+#define AG_JWKS_MAX_KEYS		64		/* JWKs per document */
+#define AG_JWT_MAX_GROUPS		256		/* entries of the groups claim */
 
 typedef struct ag_keyset ag_keyset;
 
@@ -37,6 +40,8 @@ extern ag_keyset *ag_keyset_ref(ag_keyset *ks);
 extern void ag_keyset_unref(ag_keyset *ks);
 extern int	ag_keyset_count(const ag_keyset *ks);
 extern int	ag_keyset_has_kid(const ag_keyset *ks, const char *kid);
+/* JWKs that were ignored at load (unknown kty/crv/alg, "use" not "sig"). */
+extern int	ag_keyset_skipped(const ag_keyset *ks);
 
 /* What a token must satisfy besides its signature. */
 typedef struct ag_jwt_policy
@@ -100,8 +105,9 @@ typedef struct ag_keysource_config
 	const char *jwks_file;		/* may be NULL */
 	const char *jwks_uri;		/* may be NULL; https:// only */
 	const char *ca_file;		/* CA bundle for jwks_uri; NULL = system */
-	int			refresh_s;		/* periodic refresh of jwks_uri */
-	int			min_refetch_s;	/* rate limit for unknown-kid refetches */
+	int			refresh_s;		/* periodic refresh of jwks_uri; <= 0: 300 */
+	int			min_refetch_s;	/* rate limit for unknown-kid refetches;
+								 * <= 0: 30 */
 } ag_keysource_config;
 
 extern ag_keysource *ag_keysource_new(const ag_keysource_config *cfg,
@@ -113,5 +119,9 @@ extern int	ag_keysource_reload(ag_keysource *src, char *err, size_t errlen);
 /* A token named a kid we do not have: ask for a rate-limited refetch. */
 extern void ag_keysource_unknown_kid(ag_keysource *src, const char *kid);
 extern void ag_keysource_free(ag_keysource *src);
+/* Wait up to timeout_ms for a keyset to be available; 1 if there is one. */
+extern int	ag_keysource_wait(ag_keysource *src, int timeout_ms);
+/* The last fetch or reload error ("" if none), copied into buf. */
+extern void ag_keysource_last_error(ag_keysource *src, char *buf, size_t len);
 
 #endif							/* AG_JWT_H */
