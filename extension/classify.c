@@ -219,6 +219,7 @@ new_event(int tag, AgClass cls, const char *sql, int sql_len)
 	AgEvent    *ev = palloc(sizeof(AgEvent));
 
 	ag_event_init(ev, tag, cls);
+	ev->utility = true;
 	ev->sql = sql;
 	ev->sql_len = sql_len;
 	return ev;

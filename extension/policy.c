@@ -177,20 +177,25 @@ judged_role(void)
  * ----------------------------------------------------------------
  */
 
+static char *
+relation_name(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+
+	if (rel != NULL && nsp != NULL)
+		return quote_qualified_identifier(nsp, rel);
+	return psprintf("relation %u", relid);
+}
+
+/* What the event is about, for messages: "DELETE on public.t", "DROP TABLE" */
 char *
 ag_describe_event(AgEvent *ev)
 {
 	const char *tag = ag_tag_name(ev->tags[ev->ntags > 0 ? ev->ntags - 1 : 0]);
 
-	if (OidIsValid(ev->relid))
-	{
-		char	   *rel = get_rel_name(ev->relid);
-		char	   *nsp = get_namespace_name(get_rel_namespace(ev->relid));
-
-		if (rel != NULL && nsp != NULL)
-			return psprintf("%s on %s", tag, quote_qualified_identifier(nsp, rel));
-		return psprintf("%s on relation %u", tag, ev->relid);
-	}
+	if (OidIsValid(ev->relid) && !ev->utility)
+		return psprintf("%s on %s", tag, relation_name(ev->relid));
 	if (OidIsValid(ev->funcid))
 		return psprintf("call of %s", format_procedure(ev->funcid));
 	return pstrdup(tag);
@@ -200,17 +205,22 @@ static void
 refuse(AgEvent *ev, AgOutcome *out)
 {
 	char	   *what = ag_describe_event(ev);
+	char	   *obj = "";
+
+	/* a utility statement's message names the command; its object goes here */
+	if (ev->utility && OidIsValid(ev->relid))
+		obj = psprintf(" (%s)", relation_name(ev->relid));
 
 	if (out->by_default)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("agentgate: %s is not allowed", what),
-				 errdetail("No rule allows it, and agentgate.default_action is \"block\"."),
+				 errdetail("No rule allows it%s, and agentgate.default_action is \"block\".", obj),
 				 errhint("Ask a database administrator for a rule that allows it.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("agentgate: %s is not allowed", what),
-			 errdetail("Rule %lld: %s", (long long) out->rule_id,
+			 errdetail("Rule %lld%s: %s", (long long) out->rule_id, obj,
 					   out->reason && out->reason[0] ? out->reason : "(no reason given)"),
 			 out->cond == AG_COND_NO_WHERE ?
 			 errhint("Add a WHERE clause that restricts the rows, or ask a database administrator for a rule that allows it.") :

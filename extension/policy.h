@@ -80,6 +80,8 @@ typedef struct AgEvent
 	bool		no_where;
 	bool		not_owner;
 	bool		untrusted_language;
+	bool		utility;		/* from ProcessUtility: the message names
+								 * the command, the detail its object */
 	/* statement text, for fingerprint rules (may be NULL) */
 	const char *sql;
 	int			sql_len;

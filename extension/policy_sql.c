@@ -319,6 +319,18 @@ typedef struct ExplainAcc
 	bool		any;
 } ExplainAcc;
 
+static char *
+explain_what(AgEvent *ev)
+{
+	char	   *what = ag_describe_event(ev);
+
+	if (ev->utility && OidIsValid(ev->relid))
+		what = psprintf("%s %s", what,
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(ev->relid)),
+												   get_rel_name(ev->relid)));
+	return what;
+}
+
 static void
 explain_collect(AgEvent *ev, AgOutcome *out, void *arg)
 {
@@ -333,10 +345,10 @@ explain_collect(AgEvent *ev, AgOutcome *out, void *arg)
 			(dec == AG_DECISION_LOGGED && out->log_rule_id ? out->log_rule_id : out->rule_id);
 		if (out->by_default)
 			acc->reason = psprintf("%s: no rule matches; default action %s",
-								   ag_describe_event(ev),
+								   explain_what(ev),
 								   dec == AG_DECISION_BLOCKED ? "block" : "allow");
 		else
-			acc->reason = psprintf("%s: %s", ag_describe_event(ev),
+			acc->reason = psprintf("%s: %s", explain_what(ev),
 								   out->reason ? out->reason : "");
 	}
 	if (out->deferred != NIL && dec != AG_DECISION_BLOCKED)
