@@ -11,7 +11,9 @@
 #
 # Environment: PG_BINDIR (PostgreSQL 15 binaries; default from pg_config),
 # ROUNDS (5), DURATION (seconds per pgbench run, 10), CLIENTS (per side, 2),
-# SCALE (pgbench scale, 5), PORT_BASE (54210; uses two ports).
+# SCALE (pgbench scale, 5), PORT_BASE (54210; uses two ports), CONTROL=1
+# (a control run: on the extension's cluster, pgbench logs in as a role that
+# is not governed, so any difference left is the clusters', not the policy's).
 # Run as root (servers run as OS user postgres) or as an unprivileged user.
 set -euo pipefail
 
@@ -49,6 +51,8 @@ setup_cluster() {    # name port preload
         echo "fsync = off"
         echo "synchronous_commit = off"
         echo "full_page_writes = off"
+        # autovacuum workers would blur the backends' CPU figures below
+        echo "autovacuum = off"
         if [ "$preload" = yes ]; then
             echo "shared_preload_libraries = 'agentgate'"
             echo "agentgate.session_key = 'bench-session-key-0123456789abcdef0123456789abcdef'"
@@ -72,9 +76,13 @@ setup_cluster without $((PORT_BASE + 1)) no
 psql_do $PORT_BASE "CREATE EXTENSION agentgate"
 psql_do $PORT_BASE "CREATE ROLE bench_agent LOGIN IN ROLE agentgate_agent"
 psql_do $((PORT_BASE + 1)) "CREATE ROLE bench_agent LOGIN"
+psql_do $PORT_BASE "CREATE ROLE bench_human LOGIN"
 for p in $PORT_BASE $((PORT_BASE + 1)); do
     psql_do $p "GRANT ALL ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_agent"
 done
+psql_do $PORT_BASE "GRANT ALL ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_human"
+with_role=bench_agent
+[ "${CONTROL:-}" = 1 ] && with_role=bench_human
 
 # 100 DBA rules on top of the baseline: relation, column, command, group
 # and role rules of the kinds a real policy has.  None matches pgbench's
@@ -126,43 +134,63 @@ if as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postg
     exit 1
 fi
 
-run_pgbench() {    # port mode(-S or "") outfile
-    as_user "$PG_BINDIR/pgbench" -h "$work" -p "$1" -U bench_agent -n $2 \
+run_pgbench() {    # port mode(-S or "") outfile role: "tps transactions"
+    as_user "$PG_BINDIR/pgbench" -h "$work" -p "$1" -U "$4" -n $2 \
         -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" postgres 2>/dev/null |
-        sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' > "$3"
+        awk '/^number of transactions actually processed:/ {n = $6}
+             /^tps = .*without initial connection time/ {t = $3}
+             END {print t, n}' > "$3"
 }
+
+# CPU time (clock ticks) of the postmaster's exited children: the backends
+# of a finished pgbench run are reaped by then.
+child_ticks() {    # cluster
+    local pid
+    pid=$(head -1 "$work/$1/postmaster.pid")
+    sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $14 + $15}'
+}
+hz=$(getconf CLK_TCK)
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # Each round runs the two configurations at the same time, so whatever else
-# the machine is doing slows both alike; the ratio is taken per round and
-# the median of the rounds is reported.
-declare -A tps ratios
+# the machine is doing slows both alike; ratios are taken per round and the
+# medians of the rounds are reported.  Besides throughput, the server CPU
+# time per transaction (all backends of the run) is compared: it is far
+# less sensitive to other load on a shared machine.
+declare -A tps ratios cpu cratios
 for mode in S TPCB; do
     flag=""; [ $mode = S ] && flag="-S"
     for r in $(seq 1 "$ROUNDS"); do
-        run_pgbench $PORT_BASE "$flag" "$work/with.tps" &
+        c1=$(child_ticks with); c2=$(child_ticks without)
+        run_pgbench $PORT_BASE "$flag" "$work/with.tps" $with_role &
         p1=$!
-        run_pgbench $((PORT_BASE + 1)) "$flag" "$work/without.tps" &
+        run_pgbench $((PORT_BASE + 1)) "$flag" "$work/without.tps" bench_agent &
         p2=$!
         wait $p1 $p2
-        w=$(cat "$work/with.tps"); wo=$(cat "$work/without.tps")
-        tps[$mode.with]+="$w "
-        tps[$mode.without]+="$wo "
+        sleep 1
+        read -r w wn < "$work/with.tps"; read -r wo won < "$work/without.tps"
+        cw=$(echo "($(child_ticks with) - $c1) * 1000000 / $hz / $wn" | bc -l)
+        cwo=$(echo "($(child_ticks without) - $c2) * 1000000 / $hz / $won" | bc -l)
+        tps[$mode.with]+="$w "; tps[$mode.without]+="$wo "
+        cpu[$mode.with]+="$cw "; cpu[$mode.without]+="$cwo "
         ratios[$mode]+="$(echo "$w / $wo" | bc -l) "
-        printf '%-5s round %d   no extension %10.1f tps   policy %10.1f tps   ratio %.3f\n' \
-            "$mode" "$r" "$wo" "$w" "$(echo "$w / $wo" | bc -l)"
+        cratios[$mode]+="$(echo "$cwo / $cw" | bc -l) "
+        printf '%-5s round %d   no extension %9.1f tps %6.1f us/txn   policy %9.1f tps %6.1f us/txn\n' \
+            "$mode" "$r" "$wo" "$cwo" "$w" "$cw"
     done
 done
 
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 echo
 echo "pgbench as an agent role, $CLIENTS clients each, ${DURATION}s x $ROUNDS simultaneous rounds, scale $SCALE"
-echo "rules on the policy cluster: $nrules"
-printf '%-22s %14s %14s %14s\n' "workload" "no extension" "policy" "median ratio"
+echo "rules on the policy cluster: $nrules; role there: $with_role"
+printf '%-22s %13s %13s %8s   %15s %15s %8s\n' "workload" "tps no ext." "tps policy" "ratio" \
+    "us/txn no ext." "us/txn policy" "ratio"
 for mode in S TPCB; do
-    w=$(echo "${tps[$mode.with]}" | tr ' ' '\n' | grep . | median)
-    wo=$(echo "${tps[$mode.without]}" | tr ' ' '\n' | grep . | median)
-    ra=$(echo "${ratios[$mode]}" | tr ' ' '\n' | grep . | median)
     name="select-only (-S)"; [ $mode = TPCB ] && name="TPC-B-like (default)"
-    printf '%-22s %14.1f %14.1f %14.3f\n' "$name" "$wo" "$w" "$ra"
+    printf '%-22s %13.1f %13.1f %8.3f   %15.1f %15.1f %8.3f\n' "$name" \
+        "$(med "${tps[$mode.without]}")" "$(med "${tps[$mode.with]}")" "$(med "${ratios[$mode]}")" \
+        "$(med "${cpu[$mode.without]}")" "$(med "${cpu[$mode.with]}")" "$(med "${cratios[$mode]}")"
 done
+echo "(ratio: policy throughput / no-extension throughput; for CPU, no-extension us/txn / policy us/txn)"
