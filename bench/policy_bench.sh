@@ -156,9 +156,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 # Each round runs the two configurations at the same time, so whatever else
 # the machine is doing slows both alike; ratios are taken per round and the
 # medians of the rounds are reported.  Besides throughput, the server CPU
-# time per transaction (all backends of the run) is compared: it is far
-# less sensitive to other load on a shared machine.
-declare -A tps ratios cpu cratios
+# time per transaction (all backends of the run) is compared.
+# A third figure isolates the policy from the two clusters' differences:
+# on the extension's cluster, the agent role and a role that is not
+# governed run side by side against the same tables.
+declare -A tps ratios cpu cratios same
 for mode in S TPCB; do
     flag=""; [ $mode = S ] && flag="-S"
     for r in $(seq 1 "$ROUNDS"); do
@@ -176,8 +178,16 @@ for mode in S TPCB; do
         cpu[$mode.with]+="$cw "; cpu[$mode.without]+="$cwo "
         ratios[$mode]+="$(echo "$w / $wo" | bc -l) "
         cratios[$mode]+="$(echo "$cwo / $cw" | bc -l) "
-        printf '%-5s round %d   no extension %9.1f tps %6.1f us/txn   policy %9.1f tps %6.1f us/txn\n' \
-            "$mode" "$r" "$wo" "$cwo" "$w" "$cw"
+        # same cluster: governed agent vs a role that is not governed
+        run_pgbench $PORT_BASE "$flag" "$work/agent.tps" bench_agent &
+        p1=$!
+        run_pgbench $PORT_BASE "$flag" "$work/human.tps" bench_human &
+        p2=$!
+        wait $p1 $p2
+        read -r a an < "$work/agent.tps"; read -r h hn < "$work/human.tps"
+        same[$mode]+="$(echo "$a / $h" | bc -l) "
+        printf '%-5s round %2d  no ext. %8.1f tps %6.1f us/txn | policy %8.1f tps %6.1f us/txn | same cluster: agent %8.1f tps, not governed %8.1f tps\n' \
+            "$mode" "$r" "$wo" "$cwo" "$w" "$cw" "$a" "$h"
     done
 done
 
@@ -185,12 +195,14 @@ med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 echo
 echo "pgbench as an agent role, $CLIENTS clients each, ${DURATION}s x $ROUNDS simultaneous rounds, scale $SCALE"
 echo "rules on the policy cluster: $nrules; role there: $with_role"
-printf '%-22s %13s %13s %8s   %15s %15s %8s\n' "workload" "tps no ext." "tps policy" "ratio" \
-    "us/txn no ext." "us/txn policy" "ratio"
+printf '%-22s %12s %12s %7s  %14s %14s %7s  %12s\n' "workload" "tps no ext." "tps policy" "ratio" \
+    "us/txn no ext." "us/txn policy" "ratio" "same cluster"
 for mode in S TPCB; do
     name="select-only (-S)"; [ $mode = TPCB ] && name="TPC-B-like (default)"
-    printf '%-22s %13.1f %13.1f %8.3f   %15.1f %15.1f %8.3f\n' "$name" \
+    printf '%-22s %12.1f %12.1f %7.3f  %14.1f %14.1f %7.3f  %12.3f\n' "$name" \
         "$(med "${tps[$mode.without]}")" "$(med "${tps[$mode.with]}")" "$(med "${ratios[$mode]}")" \
-        "$(med "${cpu[$mode.without]}")" "$(med "${cpu[$mode.with]}")" "$(med "${cratios[$mode]}")"
+        "$(med "${cpu[$mode.without]}")" "$(med "${cpu[$mode.with]}")" "$(med "${cratios[$mode]}")" \
+        "$(med "${same[$mode]}")"
 done
-echo "(ratio: policy throughput / no-extension throughput; for CPU, no-extension us/txn / policy us/txn)"
+echo "(ratios: policy / no extension for throughput, no extension / policy for CPU per transaction;"
+echo " same cluster: agent throughput / not-governed throughput, both at once on the extension's cluster)"

@@ -273,6 +273,41 @@ language_untrusted(const char *lang)
 	return untrusted;
 }
 
+/*
+ * A function's "SET role = ..." clause is a SET ROLE that runs at every
+ * call; CREATE/ALTER FUNCTION with one is decided as SET ROLE too.
+ */
+static bool
+options_set_role(List *options)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "set") == 0 && d->arg && IsA(d->arg, VariableSetStmt))
+		{
+			VariableSetStmt *v = (VariableSetStmt *) d->arg;
+
+			if (v->kind == VAR_SET_VALUE && v->name &&
+				(pg_strcasecmp(v->name, "role") == 0 ||
+				 pg_strcasecmp(v->name, "session_authorization") == 0))
+				return true;
+		}
+	}
+	return false;
+}
+
+static AgEvent *
+set_role_event(const char *sql, int sql_len)
+{
+	AgEvent    *ev = new_event(CMDTAG_SET, AG_CLASS_ROLE, sql, sql_len);
+
+	add_tag(ev, AG_TAG_SET_ROLE);
+	return ev;
+}
+
 static bool
 is_relation_object(ObjectType t)
 {
@@ -489,6 +524,17 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				ev->untrusted_language = lang != NULL && language_untrusted(lang);
 				events = lappend(events, ev);
+				if (options_set_role(s->options))
+					events = lappend(events, set_role_event(sql, sql_len));
+				break;
+			}
+		case T_AlterFunctionStmt:
+			{
+				AlterFunctionStmt *s = (AlterFunctionStmt *) parsetree;
+
+				events = lappend(events, new_event(tag, AG_CLASS_DDL, sql, sql_len));
+				if (options_set_role(s->actions))
+					events = lappend(events, set_role_event(sql, sql_len));
 				break;
 			}
 		case T_ExplainStmt:

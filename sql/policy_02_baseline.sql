@@ -123,6 +123,9 @@ SELECT set_config('role', 'regress_base_owner', false);
 -- error: also from inside a DO block
 DO $$ BEGIN PERFORM set_config('role', 'regress_base_owner', false); END $$;
 SELECT current_user;
+-- error: and a function that would SET ROLE at every call
+CREATE FUNCTION regress_base_as_owner() RETURNS name LANGUAGE sql
+  SET role = regress_base_owner AS 'SELECT current_user';
 -- error:
 SET SESSION AUTHORIZATION regress_base_human;
 -- error:
