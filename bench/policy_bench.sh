@@ -184,6 +184,7 @@ for mode in S TPCB; do
         run_pgbench $PORT_BASE "$flag" "$work/human.tps" bench_human &
         p2=$!
         wait $p1 $p2
+        sleep 1    # let the postmaster reap these backends before the next round's count
         read -r a an < "$work/agent.tps"; read -r h hn < "$work/human.tps"
         same[$mode]+="$(echo "$a / $h" | bc -l) "
         printf '%-5s round %2d  no ext. %8.1f tps %6.1f us/txn | policy %8.1f tps %6.1f us/txn | same cluster: agent %8.1f tps, not governed %8.1f tps\n' \

@@ -262,6 +262,41 @@ apply_outcome(AgEvent *ev, AgOutcome *out, int level)
 		ag_verdict_note(level, AG_DECISION_ALLOWED, out->rule_id);
 }
 
+/*
+ * ag_policy_decide, turning any failure to decide (a catalog lookup that
+ * fails, a rule the cache cannot load, out of memory...) into a refusal
+ * that says so: never a pass.  A cancel is passed on as it is.
+ */
+static void
+decide_or_refuse(AgEvent *ev, AgOutcome *out, int level)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ag_policy_decide(judged_role(), ev, out);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			PG_RE_THROW();
+		FlushErrorState();
+		if (!collector)
+			ag_verdict_note(level, AG_DECISION_BLOCKED, 0);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: statement refused: the policy could not decide it"),
+				 errdetail("%s", edata->message),
+				 errhint("Ask a database administrator to check agentgate.rules and the server log.")));
+	}
+	PG_END_TRY();
+}
+
 static void
 decide_event(AgEvent *ev, StmtCtx *ctx, int level)
 {
@@ -277,7 +312,7 @@ decide_event(AgEvent *ev, StmtCtx *ctx, int level)
 				 errdetail("agentgate refuses what it cannot classify."),
 				 errhint("Ask a database administrator to run it.")));
 	}
-	ag_policy_decide(judged_role(), ev, &out);
+	decide_or_refuse(ev, &out, level);
 	if (out.deferred != NIL && ctx != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);

@@ -148,6 +148,17 @@ SHOW agentgate.mode;
 RESET SESSION AUTHORIZATION;
 RESET agentgate.mode;
 
+-- fail closed: when the policy cannot be read, agents' statements are refused
+ALTER TABLE agentgate.rules RENAME COLUMN reason TO why;
+SET SESSION AUTHORIZATION regress_pol_agent;
+-- error:
+SELECT 1;
+RESET SESSION AUTHORIZATION;
+ALTER TABLE agentgate.rules RENAME COLUMN why TO reason;
+SET SESSION AUTHORIZATION regress_pol_agent;
+SELECT 1 AS back;
+RESET SESSION AUTHORIZATION;
+
 DROP TABLE regress_pol_t;
 DROP ROLE regress_pol_group;
 DROP ROLE regress_pol_agent;
