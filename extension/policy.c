@@ -106,7 +106,21 @@ typedef struct Pending
 	QueryDesc  *qd;
 	int			level;
 	List	   *deferred;
+	uint64		sent;			/* rows handed to the client so far */
 } Pending;
+
+/*
+ * For a query with a blocking max_rows rule, the receiver is wrapped so that
+ * the row past the limit is refused before it is sent (a cursor's FETCHes
+ * add up).
+ */
+typedef struct RowLimitDest
+{
+	DestReceiver pub;
+	DestReceiver *inner;
+	Pending    *p;
+	AgDeferred *d;
+} RowLimitDest;
 
 static List *pending = NIL;		/* in TopTransactionContext */
 
@@ -761,9 +775,75 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 		p->qd = queryDesc;
 		p->level = ctx.level;
 		p->deferred = ctx.deferred;
+		p->sent = 0;
 		pending = lappend(pending, p);
 		MemoryContextSwitchTo(old);
 	}
+}
+
+static void
+refuse_rows(AgDeferred *d, uint64 rows, int level)
+{
+	ag_verdict_note(level, AG_DECISION_BLOCKED, d->rule_id);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("agentgate: more than " INT64_FORMAT " rows is not allowed", d->max_rows),
+			 errdetail("Rule %lld: %s (the statement reached " UINT64_FORMAT " rows).",
+					   (long long) d->rule_id,
+					   d->reason && d->reason[0] ? d->reason : "(no reason given)",
+					   rows),
+			 errhint("Restrict the statement to fewer rows, or ask a database administrator to run it.")));
+}
+
+static bool
+rowlimit_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RowLimitDest *r = (RowLimitDest *) self;
+
+	if (++r->p->sent > (uint64) r->d->max_rows && r->d->max_rows >= 0 &&
+		ag_policy_mode == AG_MODE_ENFORCE)
+		refuse_rows(r->d, r->p->sent, r->p->level);
+	return r->inner->receiveSlot(slot, r->inner);
+}
+
+static void
+rowlimit_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	RowLimitDest *r = (RowLimitDest *) self;
+
+	r->inner->rStartup(r->inner, operation, typeinfo);
+}
+
+static void
+rowlimit_shutdown(DestReceiver *self)
+{
+	RowLimitDest *r = (RowLimitDest *) self;
+
+	r->inner->rShutdown(r->inner);
+}
+
+static void
+rowlimit_destroy(DestReceiver *self)
+{
+	/* the wrapped receiver belongs to whoever made it */
+}
+
+/* The strictest blocking max_rows rule of a pending query, or NULL. */
+static AgDeferred *
+blocking_limit(Pending *p)
+{
+	ListCell   *lc;
+	AgDeferred *best = NULL;
+
+	foreach(lc, p->deferred)
+	{
+		AgDeferred *d = (AgDeferred *) lfirst(lc);
+
+		if (d->action == AG_ACTION_BLOCK && d->max_rows >= 0 &&
+			(best == NULL || d->max_rows < best->max_rows))
+			best = d;
+	}
+	return best;
 }
 
 static void
@@ -772,6 +852,33 @@ ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 {
 	Oid			role_before = GetCurrentRoleId();
 	int			level = nesting_level;
+	DestReceiver *saved_dest = queryDesc->dest;
+	RowLimitDest *wrap = NULL;
+
+	if (pending != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, pending)
+		{
+			Pending    *p = (Pending *) lfirst(lc);
+			AgDeferred *d;
+
+			if (p->qd != queryDesc || (d = blocking_limit(p)) == NULL)
+				continue;
+			wrap = palloc0(sizeof(RowLimitDest));
+			wrap->pub.receiveSlot = rowlimit_receive;
+			wrap->pub.rStartup = rowlimit_startup;
+			wrap->pub.rShutdown = rowlimit_shutdown;
+			wrap->pub.rDestroy = rowlimit_destroy;
+			wrap->pub.mydest = saved_dest->mydest;
+			wrap->inner = saved_dest;
+			wrap->p = p;
+			wrap->d = d;
+			queryDesc->dest = (DestReceiver *) wrap;
+			break;
+		}
+	}
 
 	nesting_level++;
 	PG_TRY();
@@ -784,6 +891,7 @@ ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 	PG_FINALLY();
 	{
 		nesting_level--;
+		queryDesc->dest = saved_dest;
 	}
 	PG_END_TRY();
 	if (GetCurrentRoleId() != role_before && governed())

@@ -237,6 +237,21 @@ UPDATE regress_path_t SET v = 'too many' WHERE id <= 4;
 SELECT count(*) AS changed FROM regress_path_t WHERE v = 'too many';
 RESET SESSION AUTHORIZATION;
 DELETE FROM agentgate.rules WHERE id = :rows_rule;
+-- rows returned: the row past the limit is refused before it is sent
+SELECT agentgate.block(commands => '{SELECT}', relation => 'regress_path_t', max_rows => 2,
+                       reason => 'regress: no bulk reads') AS rows_rule \gset
+SET SESSION AUTHORIZATION regress_path_agent;
+SELECT id FROM regress_path_t WHERE id <= 2 ORDER BY id;
+-- error:
+SELECT id FROM regress_path_t ORDER BY id;
+BEGIN;
+DECLARE regress_path_cur CURSOR FOR SELECT id FROM regress_path_t ORDER BY id;
+FETCH 2 FROM regress_path_cur;
+-- error: the cursor's FETCHes add up
+FETCH 1 FROM regress_path_cur;
+ROLLBACK;
+RESET SESSION AUTHORIZATION;
+DELETE FROM agentgate.rules WHERE id = :rows_rule;
 
 -- fingerprints: "statements like this one"
 SELECT agentgate.block(fingerprint => agentgate.fingerprint('SELECT v FROM regress_path_t WHERE id = 1'),
