@@ -34,6 +34,7 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_namespace.h"
+#include "commands/dbcommands.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -225,6 +226,13 @@ refuse(AgEvent *ev, AgOutcome *out)
 	if (ev->utility && OidIsValid(ev->relid))
 		obj = psprintf(" (%s)", relation_name(ev->relid));
 
+	if (out->no_policy)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: agent roles may not use a database without the agentgate extension"),
+				 errdetail("Database \"%s\" has no agentgate.rules, so no policy could be applied to %s.",
+						   get_database_name(MyDatabaseId), what),
+				 errhint("Connect to a database where agentgate is installed, or ask a database administrator to run CREATE EXTENSION agentgate here.")));
 	if (out->by_default)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -109,6 +109,7 @@ typedef struct AgOutcome
 	int64		rule_id;		/* deciding rule, 0 = default */
 	int64		log_rule_id;	/* a 'log' rule that matched on the way */
 	bool		by_default;
+	bool		no_policy;		/* no agentgate.rules in this database */
 	AgCondition cond;			/* the deciding rule's condition */
 	char	   *reason;			/* palloc'd copy, or NULL */
 	List	   *deferred;		/* of AgDeferred, for max_rows */

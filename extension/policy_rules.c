@@ -768,6 +768,17 @@ ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out)
 
 	memset(out, 0, sizeof(AgOutcome));
 	ensure_mine(who);
+
+	/*
+	 * A database without the extension has no policy, not an empty one: a
+	 * governed role there would escape the baseline.  Refuse (fail closed).
+	 */
+	if (!OidIsValid(rules_relid))
+	{
+		out->decision = ev->builtin_call ? AG_DECISION_ALLOWED : AG_DECISION_BLOCKED;
+		out->no_policy = true;
+		return;
+	}
 	list = mine;
 	n = nmine;
 	if (ev->builtin_call)

@@ -143,5 +143,14 @@ ok($node->log_contains(qr/agentgate: would block DELETE/, $log_offset),
 $node->safe_psql('postgres', "ALTER SYSTEM RESET agentgate.mode");
 $node->reload;
 
+# a database without the extension has no policy: agents are refused there
+$node->safe_psql('postgres', 'CREATE DATABASE regress_no_agentgate');
+($out, $err) = run_command(
+	[ 'psql', '-X', '-d', $node->connstr('regress_no_agentgate') . ' user=regress_tap_agent',
+	  '-c', 'SELECT 1' ]);
+like($err, qr/agent roles may not use a database without the agentgate extension/,
+	'database without the extension: agents refused');
+is($node->safe_psql('regress_no_agentgate', 'SELECT 1'), '1', 'other roles are not');
+
 $node->stop;
 done_testing();
