@@ -580,10 +580,78 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
  */
 
 /*
- * Does any node of this plan filter rows?  Quals, index and TID conditions,
- * join conditions and LIMIT count.  A plan node we do not know counts as
- * not filtering: the answer then errs towards "no WHERE" (fail closed).
+ * Does this plan node itself filter rows?  Quals, index and TID
+ * conditions, join conditions, a gating qual, a LIMIT.
  */
+static bool
+node_filters(Plan *plan)
+{
+	if (plan->qual != NIL)
+		return true;
+	switch (nodeTag(plan))
+	{
+		case T_Result:
+			return ((Result *) plan)->resconstantqual != NULL;
+		case T_IndexScan:
+			return ((IndexScan *) plan)->indexqual != NIL;
+		case T_IndexOnlyScan:
+			return ((IndexOnlyScan *) plan)->indexqual != NIL;
+		case T_BitmapIndexScan:
+			return ((BitmapIndexScan *) plan)->indexqual != NIL;
+		case T_BitmapHeapScan:
+			return ((BitmapHeapScan *) plan)->bitmapqualorig != NIL;
+		case T_TidScan:
+			return ((TidScan *) plan)->tidquals != NIL;
+		case T_TidRangeScan:
+			return ((TidRangeScan *) plan)->tidrangequals != NIL;
+		case T_NestLoop:
+			return ((Join *) plan)->joinqual != NIL;
+		case T_MergeJoin:
+			return ((Join *) plan)->joinqual != NIL ||
+				((MergeJoin *) plan)->mergeclauses != NIL;
+		case T_HashJoin:
+			return ((Join *) plan)->joinqual != NIL ||
+				((HashJoin *) plan)->hashclauses != NIL;
+		case T_Limit:
+			return ((Limit *) plan)->limitCount != NULL;
+		default:
+			return false;
+	}
+}
+
+static List *
+plan_children(Plan *plan)
+{
+	List	   *kids = NIL;
+
+	switch (nodeTag(plan))
+	{
+		case T_Append:
+			kids = list_copy(((Append *) plan)->appendplans);
+			break;
+		case T_MergeAppend:
+			kids = list_copy(((MergeAppend *) plan)->mergeplans);
+			break;
+		case T_BitmapAnd:
+			kids = list_copy(((BitmapAnd *) plan)->bitmapplans);
+			break;
+		case T_BitmapOr:
+			kids = list_copy(((BitmapOr *) plan)->bitmapplans);
+			break;
+		case T_SubqueryScan:
+			kids = list_make1(((SubqueryScan *) plan)->subplan);
+			break;
+		default:
+			break;
+	}
+	if (plan->lefttree)
+		kids = lappend(kids, plan->lefttree);
+	if (plan->righttree)
+		kids = lappend(kids, plan->righttree);
+	return kids;
+}
+
+/* Does any node of this plan filter rows? */
 static bool
 plan_filters(Plan *plan)
 {
@@ -592,85 +660,76 @@ plan_filters(Plan *plan)
 	if (plan == NULL)
 		return false;
 	check_stack_depth();
-	if (plan->qual != NIL)
+	if (node_filters(plan))
 		return true;
+	foreach(lc, plan_children(plan))
+		if (plan_filters((Plan *) lfirst(lc)))
+			return true;
+	return false;
+}
 
+/*
+ * Is the scan of range-table entry rti restricted: does it, or a node
+ * between it and the top of this plan, filter rows?  -1 when the plan has
+ * no scan of rti.  A filter on another relation only (UPDATE t ... FROM o
+ * WHERE o.id = 1, MERGE ... ON s.id = 1) does not restrict t.
+ */
+static int
+scan_restricted(Plan *plan, Index rti)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return -1;
+	check_stack_depth();
 	switch (nodeTag(plan))
 	{
-		case T_Result:
-			if (((Result *) plan)->resconstantqual != NULL)
-				return true;
-			break;
+		case T_SeqScan:
+		case T_SampleScan:
 		case T_IndexScan:
-			if (((IndexScan *) plan)->indexqual != NIL)
-				return true;
-			break;
 		case T_IndexOnlyScan:
-			if (((IndexOnlyScan *) plan)->indexqual != NIL)
-				return true;
-			break;
-		case T_BitmapIndexScan:
-			if (((BitmapIndexScan *) plan)->indexqual != NIL)
-				return true;
-			break;
 		case T_BitmapHeapScan:
-			if (((BitmapHeapScan *) plan)->bitmapqualorig != NIL)
-				return true;
-			break;
 		case T_TidScan:
-			if (((TidScan *) plan)->tidquals != NIL)
-				return true;
-			break;
 		case T_TidRangeScan:
-			if (((TidRangeScan *) plan)->tidrangequals != NIL)
-				return true;
-			break;
-		case T_NestLoop:
-			if (((Join *) plan)->joinqual != NIL)
-				return true;
-			break;
-		case T_MergeJoin:
-			if (((Join *) plan)->joinqual != NIL ||
-				((MergeJoin *) plan)->mergeclauses != NIL)
-				return true;
-			break;
-		case T_HashJoin:
-			if (((Join *) plan)->joinqual != NIL ||
-				((HashJoin *) plan)->hashclauses != NIL)
-				return true;
-			break;
-		case T_Limit:
-			if (((Limit *) plan)->limitCount != NULL)
-				return true;
-			break;
-		case T_Append:
-			foreach(lc, ((Append *) plan)->appendplans)
-				if (plan_filters((Plan *) lfirst(lc)))
-					return true;
-			break;
-		case T_MergeAppend:
-			foreach(lc, ((MergeAppend *) plan)->mergeplans)
-				if (plan_filters((Plan *) lfirst(lc)))
-					return true;
-			break;
-		case T_BitmapAnd:
-			foreach(lc, ((BitmapAnd *) plan)->bitmapplans)
-				if (plan_filters((Plan *) lfirst(lc)))
-					return true;
-			break;
-		case T_BitmapOr:
-			foreach(lc, ((BitmapOr *) plan)->bitmapplans)
-				if (plan_filters((Plan *) lfirst(lc)))
-					return true;
-			break;
-		case T_SubqueryScan:
-			if (plan_filters(((SubqueryScan *) plan)->subplan))
-				return true;
+		case T_ForeignScan:
+		case T_CustomScan:
+			if (((Scan *) plan)->scanrelid == rti)
+				return node_filters(plan) ? 1 : 0;
 			break;
 		default:
 			break;
 	}
-	return plan_filters(plan->lefttree) || plan_filters(plan->righttree);
+	foreach(lc, plan_children(plan))
+	{
+		int			r = scan_restricted((Plan *) lfirst(lc), rti);
+
+		if (r >= 0)
+			return (r == 1 || node_filters(plan)) ? 1 : 0;
+	}
+	return -1;
+}
+
+/*
+ * Does this ModifyTable change rows of some result relation without a
+ * restriction?  When no scan of a result relation is found (everything
+ * pruned away, a foreign direct modify...), any filter in the plan counts.
+ */
+static bool
+modify_unrestricted(ModifyTable *mt)
+{
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, mt->resultRelations)
+	{
+		int			r = scan_restricted(mt->plan.lefttree, (Index) lfirst_int(lc));
+
+		if (r == 0)
+			return true;
+		if (r == 1)
+			found = true;
+	}
+	return !found && !plan_filters(mt->plan.lefttree);
 }
 
 static void
@@ -686,7 +745,7 @@ find_modify_tables(Plan *plan, bool *any, Bitmapset **rtis)
 		ModifyTable *mt = (ModifyTable *) plan;
 
 		if ((mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE ||
-			 mt->operation == CMD_MERGE) && !plan_filters(plan->lefttree))
+			 mt->operation == CMD_MERGE) && modify_unrestricted(mt))
 		{
 			*any = true;
 			foreach(lc, mt->resultRelations)
@@ -696,24 +755,8 @@ find_modify_tables(Plan *plan, bool *any, Bitmapset **rtis)
 			*rtis = bms_add_member(*rtis, (int) mt->nominalRelation);
 		}
 	}
-	switch (nodeTag(plan))
-	{
-		case T_Append:
-			foreach(lc, ((Append *) plan)->appendplans)
-				find_modify_tables((Plan *) lfirst(lc), any, rtis);
-			break;
-		case T_MergeAppend:
-			foreach(lc, ((MergeAppend *) plan)->mergeplans)
-				find_modify_tables((Plan *) lfirst(lc), any, rtis);
-			break;
-		case T_SubqueryScan:
-			find_modify_tables(((SubqueryScan *) plan)->subplan, any, rtis);
-			break;
-		default:
-			break;
-	}
-	find_modify_tables(plan->lefttree, any, rtis);
-	find_modify_tables(plan->righttree, any, rtis);
+	foreach(lc, plan_children(plan))
+		find_modify_tables((Plan *) lfirst(lc), any, rtis);
 }
 
 /*

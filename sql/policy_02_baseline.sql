@@ -69,6 +69,13 @@ DELETE FROM regress_base_t WHERE true OR false;
 -- error: MERGE whose ON restricts nothing
 MERGE INTO regress_base_t t USING regress_base_src s ON true
   WHEN MATCHED THEN UPDATE SET v = s.v;
+-- error: a filter on another table only restricts nothing of this one
+UPDATE regress_base_t SET v = 'x' FROM regress_base_src s WHERE s.id = 1;
+-- error:
+MERGE INTO regress_base_t t USING regress_base_src s ON s.id = 1
+  WHEN MATCHED THEN UPDATE SET v = s.v;
+-- a join on the key restricts
+UPDATE regress_base_t t SET v = t.v FROM regress_base_src s WHERE s.id = t.id;
 -- a MERGE on a key, and a restricted UPDATE and DELETE, are fine
 MERGE INTO regress_base_t t USING regress_base_src s ON t.id = s.id
   WHEN MATCHED THEN UPDATE SET v = s.v
