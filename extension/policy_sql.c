@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -24,6 +25,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #include "agentgate.h"
@@ -317,6 +319,7 @@ typedef struct ExplainAcc
 	int64		rule_id;
 	char	   *reason;
 	bool		any;
+	bool		error;			/* the statement could not be analysed */
 } ExplainAcc;
 
 static char *
@@ -381,6 +384,43 @@ collect_funcs(Node *node, List **funcs)
 	return expression_tree_walker(node, collect_funcs, funcs);
 }
 
+/* Analyse, rewrite and plan one statement, and decide it for roleid. */
+static void
+explain_one(RawStmt *rs, const char *sql, Oid roleid, ExplainAcc *acc)
+{
+	List	   *queries;
+	ListCell   *lc2;
+
+	queries = pg_analyze_and_rewrite_fixedparams(rs, sql, NULL, 0, NULL);
+	foreach(lc2, queries)
+	{
+		Query	   *q = lfirst_node(Query, lc2);
+		PlannedStmt *pstmt;
+
+		if (q->commandType == CMD_UTILITY)
+		{
+			pstmt = makeNode(PlannedStmt);
+			pstmt->commandType = CMD_UTILITY;
+			pstmt->canSetTag = q->canSetTag;
+			pstmt->utilityStmt = q->utilityStmt;
+			pstmt->stmt_location = rs->stmt_location;
+			pstmt->stmt_len = rs->stmt_len;
+		}
+		else
+		{
+			List	   *funcs = NIL;
+			ListCell   *lc3;
+
+			collect_funcs((Node *) q, &funcs);
+			pstmt = pg_plan_query(q, sql, CURSOR_OPT_PARALLEL_OK, NULL);
+			foreach(lc3, funcs)
+				ag_policy_collect_call(lfirst_oid(lc3), roleid,
+									   explain_collect, acc);
+		}
+		ag_policy_collect(pstmt, sql, roleid, explain_collect, acc);
+	}
+}
+
 Datum
 agentgate_explain(PG_FUNCTION_ARGS)
 {
@@ -426,37 +466,40 @@ agentgate_explain(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			List	   *queries;
-			ListCell   *lc2;
+			MemoryContext cxt = CurrentMemoryContext;
+			ResourceOwner owner = CurrentResourceOwner;
 
-			queries = pg_analyze_and_rewrite_fixedparams(rs, sql, NULL, 0, NULL);
-			foreach(lc2, queries)
+			/*
+			 * Each statement in a subtransaction: one that cannot be analysed
+			 * (a table an earlier statement of the text would create...) is
+			 * reported, and the others are still explained.
+			 */
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(cxt);
+			PG_TRY();
 			{
-				Query	   *q = lfirst_node(Query, lc2);
-				PlannedStmt *pstmt;
-
-				if (q->commandType == CMD_UTILITY)
-				{
-					pstmt = makeNode(PlannedStmt);
-					pstmt->commandType = CMD_UTILITY;
-					pstmt->canSetTag = q->canSetTag;
-					pstmt->utilityStmt = q->utilityStmt;
-					pstmt->stmt_location = rs->stmt_location;
-					pstmt->stmt_len = rs->stmt_len;
-				}
-				else
-				{
-					List	   *funcs = NIL;
-					ListCell   *lc3;
-
-					collect_funcs((Node *) q, &funcs);
-					pstmt = pg_plan_query(q, sql, CURSOR_OPT_PARALLEL_OK, NULL);
-					foreach(lc3, funcs)
-						ag_policy_collect_call(lfirst_oid(lc3), roleid,
-											   explain_collect, &acc);
-				}
-				ag_policy_collect(pstmt, sql, roleid, explain_collect, &acc);
+				explain_one(rs, sql, roleid, &acc);
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(cxt);
+				CurrentResourceOwner = owner;
 			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(cxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(cxt);
+				CurrentResourceOwner = owner;
+				acc.any = true;
+				acc.decision = AG_DECISION_NONE;
+				acc.rule_id = 0;
+				acc.reason = psprintf("cannot be decided in advance: %s", edata->message);
+				acc.error = true;
+			}
+			PG_END_TRY();
 			if (!acc.any)
 			{
 				acc.decision = AG_DECISION_NONE;
@@ -465,7 +508,8 @@ agentgate_explain(PG_FUNCTION_ARGS)
 		}
 		values[0] = Int32GetDatum(stmtno);
 		values[1] = CStringGetTextDatum(GetCommandTagName(CreateCommandTag(rs->stmt)));
-		values[2] = CStringGetTextDatum(acc.decision == AG_DECISION_NONE ? "allowed" :
+		values[2] = CStringGetTextDatum(acc.error ? "unknown" :
+										acc.decision == AG_DECISION_NONE ? "allowed" :
 										ag_decision_name(acc.decision));
 		if (acc.rule_id != 0)
 			values[3] = Int64GetDatum(acc.rule_id);

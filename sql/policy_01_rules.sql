@@ -112,6 +112,10 @@ SELECT * FROM agentgate.explain('regress_pol_agent',
    DELETE FROM regress_pol_t; DELETE FROM regress_pol_t WHERE id = 1;
    DROP TABLE regress_pol_t; BEGIN; SELECT pg_read_file(''x''); COMMIT');
 SELECT count(*) AS still_there FROM regress_pol_t;
+-- a statement that cannot be analysed yet is reported, the others decided
+SELECT statement, command, decision, reason FROM agentgate.explain('regress_pol_agent',
+  'CREATE TABLE regress_pol_new (id int); INSERT INTO regress_pol_new VALUES (1); TRUNCATE regress_pol_t');
+SELECT to_regclass('regress_pol_new') AS not_created;
 -- a role that is not governed
 SELECT statement, decision, reason FROM agentgate.explain('regress_pol_dba', 'DROP TABLE regress_pol_t');
 DELETE FROM agentgate.rules WHERE id = :rid;
