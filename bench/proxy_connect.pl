@@ -7,6 +7,7 @@
 #               token verification, agentgate.login() on the admin
 #               connection, then PgBouncer
 #
+# pgbench -C opens connections one at a time per thread, so -j = -c.
 # Rounds are interleaved (pgbouncer, proxy, pgbouncer, ...) so drift on a
 # shared machine hits both paths alike; medians and their ratio are printed.
 #   BENCH_SECONDS (per round, default 10)  BENCH_ROUNDS (default 3)
@@ -38,8 +39,13 @@ my ($fh, $script) = tempfile('connect-XXXXXX', DIR => $s->base, SUFFIX => '.sql'
 print $fh "SELECT 1;\n";
 close $fh;
 
+# The extension accepts an agent session only with a session stamp in
+# application_name; the proxy gets one per connection from login(), so the
+# PgBouncer-alone path is given one too (same shape, same checks).
+my $stamp = $s->admin_psql("SELECT agentgate.session_stamp('$role')");
+
 my %paths = (
-	pgbouncer => { env => {}, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
+	pgbouncer => { env => { PGAPPNAME => "pgbench $stamp" }, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
 	proxy     => { env => { PGPASSWORD => $tok, PGSSLMODE => 'require' },
 		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] },
 );
@@ -52,7 +58,7 @@ for my $r (1 .. $rounds)
 	{
 		local %ENV = (%ENV, %{ $paths{$p}{env} });
 		my ($out, $err) = ('', '');
-		run([ $pgbench, '-C', '-n', '-f', $script, '-c', $clients, '-j', 2, '-T', $seconds,
+		run([ $pgbench, '-C', '-n', '-f', $script, '-c', $clients, '-j', $clients, '-T', $seconds,
 			@{ $paths{$p}{args} }, $s->db ], '>', \$out, '2>', \$err)
 		  or die "pgbench ($p) failed: $err$out";
 		my ($t) = $out =~ /tps = ([\d.]+)/;

@@ -38,10 +38,13 @@ my $tok = $s->token(sub => 'bench-agent', ttl => 3600);
 my ($rc, $role, $err) = $s->agent_psql($tok, 'SELECT session_user');
 die "agent login failed: $err" if $rc;
 
+# Straight to PostgreSQL or PgBouncer, the agent role must carry a session
+# stamp as the proxy would put it in application_name.
+my $stamped = { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT agentgate.session_stamp('$role')") };
 my %paths = (
 	direct    => { env => {}, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres' ] },
-	agent     => { env => {}, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', $role ] },
-	pgbouncer => { env => {}, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
+	agent     => { env => $stamped, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', $role ] },
+	pgbouncer => { env => $stamped, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
 	proxy     => { env => { PGPASSWORD => $tok, PGSSLMODE => 'require' },
 		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] },
 );

@@ -126,6 +126,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				memcpy(tok, data + 1, size - 1);
 				verify(tok, size - 1);
 				b64url_canonical(tok, size - 1);
+				{
+					char		kid[128];
+
+					if (ag_jwt_peek_kid(tok, size - 1, kid, sizeof(kid)) && strlen(kid) >= sizeof(kid))
+						abort();
+				}
 				free(tok);
 				break;
 			}

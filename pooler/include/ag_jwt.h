@@ -93,6 +93,13 @@ extern ag_jwt_status ag_jwt_verify(const ag_keyset *ks,
 extern void ag_jwt_result_free(ag_jwt_result *res);
 
 /*
+ * The kid named in the (unverified) header of token, for asking the key
+ * source to refetch after AG_JWT_NO_KEY.  Returns 1 and copies it into
+ * kid (kidlen bytes with the NUL) if there is one that fits, else 0.
+ */
+extern int	ag_jwt_peek_kid(const char *token, size_t len, char *kid, size_t kidlen);
+
+/*
  * Key sources: a JWKS file (re-read on ag_keysource_reload, e.g. on SIGHUP)
  * and/or a jwks_uri fetched over HTTPS, cached, refreshed every refresh_s
  * seconds and, rate limited, when a token names an unknown kid.  Fetching
@@ -116,7 +123,10 @@ extern ag_keysource *ag_keysource_new(const ag_keysource_config *cfg,
 extern ag_keyset *ag_keysource_get(ag_keysource *src);
 /* Re-read the file (and refetch the uri); keeps the old keys on error. */
 extern int	ag_keysource_reload(ag_keysource *src, char *err, size_t errlen);
-/* A token named a kid we do not have: ask for a rate-limited refetch. */
+/*
+ * A token named a kid we do not have (kid NULL: it named none and no key
+ * fitted): ask for a rate-limited refetch.
+ */
 extern void ag_keysource_unknown_kid(ag_keysource *src, const char *kid);
 extern void ag_keysource_free(ag_keysource *src);
 /* Wait up to timeout_ms for a keyset to be available; 1 if there is one. */

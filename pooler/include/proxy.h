@@ -86,6 +86,7 @@ typedef struct ag_client
 	char		s2c_last;		/* type of the last complete message */
 	uint8_t		s2c_status;		/* of the last ReadyForQuery: I, T, E */
 	uint64_t	s2c_ready;		/* ReadyForQuery messages passed */
+	int			pooler_authed;	/* PgBouncer's AuthenticationOk has passed */
 	const char *close_reason;	/* for the log line when CLOSING ends */
 } ag_client;
 

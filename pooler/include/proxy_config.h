@@ -20,6 +20,7 @@ typedef struct ag_proxy_config
 	char	   *pgbouncer_socket_dir;
 	int			pgbouncer_port;
 	char	   *admin_conninfo;
+	int			admin_connections;
 	char	   *jwks_file;
 	char	   *jwks_uri;
 	char	   *jwks_ca_file;

@@ -156,7 +156,8 @@ verify_sig(const ag_jwk *k, const ag_alg *a,
 		unsigned char mac[EVP_MAX_MD_SIZE];
 		unsigned int maclen = 0;
 
-		if (siglen != (size_t) a->mdlen ||
+		/* belt and braces: only an oct key is ever an HMAC secret */
+		if (k->kty != AG_KTY_OCT || k->secret == NULL || siglen != (size_t) a->mdlen ||
 			HMAC(ag_jwt_md(a->mdidx), k->secret, (int) k->secretlen,
 				 msg, msglen, mac, &maclen) == NULL)
 			return false;
@@ -168,7 +169,7 @@ verify_sig(const ag_jwk *k, const ag_alg *a,
 	 * was stripped, and DER where JWS wants R||S; both make tokens
 	 * malleable.
 	 */
-	if (siglen != k->sigsize)
+	if (k->pkey == NULL || siglen != k->sigsize)
 		return false;
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return false;
@@ -629,6 +630,31 @@ done:
 	json_decref(hdr);
 	json_decref(payload);
 	return st;
+}
+
+int
+ag_jwt_peek_kid(const char *token, size_t len, char *kid, size_t kidlen)
+{
+	unsigned char buf[AG_JWT_MAX_TOKEN];
+	const char *dot = token && len <= AG_JWT_MAX_TOKEN ? memchr(token, '.', len) : NULL;
+	size_t		hlen;
+	json_t	   *hdr,
+			   *v;
+	int			found = 0;
+
+	if (dot == NULL || kidlen == 0 ||
+		!ag_b64url_decode(token, (size_t) (dot - token), buf, sizeof(buf), &hlen) ||
+		(hdr = json_loadb((const char *) buf, hlen, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return 0;
+	v = json_object_get(hdr, "kid");
+	if (json_is_string(v) && json_string_length(v) < kidlen &&
+		json_string_length(v) == strlen(json_string_value(v)))
+	{
+		memcpy(kid, json_string_value(v), json_string_length(v) + 1);
+		found = 1;
+	}
+	json_decref(hdr);
+	return found;
 }
 
 void

@@ -356,7 +356,7 @@ ag_keysource_unknown_kid(ag_keysource *src, const char *kid)
 		return;
 	pthread_mutex_lock(&src->mu);
 	/* a kid we do have failed for another reason (alg); nothing to fetch */
-	if (!ag_keyset_has_kid(src->current, kid) && !src->fetch_now &&
+	if ((kid == NULL || !ag_keyset_has_kid(src->current, kid)) && !src->fetch_now &&
 		mono_now() - src->last_fetch >= src->min_refetch_s)
 	{
 		src->fetch_now = true;

@@ -1,14 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * proxy_admin.c
- *	  The proxy's own connection to PostgreSQL: agentgate.login() calls and
+ *	  The proxy's own connections to PostgreSQL: agentgate.login() calls and
  *	  LISTEN agentgate_revocations.
  *
- * libpq runs in non-blocking mode inside the event loop; logins queue and
- * run one at a time (each is a short transaction on the server).  When the
- * connection is down, logins are refused at once (fail closed) while
- * established sessions go on, and the connection is retried with
- * exponential backoff.
+ * libpq runs in non-blocking mode inside the event loop.  admin_connections
+ * connections share one queue of logins, each running one login at a time:
+ * a login is a short write transaction that waits for its commit, so a
+ * single connection would cap logins at one commit latency each.  The
+ * first connection also LISTENs for revocations.
+ *
+ * Fail closed: while the listening connection is down, no revocation could
+ * reach the proxy, so new logins are refused at once; established sessions
+ * go on.  Every connection is retried with exponential backoff.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -25,6 +30,7 @@
 #define REVOCATION_CHANNEL "agentgate_revocations"
 #define BACKOFF_MIN_MS	500
 #define BACKOFF_MAX_MS	30000
+#define MAX_ADMIN		64
 
 typedef struct ag_login_req
 {
@@ -51,40 +57,52 @@ typedef enum
 	ADM_READY
 } admin_state;
 
-static PGconn *conn;
-static admin_state state = ADM_DOWN;
-static struct event *sock_ev;
-static short sock_ev_flags;
-static int	sock_ev_fd = -1;
-static struct event *retry_ev;
-static int	backoff_ms = BACKOFF_MIN_MS;
-static int	stopped;
+typedef struct admin_conn
+{
+	int			index;			/* 0 is the listener */
+	PGconn	   *conn;
+	admin_state state;
+	struct event *sock_ev;
+	short		sock_ev_flags;
+	int			sock_ev_fd;
+	struct event *retry_ev;
+	int			backoff_ms;
+	ag_login_req *inflight;
+	time_t		inflight_since;
+} admin_conn;
 
-static ag_login_req *queue_head;	/* head is in flight when inflight */
+static admin_conn admins[MAX_ADMIN];
+static int	nadmins;
+static int	stopped = 1;
+static struct event *dispatch_ev;	/* runs dispatch() from the loop */
+static struct event *watchdog_ev;	/* once a second: stuck logins */
+
+/* logins waiting for a free connection */
+static ag_login_req *queue_head;
 static ag_login_req *queue_tail;
-static int	inflight;
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
-static void admin_connect(void);
+static void admin_connect(admin_conn *a);
+static void dispatch(void);
 
 static void
-watch(short flags)
+watch(admin_conn *a, short flags)
 {
-	int			fd = PQsocket(conn);
+	int			fd = PQsocket(a->conn);
 
-	if (sock_ev && fd == sock_ev_fd && flags == sock_ev_flags)
+	if (a->sock_ev && fd == a->sock_ev_fd && flags == a->sock_ev_flags)
 		return;
-	if (sock_ev)
+	if (a->sock_ev)
 	{
-		event_free(sock_ev);
-		sock_ev = NULL;
+		event_free(a->sock_ev);
+		a->sock_ev = NULL;
 	}
-	sock_ev_fd = fd;
-	sock_ev_flags = flags;
+	a->sock_ev_fd = fd;
+	a->sock_ev_flags = flags;
 	if (fd < 0)
 		return;
-	sock_ev = event_new(ag_proxy_g.base, fd, flags | EV_PERSIST, sock_cb, NULL);
-	event_add(sock_ev, NULL);
+	a->sock_ev = event_new(ag_proxy_g.base, fd, flags | EV_PERSIST, sock_cb, a);
+	event_add(a->sock_ev, NULL);
 }
 
 static void
@@ -109,6 +127,7 @@ queue_pop(void)
 		queue_head = r->next;
 		if (queue_head == NULL)
 			queue_tail = NULL;
+		r->next = NULL;
 	}
 	return r;
 }
@@ -128,52 +147,28 @@ deliver(ag_login_req *r)
 }
 
 static void
-fail_all(void)
+fail_one(ag_login_req *r)
+{
+	r->ok = 0;
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "08006");
+	snprintf(r->msg, sizeof(r->msg), "login failed");
+	r->detail[0] = '\0';
+	deliver(r);
+}
+
+static void
+fail_queue(void)
 {
 	ag_login_req *r;
 
-	inflight = 0;
 	while ((r = queue_pop()) != NULL)
-	{
-		r->ok = 0;
-		snprintf(r->sqlstate, sizeof(r->sqlstate), "08006");
-		snprintf(r->msg, sizeof(r->msg), "login failed");
-		r->detail[0] = '\0';
-		deliver(r);
-	}
+		fail_one(r);
 }
 
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	admin_connect();
-}
-
-static void
-connection_lost(const char *why)
-{
-	ag_log(AG_LOG_WARNING, NULL, "admin connection lost: %s; logins are refused until it is back",
-		   why);
-	if (sock_ev)
-	{
-		event_free(sock_ev);
-		sock_ev = NULL;
-		sock_ev_fd = -1;
-	}
-	if (conn)
-	{
-		PQfinish(conn);
-		conn = NULL;
-	}
-	state = ADM_DOWN;
-	fail_all();
-	if (!stopped)
-	{
-		struct timeval tv = {backoff_ms / 1000, (backoff_ms % 1000) * 1000};
-
-		evtimer_add(retry_ev, &tv);
-		backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
-	}
+	admin_connect(arg);
 }
 
 static void
@@ -186,33 +181,91 @@ trim_newline(char *s)
 }
 
 static void
-flush_or_watch(void)
+connection_lost(admin_conn *a, const char *why)
 {
-	int			rc = PQflush(conn);
+	char		reason[512];
+	ag_login_req *r;
 
-	if (rc < 0)
-		connection_lost(PQerrorMessage(conn));
-	else
-		watch(rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+	snprintf(reason, sizeof(reason), "%s", why);
+	trim_newline(reason);
+	ag_log(AG_LOG_WARNING, NULL, "admin connection %d lost: %s%s", a->index, reason,
+		   a->index == 0 ? "; logins are refused until it is back" : "");
+	if (a->sock_ev)
+	{
+		event_free(a->sock_ev);
+		a->sock_ev = NULL;
+		a->sock_ev_fd = -1;
+	}
+	if (a->conn)
+	{
+		PQfinish(a->conn);
+		a->conn = NULL;
+	}
+	a->state = ADM_DOWN;
+	r = a->inflight;
+	a->inflight = NULL;
+	if (r)
+		fail_one(r);
+	if (a->index == 0)
+		fail_queue();
+	if (!stopped)
+	{
+		struct timeval tv = {a->backoff_ms / 1000, (a->backoff_ms % 1000) * 1000};
+
+		evtimer_add(a->retry_ev, &tv);
+		a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+	}
 }
 
-static void
-send_next(void)
+/* Returns -1 if the connection was lost. */
+static int
+flush_or_watch(admin_conn *a)
 {
-	ag_login_req *r = queue_head;
-	const char *values[2];
+	int			rc = PQflush(a->conn);
 
-	if (state != ADM_READY || inflight || r == NULL)
-		return;
-	values[0] = r->identity;
-	values[1] = r->claims;
-	if (!PQsendQueryParams(conn, LOGIN_SQL, 2, NULL, values, NULL, NULL, 0))
+	if (rc < 0)
 	{
-		connection_lost(PQerrorMessage(conn));
-		return;
+		connection_lost(a, PQerrorMessage(a->conn));
+		return -1;
 	}
-	inflight = 1;
-	flush_or_watch();
+	watch(a, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+	return 0;
+}
+
+/*
+ * Hand queued logins to idle ready connections, the listener last: a login
+ * stuck on it would cost the revocation channel too.
+ */
+static void
+dispatch(void)
+{
+	int			k;
+
+	for (k = 0; k < nadmins && queue_head; k++)
+	{
+		admin_conn *a = &admins[(k + 1) % nadmins];
+		ag_login_req *r;
+		const char *values[2];
+
+		if (a->state != ADM_READY || a->inflight)
+			continue;
+		r = queue_pop();
+		values[0] = r->identity;
+		values[1] = r->claims;
+		if (!PQsendQueryParams(a->conn, LOGIN_SQL, 2, NULL, values, NULL, NULL, 0))
+		{
+			/* back to the head of the queue for another connection */
+			r->next = queue_head;
+			queue_head = r;
+			if (queue_tail == NULL)
+				queue_tail = r;
+			connection_lost(a, PQerrorMessage(a->conn));
+			continue;
+		}
+		a->inflight = r;
+		a->inflight_since = time(NULL);
+		(void) flush_or_watch(a);
+	}
 }
 
 /* Record what one PGresult says about the login in flight. */
@@ -253,7 +306,7 @@ take_result(ag_login_req *r, PGresult *res)
 			snprintf(r->detail, sizeof(r->detail), "%s", d ? d : "");
 			return;
 		}
-		ag_log(AG_LOG_ERROR, NULL, "agentgate.login(\"%s\") failed: %s%s", r->identity,
+		ag_log(AG_LOG_ERROR, NULL, "agentgate.login(\"%s\") failed: %s %s", r->identity,
 			   code ? code : "", m ? m : PQresultErrorMessage(res));
 	}
 	else
@@ -265,11 +318,11 @@ take_result(ag_login_req *r, PGresult *res)
 }
 
 static void
-handle_notifies(void)
+handle_notifies(admin_conn *a)
 {
 	PGnotify   *n;
 
-	while ((n = PQnotifies(conn)) != NULL)
+	while ((n = PQnotifies(a->conn)) != NULL)
 	{
 		if (strcmp(n->relname, REVOCATION_CHANNEL) == 0 && n->extra && n->extra[0])
 			ag_client_revoke(n->extra);
@@ -279,94 +332,92 @@ handle_notifies(void)
 
 /* Read everything libpq can give without blocking. */
 static void
-handle_input(void)
+handle_input(admin_conn *a)
 {
-	if (!PQconsumeInput(conn))
+	if (!PQconsumeInput(a->conn))
 	{
-		connection_lost(PQerrorMessage(conn));
+		connection_lost(a, PQerrorMessage(a->conn));
 		return;
 	}
-	while (!PQisBusy(conn))
+	while (!PQisBusy(a->conn))
 	{
-		PGresult   *res = PQgetResult(conn);
+		PGresult   *res = PQgetResult(a->conn);
 
 		if (res == NULL)
 		{
 			/* the command in flight is complete */
-			if (state == ADM_LISTENING)
+			if (a->state == ADM_LISTENING)
 			{
-				state = ADM_READY;
-				backoff_ms = BACKOFF_MIN_MS;
-				ag_log(AG_LOG_INFO, NULL, "admin connection ready");
+				a->state = ADM_READY;
+				a->backoff_ms = BACKOFF_MIN_MS;
+				ag_log(AG_LOG_INFO, NULL, "admin connection %d ready", a->index);
 			}
-			else if (inflight)
+			else if (a->inflight)
 			{
-				ag_login_req *r = queue_pop();
+				ag_login_req *r = a->inflight;
 
-				inflight = 0;
+				a->inflight = NULL;
 				if (!r->have_result)
 					take_result(r, NULL);
 				deliver(r);
-				if (conn == NULL)
-					return;
 			}
 			break;
 		}
-		if (state == ADM_LISTENING)
+		if (a->state == ADM_LISTENING)
 		{
-			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+				PQresultStatus(res) != PGRES_EMPTY_QUERY)
 			{
 				char		why[300];
 
-				snprintf(why, sizeof(why), "LISTEN failed: %s", PQresultErrorMessage(res));
-				trim_newline(why);
+				snprintf(why, sizeof(why), "setup failed: %s", PQresultErrorMessage(res));
 				PQclear(res);
-				connection_lost(why);
+				connection_lost(a, why);
 				return;
 			}
 		}
-		else if (inflight)
-			take_result(queue_head, res);
+		else if (a->inflight)
+			take_result(a->inflight, res);
 		PQclear(res);
 	}
-	handle_notifies();
-	if (PQstatus(conn) == CONNECTION_BAD)
+	if (a->index == 0)
+		handle_notifies(a);
+	if (PQstatus(a->conn) == CONNECTION_BAD)
 	{
-		connection_lost(PQerrorMessage(conn));
+		connection_lost(a, PQerrorMessage(a->conn));
 		return;
 	}
-	send_next();
+	dispatch();
 }
 
 static void
-connect_poll(void)
+connect_poll(admin_conn *a)
 {
-	switch (PQconnectPoll(conn))
+	switch (PQconnectPoll(a->conn))
 	{
 		case PGRES_POLLING_READING:
-			watch(EV_READ);
+			watch(a, EV_READ);
 			break;
 		case PGRES_POLLING_WRITING:
-			watch(EV_WRITE);
+			watch(a, EV_WRITE);
 			break;
 		case PGRES_POLLING_OK:
-			PQsetnonblocking(conn, 1);
-			if (!PQsendQuery(conn, "LISTEN " REVOCATION_CHANNEL))
+			PQsetnonblocking(a->conn, 1);
+
+			/*
+			 * Connection 0 listens; the others send an empty query so that
+			 * every connection passes through the same LISTENING step.
+			 */
+			if (!PQsendQuery(a->conn, a->index == 0 ? "LISTEN " REVOCATION_CHANNEL : ""))
 			{
-				connection_lost(PQerrorMessage(conn));
+				connection_lost(a, PQerrorMessage(a->conn));
 				return;
 			}
-			state = ADM_LISTENING;
-			flush_or_watch();
+			a->state = ADM_LISTENING;
+			(void) flush_or_watch(a);
 			break;
 		default:
-			{
-				char		why[512];
-
-				snprintf(why, sizeof(why), "%s", PQerrorMessage(conn));
-				trim_newline(why);
-				connection_lost(why);
-			}
+			connection_lost(a, PQerrorMessage(a->conn));
 			break;
 	}
 }
@@ -374,78 +425,133 @@ connect_poll(void)
 static void
 sock_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (state == ADM_CONNECTING)
+	admin_conn *a = arg;
+
+	if (a->state == ADM_CONNECTING)
 	{
-		connect_poll();
+		connect_poll(a);
 		return;
 	}
-	if (what & EV_WRITE)
-	{
-		flush_or_watch();
-		if (conn == NULL)
-			return;
-	}
+	if ((what & EV_WRITE) && flush_or_watch(a) < 0)
+		return;
 	if (what & EV_READ)
-		handle_input();
+		handle_input(a);
 }
 
 static void
-admin_connect(void)
+admin_connect(admin_conn *a)
 {
 	const char *keys[] = {"dbname", "fallback_application_name", NULL};
 	const char *vals[] = {ag_proxy_g.cfg->admin_conninfo, "agentgate-proxy", NULL};
 
 	if (stopped)
 		return;
-	conn = PQconnectStartParams(keys, vals, 1);
-	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+	a->conn = PQconnectStartParams(keys, vals, 1);
+	if (a->conn == NULL || PQstatus(a->conn) == CONNECTION_BAD)
 	{
-		char		why[512];
-
-		snprintf(why, sizeof(why), "%s", conn ? PQerrorMessage(conn) : "out of memory");
-		trim_newline(why);
-		connection_lost(why);
+		connection_lost(a, a->conn ? PQerrorMessage(a->conn) : "out of memory");
 		return;
 	}
-	state = ADM_CONNECTING;
-	watch(EV_WRITE);
+	a->state = ADM_CONNECTING;
+	watch(a, EV_WRITE);
+}
+
+static void
+dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	dispatch();
+}
+
+/*
+ * A login that outlives auth_timeout has no client waiting any more, and
+ * its connection is probably stuck (a hung server or network): drop the
+ * connection so that it is rebuilt, instead of queueing every later login
+ * behind it.
+ */
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	time_t		now = time(NULL);
+	int			i;
+
+	for (i = 0; i < nadmins; i++)
+	{
+		admin_conn *a = &admins[i];
+
+		if (a->inflight && now - a->inflight_since > ag_proxy_g.cfg->auth_timeout)
+			connection_lost(a, "agentgate.login() did not answer within auth_timeout");
+	}
 }
 
 void
 ag_admin_start(void)
 {
+	int			i;
+
 	stopped = 0;
-	if (retry_ev == NULL)
-		retry_ev = evtimer_new(ag_proxy_g.base, retry_cb, NULL);
-	backoff_ms = BACKOFF_MIN_MS;
-	admin_connect();
+	if (dispatch_ev == NULL)
+		dispatch_ev = event_new(ag_proxy_g.base, -1, 0, dispatch_cb, NULL);
+	if (watchdog_ev == NULL)
+	{
+		struct timeval second = {1, 0};
+
+		watchdog_ev = event_new(ag_proxy_g.base, -1, EV_PERSIST, watchdog_cb, NULL);
+		event_add(watchdog_ev, &second);
+	}
+	nadmins = ag_proxy_g.cfg->admin_connections;
+	for (i = 0; i < nadmins; i++)
+	{
+		admin_conn *a = &admins[i];
+
+		memset(a, 0, sizeof(*a));
+		a->index = i;
+		a->sock_ev_fd = -1;
+		a->backoff_ms = BACKOFF_MIN_MS;
+		a->retry_ev = evtimer_new(ag_proxy_g.base, retry_cb, a);
+		admin_connect(a);
+	}
 }
 
 void
 ag_admin_stop(void)
 {
+	int			i;
+
 	stopped = 1;
-	if (retry_ev)
-		evtimer_del(retry_ev);
-	if (sock_ev)
+	for (i = 0; i < nadmins; i++)
 	{
-		event_free(sock_ev);
-		sock_ev = NULL;
-		sock_ev_fd = -1;
+		admin_conn *a = &admins[i];
+		ag_login_req *r;
+
+		if (a->retry_ev)
+			event_free(a->retry_ev);
+		a->retry_ev = NULL;
+		if (a->sock_ev)
+			event_free(a->sock_ev);
+		a->sock_ev = NULL;
+		if (a->conn)
+			PQfinish(a->conn);
+		a->conn = NULL;
+		a->state = ADM_DOWN;
+		r = a->inflight;
+		a->inflight = NULL;
+		if (r)
+			fail_one(r);
 	}
-	if (conn)
-	{
-		PQfinish(conn);
-		conn = NULL;
-	}
-	state = ADM_DOWN;
-	fail_all();
+	fail_queue();
+	nadmins = 0;
+	if (dispatch_ev)
+		event_free(dispatch_ev);
+	dispatch_ev = NULL;
+	if (watchdog_ev)
+		event_free(watchdog_ev);
+	watchdog_ev = NULL;
 }
 
 int
 ag_admin_ready(void)
 {
-	return state == ADM_READY;
+	return nadmins > 0 && admins[0].state == ADM_READY;
 }
 
 struct ag_login_req *
@@ -454,11 +560,12 @@ ag_admin_login(const char *identity, const char *claims_json, ag_login_cb cb,
 {
 	ag_login_req *r;
 
-	if (state != ADM_READY)
+	if (!ag_admin_ready())
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
+	r->cb = cb;
 	r->arg = arg;
 	r->identity = strdup(identity);
 	r->claims = strdup(claims_json);
@@ -472,14 +579,13 @@ ag_admin_login(const char *identity, const char *claims_json, ag_login_cb cb,
 	else
 		queue_head = r;
 	queue_tail = r;
+
 	/*
-	 * send_next may find the connection broken and fail every request; the
-	 * callback is set afterwards so that it never runs inside this call.
+	 * Sent from the event loop, not from here: a send can find a connection
+	 * broken and fail requests, and the caller's callback must never run
+	 * inside this call.
 	 */
-	send_next();
-	if (state != ADM_READY)
-		return NULL;
-	r->cb = cb;
+	event_active(dispatch_ev, EV_TIMEOUT, 0);
 	return r;
 }
 
@@ -487,11 +593,15 @@ void
 ag_admin_forget(struct ag_login_req *req)
 {
 	ag_login_req **pp;
+	int			i;
 
-	if (inflight && req == queue_head)
+	for (i = 0; i < nadmins; i++)
 	{
-		req->cb = NULL;			/* the answer is dropped when it comes */
-		return;
+		if (admins[i].inflight == req)
+		{
+			req->cb = NULL;		/* the answer is dropped when it comes */
+			return;
+		}
 	}
 	for (pp = &queue_head; *pp; pp = &(*pp)->next)
 	{
@@ -500,8 +610,10 @@ ag_admin_forget(struct ag_login_req *req)
 			*pp = req->next;
 			if (queue_tail == req)
 			{
+				ag_login_req *t;
+
 				queue_tail = NULL;
-				for (ag_login_req *t = queue_head; t; t = t->next)
+				for (t = queue_head; t; t = t->next)
 					queue_tail = t;
 			}
 			req_free(req);

@@ -31,15 +31,20 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <jansson.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 
 /* The proxy's one global state (see proxy.h). */
 ag_proxy	ag_proxy_g;
 
 /* A PasswordMessage: type, length, the token, its terminating NUL. */
 #define MAX_PASSWORD_MSG (1 + 4 + AG_JWT_MAX_TOKEN + 1)
+/*
+ * Input buffered before the relay starts: more than any startup packet or
+ * password message, so reading pauses (instead of buffering without bound)
+ * only when a client sends ahead while its login runs.
+ */
+#define LOGIN_READ_LIMIT (64 * 1024)
 /* How long a client may take to read its final error message. */
 #define CLOSE_LINGER_SECONDS 5
 
@@ -122,6 +127,7 @@ ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	g->nclients++;
 
 	bufferevent_setcb(c->cbev, pretls_read_cb, NULL, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, LOGIN_READ_LIMIT);
 	bufferevent_enable(c->cbev, EV_READ);
 	arm_timer(c, g->cfg->auth_timeout);
 	ag_log(AG_LOG_INFO, c, "connection accepted from %s", c->peer);
@@ -298,6 +304,7 @@ start_tls(ag_client *c)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(c->cbev, 1);
 	bufferevent_setcb(c->cbev, startup_read_cb, NULL, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, LOGIN_READ_LIMIT);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 }
 
@@ -374,47 +381,6 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The kid of a token's JOSE header, only as a hint for a key refetch. */
-static void
-token_kid(const char *token, size_t len, char *kid, size_t kidsize)
-{
-	const char *dot = memchr(token, '.', len);
-	unsigned char *tmp;
-	unsigned char *dec;
-	size_t		n;
-	size_t		i;
-	int			declen;
-	json_t	   *hdr;
-	const char *k;
-
-	kid[0] = '\0';
-	if (dot == NULL || dot == token || dot - token > 2048)
-		return;
-	n = (size_t) (dot - token);
-	tmp = malloc(n + 4);
-	dec = malloc(n + 4);
-	if (tmp == NULL || dec == NULL)
-		goto out;
-	for (i = 0; i < n; i++)
-		tmp[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : (unsigned char) token[i];
-	while (i % 4)
-		tmp[i++] = '=';
-	declen = EVP_DecodeBlock(dec, tmp, (int) i);
-	if (declen <= 0)
-		goto out;
-	hdr = json_loadb((const char *) dec, (size_t) declen, JSON_DISABLE_EOF_CHECK, NULL);
-	if (hdr)
-	{
-		k = json_string_value(json_object_get(hdr, "kid"));
-		if (k)
-			snprintf(kid, kidsize, "%s", k);
-		json_decref(hdr);
-	}
-out:
-	free(tmp);
-	free(dec);
-}
-
 static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 					   const char *detail, const char *role, const char *stamp);
 
@@ -441,8 +407,8 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	{
 		char		kid[128];
 
-		token_kid(token, toklen, kid, sizeof(kid));
-		ag_keysource_unknown_kid(g->keys, kid);
+		ag_keysource_unknown_kid(g->keys,
+								 ag_jwt_peek_kid(token, toklen, kid, sizeof(kid)) ? kid : NULL);
 	}
 	if (st != AG_JWT_OK)
 	{
@@ -649,8 +615,8 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 		return;
 	}
 	bufferevent_write(c->sbev, pkt, (size_t) len);
-	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s peer=%s", c->role,
-		   c->params.database, c->peer);
+	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s client_user=%s peer=%s", c->role,
+		   c->params.database, c->params.user ? c->params.user : "", c->peer);
 
 	/* the startup packet is no longer needed; params are copied by now */
 	c->state = AG_CS_RELAY;

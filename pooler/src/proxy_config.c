@@ -47,6 +47,7 @@ static const key_def keys[] = {
 	S(pgbouncer_socket_dir, NULL),
 	I(pgbouncer_port, "6433", 1, 65535),
 	S(admin_conninfo, NULL),
+	I(admin_connections, "4", 1, 64),
 	S(jwks_file, NULL),
 	S(jwks_uri, NULL),
 	S(jwks_ca_file, NULL),

@@ -49,7 +49,14 @@ ag_tls_context_new(const ag_proxy_config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, strcmp(cfg->tls_min_version, "TLSv1.3") == 0
 								  ? TLS1_3_VERSION : TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-						SSL_OP_CIPHER_SERVER_PREFERENCE);
+						SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+
+	/*
+	 * libpq never resumes TLS sessions, so session tickets and the session
+	 * cache would only cost CPU and bytes on every connection.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1)
 	{
 		tls_error(err, errlen, "could not load certificate", cfg->tls_cert_file);
@@ -74,12 +81,30 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int			i;
+
+	for (i = 0; i < nlisteners; i++)
+		evconnlistener_enable(listeners[i]);
+}
+
+static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
+	static struct event *resume;
+	struct timeval tv = {0, 100000};
 	int			e = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE and friends: log and go on; the listener stays enabled */
+	/*
+	 * EMFILE and friends: the pending connection stays in the backlog and
+	 * would wake us again at once, so pause accepting for 100 ms.
+	 */
 	ag_log(AG_LOG_WARNING, NULL, "accept failed: %s", evutil_socket_error_to_string(e));
+	if (resume == NULL)
+		resume = evtimer_new(ag_proxy_g.base, resume_cb, NULL);
+	ag_listen_pause();
+	evtimer_add(resume, &tv);
 }
 
 static int

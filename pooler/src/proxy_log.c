@@ -28,6 +28,12 @@ ag_log(ag_log_level level, const ag_client *c, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* messages may quote token fields (a kid, a claim): one line, no escapes */
+	for (char *p = msg; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -166,7 +167,8 @@ reload(void)
 				ag_log(AG_LOG_ERROR, NULL, "could not reopen the old listeners: %s", err);
 		}
 	}
-	admin_changed = strcmp(old->admin_conninfo, cfg->admin_conninfo) != 0;
+	admin_changed = strcmp(old->admin_conninfo, cfg->admin_conninfo) != 0 ||
+		old->admin_connections != cfg->admin_connections;
 
 	SSL_CTX_free(g->ssl_ctx);	/* live sessions hold their own reference */
 	g->ssl_ctx = ctx;
@@ -244,6 +246,26 @@ write_pid_file(const char *path)
 	return fclose(f);
 }
 
+/* Two sockets per client plus some: raise the soft limit as far as allowed. */
+static void
+raise_fd_limit(int max_clients)
+{
+	struct rlimit rl;
+	rlim_t		want = (rlim_t) max_clients * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < want)
+	{
+		rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+		(void) setrlimit(RLIMIT_NOFILE, &rl);
+		(void) getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+		ag_log(AG_LOG_WARNING, NULL, "open file limit %llu is below the %llu that max_clients = %d needs",
+			   (unsigned long long) rl.rlim_cur, (unsigned long long) want, max_clients);
+}
+
 static void
 usage(const char *prog)
 {
@@ -307,6 +329,17 @@ main(int argc, char **argv)
 	}
 	g->keys = keys_now.src;
 	set_policy(g->cfg);
+
+	/* a jwks_uri is fetched in the background: give it a moment */
+	if (!ag_keysource_wait(g->keys, 10000))
+	{
+		ag_keysource_last_error(g->keys, err, sizeof(err));
+		ag_log(check_only ? AG_LOG_FATAL : AG_LOG_WARNING, NULL,
+			   "no signing keys yet%s%s; every token is refused until they load",
+			   err[0] ? ": " : "", err);
+		if (check_only)
+			return 1;
+	}
 	if (check_only)
 	{
 		fprintf(stderr, "configuration file \"%s\" is valid\n", g->config_path);
@@ -316,6 +349,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 
+	raise_fd_limit(g->cfg->max_clients);
 	g->base = event_base_new();
 	if (g->base == NULL)
 	{

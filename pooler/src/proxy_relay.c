@@ -118,6 +118,32 @@ s2c_pump(ag_client *c)
 
 	while ((avail = evbuffer_get_length(in)) > 0)
 	{
+		/*
+		 * PgBouncer must admit the role without a password (trust or peer on
+		 * its private socket).  If it asks for one, the client would answer
+		 * with its token or a hash of it: refuse before any of that request
+		 * reaches the client.
+		 */
+		if (!c->pooler_authed && c->s2c_hdrlen == 0)
+		{
+			uint8_t		m[9];
+
+			evbuffer_copyout(in, m, avail < 9 ? avail : 9);
+			if (m[0] == 'R')
+			{
+				if (avail < 9)
+					break;
+				if (ag_pg_get32(m + 5) != 0)
+				{
+					ag_log(AG_LOG_ERROR, c, "PgBouncer asked for a password (authentication request %u); "
+						   "it must admit agent roles without one (auth_type trust on its private socket)",
+						   ag_pg_get32(m + 5));
+					ag_client_fatal(c, "08006", "login failed", NULL, NULL);
+					return -1;
+				}
+				c->pooler_authed = 1;
+			}
+		}
 		if (c->s2c_hdrlen < 5)
 		{
 			size_t		n = 5 - (size_t) c->s2c_hdrlen;

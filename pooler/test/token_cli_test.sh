@@ -79,14 +79,19 @@ jwks_one --key rsa.pem;							expect "jwks without kid" 2
 jwks_one --key nonexistent.pem --kid x;			expect "jwks missing key file" 2 "cannot open"
 grep -q '"d"' r1.jwks && bad "jwks leaks the private exponent" || ok
 
-# one key set with all of them
-python3 - <<'EOF' 2>/dev/null || jq -s '{keys: map(.keys[])}' r1.jwks r2.jwks e256.jwks e384.jwks e521.jwks d1.jwks h1.jwks > keys.jwks
-import json
-keys = []
-for f in ["r1", "r2", "e256", "e384", "e521", "d1", "h1"]:
-    keys += json.load(open(f + ".jwks"))["keys"]
-json.dump({"keys": keys}, open("keys.jwks", "w"))
-EOF
+# one key set with all of them: the object inside each one-key document
+{
+	echo '{"keys": ['
+	sep=
+	for f in r1 r2 e256 e384 e521 d1 h1; do
+		printf '%s' "$sep"
+		sed '1,2d' $f.jwks | sed '$d' | sed '$d'
+		sep=,
+	done
+	echo ']}'
+} > keys.jwks
+"$TOOL" verify --jwks keys.jwks --issuer i --audience a < /dev/null >out 2>err; rc=$?
+expect "combined key set loads" 1 "malformed"
 
 # --- mint and verify, each algorithm ---
 for spec in "RS256 rsa.pem r1" "RS512 rsa2.pem r2" "PS256 rsa2.pem r2" "PS384 rsa2.pem r2" \
@@ -103,6 +108,38 @@ for alg in HS256 HS384 HS512; do
 	expect "mint $alg" 0
 	verify < tok;								expect "verify $alg" 0
 done
+
+# --- tokens signed by the openssl command, a third independent signer ---
+b64u() {
+	openssl base64 -A | tr '+/' '-_' | tr -d '='
+}
+# raw_token ALG KID SIGN-COMMAND...: header.payload signed by the command
+raw_token() {
+	alg=$1 kid=$2
+	shift 2
+	h=$(printf '{"alg":"%s","kid":"%s"}' "$alg" "$kid" | b64u)
+	p=$(printf '{"iss":"https://idp.example.com","aud":"agentgate","sub":"agent-7","exp":1700000300}' | b64u)
+	printf '%s.%s' "$h" "$p" > input
+	s=$("$@" < input | b64u)
+	printf '%s.%s.%s\n' "$h" "$p" "$s" > tok
+}
+raw_token RS256 r1 openssl dgst -sha256 -sign rsa.pem
+verify < tok;									expect "openssl dgst RS256" 0
+for bits in 256 384 512; do
+	raw_token PS$bits r2 openssl dgst -sha$bits -sigopt rsa_padding_mode:pss \
+		-sigopt rsa_pss_saltlen:digest -sign rsa2.pem
+	verify < tok;								expect "openssl dgst PS$bits" 0
+done
+for salt in 0 20 max; do
+	raw_token PS256 r2 openssl dgst -sha256 -sigopt rsa_padding_mode:pss \
+		-sigopt rsa_pss_saltlen:$salt -sign rsa2.pem
+	verify < tok;								expect "PS256 with salt length $salt" 1 "signature"
+done
+raw_token EdDSA d1 openssl pkeyutl -sign -rawin -inkey ed.pem -in input
+verify < tok;									expect "openssl pkeyutl EdDSA" 0
+# openssl signs ECDSA in DER; JWS wants R||S
+raw_token ES256 e256 openssl dgst -sha256 -sign p256.pem
+verify < tok;									expect "ES256 signature in DER" 1 "signature"
 
 # --- output format ---
 mint --key rsa.pem --alg RS256 --kid r1 --groups analysts,ops > tok

@@ -12,7 +12,7 @@ my $s = AgentGate::Stack->new(name => 'e2e', public_socket => 1);
 $s->start;
 
 my $role = $s->admin_psql("SELECT agentgate.role_for_identity('alice')");
-like($role, qr/^agent_alice_[0-9a-f]{12}$/, 'role derived from the identity');
+like($role, qr/^agent_alice_[0-9a-f]{16}$/, 'role derived from the identity');
 
 # --- allowed: the agent is its own per-identity role, governed
 my $tok = $s->token(sub => 'alice', ttl => 300);

@@ -84,6 +84,13 @@ for my $p ([ replication => 'database' ], [ search_path => 'evil' ], [ '_pq_.x' 
 # --- agentgate.login() errors of class 28 reach the client, others do not
 $s->agent_psql($s->token(sub => 'mallory'), 'SELECT 1');
 $s->admin_psql("SELECT agentgate.suspend('mallory', 'under investigation')");
+# the suspension's notification closes mallory's connections, including one
+# still logging in; wait for it so that the next login meets login() itself
+for (1 .. 50)
+{
+	last if AgentGate::Stack::_slurp($s->log_file('proxy')) =~ /revocation of "mallory"/;
+	sleep 0.1;
+}
 my $e = refused('suspended identity', $s->token(sub => 'mallory'),
 	qr/FATAL:\s+agent identity "mallory" is suspended/);
 like($e, qr/DETAIL:\s+Reason: under investigation/, 'suspended identity: detail from login()');
@@ -115,7 +122,27 @@ for (1 .. 100)
 	sleep 0.2;
 }
 ok($back, 'logins work again once the admin connection is back');
-like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/admin connection lost/, 'the drop is logged');
+like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/admin connection \d+ lost/, 'the drop is logged');
+
+# --- PgBouncer down: a clear error, and service resumes with it
+$s->stop_process('pgbouncer');
+refused('PgBouncer down', $tok, qr/FATAL:\s+could not connect to the pooler/);
+$s->start_pgbouncer;
+($rc, $out, $err) = $s->agent_psql($tok, 'SELECT 1');
+is($rc, 0, 'PgBouncer back: logins work again') or diag($err);
+
+# --- a PgBouncer that asks for a password never gets the token
+$s->stop_process('pgbouncer');
+$s->{pgbouncer_conf} = "auth_type = plain\n";    # the later line wins
+$s->start_pgbouncer;
+refused('PgBouncer asking for a password', $tok, qr/FATAL:\s+login failed/);
+like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/PgBouncer asked for a password \(authentication request 3\)/,
+	'the misconfiguration is logged');
+unlike(AgentGate::Stack::_slurp($s->log_file('pgbouncer')), qr/password authentication failed|closing because: .*password/,
+	'PgBouncer never received a password');
+$s->stop_process('pgbouncer');
+$s->{pgbouncer_conf} = '';
+$s->start_pgbouncer;
 
 # --- logs name the identity, the role and the session
 my $log = AgentGate::Stack::_slurp($s->log_file('proxy'));
@@ -123,6 +150,8 @@ like($log, qr/\[c\d+ identity=alice session=[0-9a-f]{16}\] login: role=\Q$role\E
 like($log, qr/connection closed: .*role=\Q$role\E duration=\d+\.\d+s/, 'close logged with role and duration');
 like($log, qr/connection refused: TLS required/, 'refusals logged with the reason');
 unlike($log, qr/\Q$tok\E/, 'the token never reaches the log');
+like($log, qr/admin connection 3 ready/, 'all four admin connections come up');
+unlike($log, qr/setup failed/, 'and none fails its setup');
 
 $s->stop;
 done_testing();

@@ -46,6 +46,28 @@ sub session
 	like($err, qr/FATAL:\s+agent identity "carol" is revoked/, 'a revoked identity cannot log in again');
 }
 
+# --- a revocation while the server is streaming never splices the proxy's
+# FATAL into the middle of a server message: what the client reads is a
+# well-formed message stream up to the end
+{
+	my $c = session($s->token(sub => 'kate'));
+	$c->send_message('Q', "SELECT i, md5(i::text) FROM generate_series(1, 3000000) i\0");
+	sleep 1;    # the client does not read: buffers fill, the proxy stops reading
+	$s->admin_psql("SELECT agentgate.revoke('kate')");
+	my ($n, $bad, $last) = (0, 0, '');
+	while (my ($t, $b) = $c->read_message(5))
+	{
+		$n++;
+		$bad++ unless $t =~ /^[TDECZSN]$/;
+		$bad++ if $t eq 'D' && unpack('n', $b) != 2;
+		$last = $t eq 'E' ? AgentGate::ProxyClient::error_fields($b)->{C} : $t;
+	}
+	ok($c->{eof}, 'streaming session closed by the revocation');
+	ok($n > 0 && $n < 3_000_000, "the result was cut short ($n messages read)");
+	is($bad, 0, 'every message read is well formed');
+	ok($last eq 'D' || $last eq '57P01', "the stream ends with a whole row or the proxy's FATAL ($last)");
+}
+
 # --- a token's exp closes its connection
 {
 	my $c = session($s->token(sub => 'erin', ttl => 3));
@@ -93,6 +115,25 @@ sub session
 	is($rc, 0, 'and the old configuration still serves');
 	AgentGate::Stack::_spew($s->proxy_conf_file, $conf);
 	is(AgentGate::ProxyClient::first_value($c->query('SELECT 2')), '2', 'the old session survived both reloads');
+}
+
+# --- SIGHUP re-reads the TLS certificate for new connections
+{
+	my $c = session($s->token(sub => 'frank'));
+	my $before = $c->{sock}->peer_certificate('subject');
+	my $k = $s->base . '/keys';
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+		'-keyout', "$k/tls.key.new", '-out', "$k/tls.crt.new", '-days', '2', '-subj', '/CN=reloaded.test' ],
+		'>', \$o, '2>', \$e) or die "openssl: $e";
+	rename("$k/tls.key.new", "$k/tls.key") or die;
+	rename("$k/tls.crt.new", "$k/tls.crt") or die;
+	$s->signal('proxy', 'HUP');
+	sleep 0.5;
+	my $n = session($s->token(sub => 'frank'));
+	like($n->{sock}->peer_certificate('subject'), qr/reloaded\.test/, 'after SIGHUP new connections get the new certificate');
+	unlike($before, qr/reloaded\.test/, 'the old session had the old one');
+	is(AgentGate::ProxyClient::first_value($c->query('SELECT 3')), '3', 'and it is still up');
 }
 
 # --- 200 concurrent clients, all connected at the same time
