@@ -28,8 +28,9 @@ extern Oid	ag_agent_role_oid(void);
 /* auth.c: agent roles may log in only through the pooler's private socket */
 extern void ag_auth_init(void);
 
-/* policy.c: statement policy (block/allow/log) */
+/* policy.c: statement policy (block/allow/log); more in policy.h */
 extern void ag_policy_init(void);
+extern int	ag_policy_nesting_level(void);	/* 0 = statement the client sent */
 
 /* identity.c: session stamps, identity state checks */
 extern void ag_identity_init(void);
