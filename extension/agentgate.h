@@ -34,4 +34,8 @@ extern void ag_policy_init(void);
 /* identity.c: session stamps, identity state checks */
 extern void ag_identity_init(void);
 
+/* audit.c: audit log (see audit.h for the ring and the writer) */
+extern void ag_audit_init(void);
+extern int	ag_audit_statement_level(void);
+
 #endif							/* AGENTGATE_H */
