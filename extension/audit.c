@@ -489,6 +489,9 @@ plan_relations(PlannedStmt *ps)
 
 		if (rte->rtekind != RTE_RELATION || list_member_oid(seen, rte->relid))
 			continue;
+		/* partitions the planner added under their parent: name the parent */
+		if (!rte->inh && get_rel_relispartition(rte->relid))
+			continue;
 		seen = lappend_oid(seen, rte->relid);
 		rel = get_rel_name(rte->relid);
 		nsp = get_namespace_name(get_rel_namespace(rte->relid));

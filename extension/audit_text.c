@@ -49,16 +49,59 @@ clip_len(const char *s, int len, int max)
 	return pg_mbcliplen(s, len, max);
 }
 
+/* Lexer output; lives in memory so it survives a longjmp out of the lexer. */
+typedef struct TokenList
+{
+	Token	   *toks;
+	int			ntoks;
+	int			maxtoks;
+	int			highest_param;
+} TokenList;
+
+static void
+lex_tokens(const char *buf, TokenList *tl)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			prev_end = 0;
+
+	scanner = scanner_init(buf, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	yyextra.escape_string_warning = false;
+	for (;;)
+	{
+		int			tok = core_yylex(&yylval, &yylloc, scanner);
+		Token	   *t;
+
+		if (tok == 0)
+			break;
+		if (tl->ntoks >= tl->maxtoks)
+		{
+			tl->maxtoks *= 2;
+			tl->toks = repalloc(tl->toks, sizeof(Token) * tl->maxtoks);
+		}
+		t = &tl->toks[tl->ntoks];
+		t->loc = yylloc;
+		/* the lexer NUL-terminates the current token in its buffer */
+		t->len = strlen(yyextra.scanbuf + yylloc);
+		t->literal = (tok == SCONST || tok == USCONST || tok == BCONST ||
+					  tok == XCONST || tok == ICONST || tok == FCONST);
+		t->gap_before = yylloc > prev_end;
+		prev_end = yylloc + t->len;
+		if (tok == PARAM && yylval.ival > tl->highest_param)
+			tl->highest_param = yylval.ival;
+		tl->ntoks++;			/* only complete tokens count */
+	}
+	scanner_finish(scanner);
+}
+
 char *
 ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 {
 	char	   *buf;
 	int			inlen;
-	Token	   *toks;
-	int			ntoks = 0;
-	int			maxtoks;
-	int			highest_param = 0;
-	bool		lex_failed = false;
+	TokenList  *tl;
 	StringInfoData out;
 	int			next_param;
 	MemoryContext cxt = CurrentMemoryContext;
@@ -71,61 +114,28 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	buf = palloc(inlen + 1);
 	memcpy(buf, sql, inlen);
 	buf[inlen] = '\0';
-	maxtoks = 64;
-	toks = palloc(sizeof(Token) * maxtoks);
+	tl = palloc0(sizeof(TokenList));
+	tl->maxtoks = 64;
+	tl->toks = palloc(sizeof(Token) * tl->maxtoks);
 
 	PG_TRY();
 	{
-		core_yy_extra_type yyextra;
-		core_YYSTYPE yylval;
-		YYLTYPE		yylloc;
-		core_yyscan_t scanner;
-		int			prev_end = 0;
-
-		scanner = scanner_init(buf, &yyextra, &ScanKeywords, ScanKeywordTokens);
-		yyextra.escape_string_warning = false;
-		for (;;)
-		{
-			int			tok = core_yylex(&yylval, &yylloc, scanner);
-			Token	   *t;
-
-			if (tok == 0)
-				break;
-			if (ntoks >= maxtoks)
-			{
-				maxtoks *= 2;
-				toks = repalloc(toks, sizeof(Token) * maxtoks);
-			}
-			t = &toks[ntoks++];
-			t->loc = yylloc;
-			/* the lexer NUL-terminates the current token in its buffer */
-			t->len = strlen(yyextra.scanbuf + yylloc);
-			t->literal = (tok == SCONST || tok == USCONST || tok == BCONST ||
-						  tok == XCONST || tok == ICONST || tok == FCONST);
-			t->gap_before = yylloc > prev_end;
-			prev_end = yylloc + t->len;
-			if (tok == PARAM && yylval.ival > highest_param)
-				highest_param = yylval.ival;
-		}
-		scanner_finish(scanner);
+		lex_tokens(buf, tl);
 	}
 	PG_CATCH();
 	{
 		/* a literal cut by the cap: keep the tokens before it */
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
-		lex_failed = true;
+		*truncated = true;
 	}
 	PG_END_TRY();
 
-	if (lex_failed)
-		*truncated = true;
-
 	initStringInfo(&out);
-	next_param = highest_param + 1;
-	for (int i = 0; i < ntoks; i++)
+	next_param = tl->highest_param + 1;
+	for (int i = 0; i < tl->ntoks; i++)
 	{
-		Token	   *t = &toks[i];
+		Token	   *t = &tl->toks[i];
 
 		if (t->gap_before && out.len > 0)
 			appendStringInfoChar(&out, ' ');
@@ -135,7 +145,8 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 			appendBinaryStringInfo(&out, buf + t->loc, t->len);
 	}
 	pfree(buf);
-	pfree(toks);
+	pfree(tl->toks);
+	pfree(tl);
 	return out.data;
 }
 
