@@ -56,7 +56,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/queryjumble.h"
+#include "common/hashfn.h"
 #include "utils/timestamp.h"
 #include "access/genam.h"
 #include "access/table.h"
@@ -525,7 +525,6 @@ typedef struct RowArgs
 	ErrorData  *edata;			/* when failed */
 	bool		has_rows;
 	uint64		rows;
-	uint64		query_id;
 	const char *rels;
 } RowArgs;
 
@@ -552,9 +551,6 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	strlcpy(h->session_id, session_id(), sizeof(h->session_id));
 	if (a->tag)
 		strlcpy(h->command_tag, a->tag, sizeof(h->command_tag));
-	if (a->query_id != 0)
-		snprintf(h->fingerprint, sizeof(h->fingerprint), "%016llx",
-				 (unsigned long long) a->query_id);
 	h->decision = decide(a->level, a->failed,
 						 a->edata ? a->edata->sqlerrcode : 0,
 						 a->edata ? a->edata->message : NULL);
@@ -568,6 +564,16 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	text = statement_text(stmt, stmtlen, a->parsed, &h->flags);
 	e->stmt = text;
 	h->stmt_len = text ? strlen(text) : 0;
+
+	/*
+	 * Fingerprint: a hash of the normalised text, so statements that differ
+	 * only in their literals share it.  (The server's query identifier would
+	 * need compute_query_id for every session of the cluster.)
+	 */
+	if (text && (h->flags & AG_AUDIT_NORMALIZED))
+		snprintf(h->fingerprint, sizeof(h->fingerprint), "%016llx",
+				 (unsigned long long) hash_bytes_extended((const unsigned char *) text,
+														  h->stmt_len, 0));
 	if (a->edata)
 	{
 		strlcpy(h->sqlstate, unpack_sql_state(a->edata->sqlerrcode), sizeof(h->sqlstate));
@@ -732,7 +738,6 @@ audit_planner(Query *parse, const char *query_string, int cursorOptions,
 			a.parsed = true;
 			a.tag = GetCommandTagName(CreateCommandTag((Node *) parse));
 			a.level = nesting_depth;
-			a.query_id = parse->queryId;
 			audit_failure(&a, audit_cxt);
 		}
 		statement_level = saved_level;
@@ -785,7 +790,6 @@ executor_failure(QueryDesc *qd, StmtFrame *f)
 	a.tag = GetCommandTagName(CreateCommandTag((Node *) qd->plannedstmt));
 	a.start = f ? f->start : 0;
 	a.level = f ? f->level : nesting_depth;
-	a.query_id = qd->plannedstmt->queryId;
 	a.rels = f ? f->rels : NULL;
 	audit_failure(&a, audit_cxt);
 	if (f)
@@ -906,7 +910,6 @@ audit_executor_end(QueryDesc *queryDesc)
 		a.tag = GetCommandTagName(CreateCommandTag((Node *) queryDesc->plannedstmt));
 		a.start = f->start;
 		a.level = f->level;
-		a.query_id = queryDesc->plannedstmt->queryId;
 		a.rels = f->rels;
 		a.has_rows = true;
 		a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
@@ -986,7 +989,6 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 		a.tag = GetCommandTagName(CreateCommandTag(n));
 		a.start = start;
 		a.level = level;
-		a.query_id = pstmt->queryId;
 	}
 
 	nesting_depth++;
@@ -1159,9 +1161,6 @@ ag_audit_init(void)
 	audit_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit",
 									  ALLOCSET_SMALL_SIZES);
 	RegisterXactCallback(audit_xact_callback, NULL);
-
-	/* the fingerprint column is the server's query identifier */
-	EnableQueryId();
 
 	ag_audit_worker_register();
 

@@ -25,7 +25,7 @@ CREATE TABLE @extschema@.audit_log (
     client_addr     inet,
     command_tag     text,
     statement       text,                   -- literals replaced by $n
-    fingerprint     text,                   -- query identifier, hex
+    fingerprint     text,                   -- hash of the normalised text, hex
     relations       text[],
     decision        text NOT NULL,          -- allowed blocked error monitored logged ... gap
     rule_id         bigint,
@@ -47,8 +47,6 @@ CREATE TABLE @extschema@.audit_log_default PARTITION OF @extschema@.audit_log DE
 
 CREATE INDEX audit_log_ts_brin ON @extschema@.audit_log USING brin (ts);
 CREATE INDEX audit_log_role_ts ON @extschema@.audit_log (role_name, ts);
-CREATE INDEX audit_log_session ON @extschema@.audit_log
-    ((coalesce(session_id, 'backend:' || backend_session)), ts);
 
 -- One row per ring epoch: the last record committed.  The worker compares
 -- it with what the previous server run appended to count lost records.
