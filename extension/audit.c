@@ -114,6 +114,7 @@ static ClientAuthentication_hook_type prev_client_auth = NULL;
 static int	nesting_depth = 0;		/* enclosing statements being executed */
 static int	statement_level = 0;	/* level of the statement being started */
 static bool pending_sync = false;	/* a nested write needs the top-level wait */
+static uint64 pending_sync_rseq = 0;	/* ... for this record */
 static bool error_audited = false;	/* the error in flight already has a row */
 static bool in_emit_log = false;
 
@@ -162,9 +163,21 @@ ag_audit_statement_level(void)
 	return statement_level;
 }
 
+static void wait_durable(uint64 rseq, bool may_fail);
+
 static void
 audit_xact_callback(XactEvent event, void *arg)
 {
+	/*
+	 * A nested write (a procedure that COMMITs, a function's INSERT) must
+	 * not commit before its audit row: wait here, where failing still
+	 * aborts the commit.
+	 */
+	if (event == XACT_EVENT_PRE_COMMIT && pending_sync)
+	{
+		wait_durable(pending_sync_rseq, true);
+		pending_sync = false;
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
@@ -605,9 +618,11 @@ audit_success(RowArgs *a, bool write)
 	build_entry(&e, a);
 	if (a->level > 0)
 	{
-		if (write)
+		if (append_record(&e, true, &rseq) && write)
+		{
 			pending_sync = true;
-		(void) append_record(&e, true, &rseq);
+			pending_sync_rseq = rseq;
+		}
 		return;
 	}
 	error_audited = false;
