@@ -24,7 +24,21 @@ PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out output_iso tmp_check log
 
 PG_CONFIG  ?= pg_config
-PGXS       := $(shell $(PG_CONFIG) --pgxs)
+PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifeq ($(PGXS),)
+# A fresh machine has no PostgreSQL development files yet: the commands that
+# install what they need (test, demo, bench) do that first, then start over.
+.DEFAULT_GOAL := all
+test demo bench:
+	tools/install-deps
+	$(MAKE) $@
+all install:
+	@echo "PostgreSQL 15 development files not found: run tools/install-deps as root (make test and make demo do it)"; exit 1
+.PHONY: test demo bench all install
+else
+
+.DEFAULT_GOAL := all
 
 # Optional pieces owned by one concern each add themselves here.
 -include extension/*.mk
@@ -70,3 +84,5 @@ demo:
 
 bench:
 	bench/run
+
+endif

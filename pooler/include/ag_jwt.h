@@ -25,6 +25,9 @@
 #define AG_JWT_MAX_IDENTITY		63		/* NAMEDATALEN - 1 */
 #define AG_JWT_DEFAULT_LEEWAY	60		/* seconds */
 #define AG_JWT_ERRLEN			256
+#define AG_JWKS_MAX_BYTES		(1024 * 1024)	/* JWKS document size cap */
+#define AG_JWKS_MAX_KEYS		64		/* JWKs per document */
+#define AG_JWT_MAX_GROUPS		256		/* entries of the groups claim */
 
 typedef struct ag_keyset ag_keyset;
 
@@ -37,6 +40,8 @@ extern ag_keyset *ag_keyset_ref(ag_keyset *ks);
 extern void ag_keyset_unref(ag_keyset *ks);
 extern int	ag_keyset_count(const ag_keyset *ks);
 extern int	ag_keyset_has_kid(const ag_keyset *ks, const char *kid);
+/* JWKs that were ignored at load (unknown kty/crv/alg, "use" not "sig"). */
+extern int	ag_keyset_skipped(const ag_keyset *ks);
 
 /* What a token must satisfy besides its signature. */
 typedef struct ag_jwt_policy
@@ -88,6 +93,13 @@ extern ag_jwt_status ag_jwt_verify(const ag_keyset *ks,
 extern void ag_jwt_result_free(ag_jwt_result *res);
 
 /*
+ * The kid named in the (unverified) header of token, for asking the key
+ * source to refetch after AG_JWT_NO_KEY.  Returns 1 and copies it into
+ * kid (kidlen bytes with the NUL) if there is one that fits, else 0.
+ */
+extern int	ag_jwt_peek_kid(const char *token, size_t len, char *kid, size_t kidlen);
+
+/*
  * Key sources: a JWKS file (re-read on ag_keysource_reload, e.g. on SIGHUP)
  * and/or a jwks_uri fetched over HTTPS, cached, refreshed every refresh_s
  * seconds and, rate limited, when a token names an unknown kid.  Fetching
@@ -100,8 +112,9 @@ typedef struct ag_keysource_config
 	const char *jwks_file;		/* may be NULL */
 	const char *jwks_uri;		/* may be NULL; https:// only */
 	const char *ca_file;		/* CA bundle for jwks_uri; NULL = system */
-	int			refresh_s;		/* periodic refresh of jwks_uri */
-	int			min_refetch_s;	/* rate limit for unknown-kid refetches */
+	int			refresh_s;		/* periodic refresh of jwks_uri; <= 0: 300 */
+	int			min_refetch_s;	/* rate limit for unknown-kid refetches;
+								 * <= 0: 30 */
 } ag_keysource_config;
 
 extern ag_keysource *ag_keysource_new(const ag_keysource_config *cfg,
@@ -110,8 +123,15 @@ extern ag_keysource *ag_keysource_new(const ag_keysource_config *cfg,
 extern ag_keyset *ag_keysource_get(ag_keysource *src);
 /* Re-read the file (and refetch the uri); keeps the old keys on error. */
 extern int	ag_keysource_reload(ag_keysource *src, char *err, size_t errlen);
-/* A token named a kid we do not have: ask for a rate-limited refetch. */
+/*
+ * A token named a kid we do not have (kid NULL: it named none and no key
+ * fitted): ask for a rate-limited refetch.
+ */
 extern void ag_keysource_unknown_kid(ag_keysource *src, const char *kid);
 extern void ag_keysource_free(ag_keysource *src);
+/* Wait up to timeout_ms for a keyset to be available; 1 if there is one. */
+extern int	ag_keysource_wait(ag_keysource *src, int timeout_ms);
+/* The last fetch or reload error ("" if none), copied into buf. */
+extern void ag_keysource_last_error(ag_keysource *src, char *buf, size_t len);
 
 #endif							/* AG_JWT_H */

@@ -1,0 +1,88 @@
+#!/usr/bin/env perl
+# pgbench -S through each layer of the data path, measured side by side:
+#
+#   direct      superuser straight to PostgreSQL (unix socket)
+#   agent       an agent role straight to PostgreSQL: the extension governs it
+#   pgbouncer   the agent role through PgBouncer (transaction pooling)
+#   proxy       the agent through agentgate-proxy (TLS, token) + PgBouncer
+#
+# Rounds are interleaved (direct, agent, pgbouncer, proxy, direct, ...) so
+# drift on a shared machine hits every path alike; the median TPS of each
+# path and its ratio to direct are printed.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../test/perl";
+use AgentGate::Stack;
+use IPC::Run qw(run);
+
+$ENV{AG_TOP} //= "$FindBin::Bin/..";
+my $seconds = $ENV{BENCH_SECONDS} || 10;
+my $rounds  = $ENV{BENCH_ROUNDS}  || 3;
+my $clients = $ENV{BENCH_CLIENTS} || 8;
+
+my $s = AgentGate::Stack->new(name => 'bench', fsync => 1,
+	pg_conf => "max_connections = 300\nshared_buffers = 256MB\n",
+	pgbouncer_conf => "default_pool_size = $clients\n");
+$s->start;
+my $bindir = $ENV{PG_BINDIR} || do { my $d = `pg_config --bindir`; chomp $d; $d };
+my $pgbench = "$bindir/pgbench";
+
+my ($o, $e) = ("", "");
+run([ $pgbench, "-i", '-q', '-s', '10', '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres', $s->db ],
+	">", \$o, "2>", \$e) or die "pgbench -i failed: $e";
+$s->admin_psql('GRANT SELECT ON pgbench_accounts, pgbench_branches TO agentgate_agent');
+
+# The agent's role exists once it has logged in through the proxy.
+my $tok = $s->token(sub => 'bench-agent', ttl => 3600);
+my ($rc, $role, $err) = $s->agent_psql($tok, 'SELECT session_user');
+die "agent login failed: $err" if $rc;
+
+# Straight to PostgreSQL or PgBouncer, the agent role must carry a session
+# stamp as the proxy would put it in application_name.
+my $stamped = { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT agentgate.session_stamp('$role')") };
+my %paths = (
+	direct    => { env => {}, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres' ] },
+	agent     => { env => $stamped, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', $role ] },
+	pgbouncer => { env => $stamped, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
+	proxy     => { env => { PGPASSWORD => $tok, PGSSLMODE => 'require' },
+		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] },
+);
+my @order = qw(direct agent pgbouncer proxy);
+my %tps;
+
+for my $r (1 .. $rounds)
+{
+	for my $p (@order)
+	{
+		local %ENV = (%ENV, %{ $paths{$p}{env} });
+		my ($out, $err) = ('', '');
+		run([ $pgbench, '-S', '-n', '-c', $clients, '-j', 2, '-T', $seconds,
+			@{ $paths{$p}{args} }, $s->db ], '>', \$out, '2>', \$err)
+		  or die "pgbench ($p) failed: $err$out";
+		my ($t) = $out =~ /tps = ([\d.]+) \(without initial connection time\)/;
+		($t) = $out =~ /tps = ([\d.]+)/ unless defined $t;
+		push @{ $tps{$p} }, $t;
+		printf "round %d %-10s %10.0f tps\n", $r, $p, $t;
+	}
+}
+
+sub median { my @v = sort { $a <=> $b } @_; return $v[ int(@v / 2) ]; }
+
+my $base = median(@{ $tps{direct} });
+print "\npgbench -S, scale 10, $clients clients, ${seconds}s x $rounds interleaved rounds (median)\n";
+printf "%-44s %10s %8s\n", 'path', 'tps', 'ratio';
+my %label = (
+	direct    => 'direct PostgreSQL (superuser)',
+	agent     => 'PostgreSQL + agentgate, as an agent role',
+	pgbouncer => 'via PgBouncer (transaction pool)',
+	proxy     => 'via agentgate-proxy (TLS) + PgBouncer',
+);
+for my $p (@order)
+{
+	my $m = median(@{ $tps{$p} });
+	printf "%-44s %10.0f %8.2f\n", $label{$p}, $m, $m / $base;
+}
+printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer alone',
+	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer} });
+$s->stop;

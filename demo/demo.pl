@@ -1,0 +1,102 @@
+#!/usr/bin/env perl
+# The agentgate demo (make demo).  Starts a throwaway stack, plays an agent,
+# and shows what the DBA sees.  Cleans up on exit and on Ctrl-C.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../test/perl";
+use AgentGate::Stack;
+
+$SIG{INT} = $SIG{TERM} = sub { print "\nstopping and cleaning up\n"; exit 130 };
+$ENV{AG_TOP} //= "$FindBin::Bin/..";
+
+my $tty = -t STDOUT;
+my ($B, $D, $R, $G, $Y, $N) = $tty ? ("\e[1m", "\e[2m", "\e[31m", "\e[32m", "\e[33m", "\e[0m") : ('') x 6;
+
+sub step { print "\n${B}== $_[0]${N}\n" }
+
+sub show_agent
+{
+	my ($s, $tok, $sql) = @_;
+	print "${D}agent\$${N} $sql\n";
+	my ($rc, $out, $err) = $s->agent_psql($tok, "\\set VERBOSITY default\n$sql");
+	print "$out\n" if length $out;
+	if ($rc != 0)
+	{
+		$err =~ s/^psql: //mg;
+		print "${R}$err${N}";
+	}
+	return $rc;
+}
+
+sub show_dba
+{
+	my ($s, $sql) = @_;
+	print "${D}dba\$${N} $sql\n";
+	my ($rc, $out, $err) = $s->admin_psql($sql, ok_fail => 1);
+	$out =~ s/\|/ | /g;
+	print $rc == 0 ? "$out\n" : "${R}$err${N}";
+}
+
+my $s = AgentGate::Stack->new(name => 'demo', audience => 'agentgate-demo');
+step('starting PostgreSQL 15 (agentgate preloaded), PgBouncer (transaction pooling, private socket) and agentgate-proxy (TLS)');
+$s->start;
+printf "PostgreSQL on socket %s, PgBouncer on private socket %s, proxy on 127.0.0.1:%d\n",
+	$s->pg_socket_dir, $s->pgbouncer_socket_dir, $s->proxy_port;
+
+step('the IdP mints a short-lived RS256 token for identity "ci-agent-7"');
+my $tok = $s->token(sub => 'ci-agent-7', ttl => 900, groups => ['analysts']);
+printf "token: %s...%s (%d bytes; verified against %s)\n", substr($tok, 0, 24), substr($tok, -12),
+	length $tok, $s->jwks_file;
+
+step('the agent connects with plain psql: TLS, any user name, the token as the password');
+show_agent($s, $tok, q{SELECT session_user AS role, agentgate.session_id() AS session_id;});
+
+step('allowed: ordinary work');
+show_agent($s, $tok, q{CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric);});
+show_agent($s, $tok, q{INSERT INTO orders VALUES (1, 'ACME', 99.50), (2, 'Globex', 12.00);});
+show_agent($s, $tok, q{SELECT id, customer, total FROM orders ORDER BY id;});
+
+step('refused: a DROP TABLE, decided by the extension on the parse tree');
+show_agent($s, $tok, q{DROP TABLE orders;});
+show_agent($s, $tok, q{/* hidden */ DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE orders'; END $$;});
+
+step('refused at the door: a forged token, and a connection without TLS');
+(my $forged = $tok) =~ s/(.)(.{6})$/($1 eq 'A' ? 'B' : 'A') . $2/e;
+my ($rc, $out, $err) = $s->agent_psql($forged, 'SELECT 1');
+print "${R}$err${N}";
+($rc, $out, $err) = $s->agent_psql($tok, 'SELECT 1', sslmode => 'disable');
+print "${R}$err${N}";
+
+step('what the DBA sees');
+show_dba($s, q{SELECT identity, role_name, status, login_count, token_expires FROM agentgate.agents;});
+if ($s->admin_psql(q{SELECT to_regclass('agentgate.audit_log') IS NOT NULL}) eq 't')
+{
+	$s->admin_psql(q{SELECT agentgate.audit_flush()});
+	show_dba($s, q{SELECT decision, command_tag, left(statement, 60) AS statement FROM agentgate.audit_log ORDER BY ts;});
+}
+
+step('the DBA revokes the identity: its next connection is refused');
+show_dba($s, q{SELECT agentgate.revoke('ci-agent-7', 'demo');});
+show_agent($s, $tok, q{SELECT 1;});
+
+step('connect by hand');
+my $tok2 = $s->token(sub => 'you', ttl => 3600);
+print <<"EOT";
+  export PGPASSWORD='$tok2'
+  psql "@{[ $s->agent_conninfo ]}"
+
+  mint another token (identity "bob", one hour):
+  $ENV{AG_TOP}/pooler/agentgate-token mint --key @{[ $s->base ]}/keys/k1.key --alg RS256 --kid k1 \\
+      --sub bob --iss '@{[ $s->issuer ]}' --aud '@{[ $s->audience ]}' --ttl 3600
+
+  as the DBA (OS user @{[ scalar getpwuid($<) ]}):  psql -h @{[ $s->pg_socket_dir ]} -p @{[ $s->pg_port ]} -U postgres -d @{[ $s->db ]}
+EOT
+
+if (-t STDIN)
+{
+	print "\n${Y}Press Enter or Ctrl-C to stop the stack and clean up.${N}\n";
+	<STDIN>;
+}
+$s->stop;
+print "${G}demo finished; everything it started is stopped and removed.${N}\n";

@@ -1,0 +1,160 @@
+/*-------------------------------------------------------------------------
+ *
+ * proxy.h
+ *	  agentgate-proxy: shared state and the interfaces between its parts.
+ *
+ * One thread, one libevent loop.  The parts, one file each:
+ *	  proxy_log.c		log lines on stderr
+ *	  proxy_config.c	the configuration file
+ *	  proxy_listen.c	TCP listeners and the TLS context
+ *	  proxy_client.c	per-connection state machine up to authentication
+ *	  proxy_relay.c		byte relay with client message framing checks
+ *	  proxy_cancel.c	CancelRequest relay to PgBouncer
+ *	  proxy_admin.c		admin connection: agentgate.login() and LISTEN
+ *	  proxy_main.c		startup, signals, reload, shutdown
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROXY_H
+#define PROXY_H
+
+#include <stdint.h>
+#include <sys/time.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+
+#include "ag_jwt.h"
+#include "ag_pgproto.h"
+#include "proxy_config.h"
+
+/* Relay: stop reading a side when the other side has this much queued. */
+#define AG_RELAY_HIGH_WATER		(256 * 1024)
+#define AG_RELAY_LOW_WATER		(64 * 1024)
+
+/* How long a relayed cancel socket may stay open waiting for PgBouncer. */
+#define AG_CANCEL_HOLD_SECONDS	60
+
+typedef enum ag_client_state
+{
+	AG_CS_PRETLS,				/* plain TCP: SSLRequest/GSSENCRequest */
+	AG_CS_STARTUP,				/* in TLS, waiting for the startup packet */
+	AG_CS_PASSWORD,				/* AuthenticationCleartextPassword sent */
+	AG_CS_LOGIN,				/* agentgate.login() running */
+	AG_CS_CONNECTING,			/* startup packet sent to PgBouncer */
+	AG_CS_RELAY,				/* bytes flow both ways */
+	AG_CS_CLOSING				/* flushing a final message, then close */
+} ag_client_state;
+
+struct ag_login_req;
+
+typedef struct ag_client
+{
+	struct ag_client *prev;
+	struct ag_client *next;
+	uint64_t	id;
+	ag_client_state state;
+	int			fd;
+	int			tls;			/* cbev is the TLS bufferevent */
+	struct bufferevent *cbev;	/* client side (plain, then TLS) */
+	struct bufferevent *sbev;	/* PgBouncer side */
+	struct event *timer;		/* auth_timeout, then token expiry */
+	struct timeval started;
+	char		peer[64];
+
+	ag_pg_startup *startup;		/* login phase only */
+	ag_pg_client_params params;
+	int			minor;			/* client's requested protocol minor */
+	char		identity[AG_JWT_MAX_IDENTITY + 1];
+	char		role[AG_PGPROTO_NAMELEN + 1];
+	char		stamp[AG_PGPROTO_MAX_STAMP + 1];
+	char		session[AG_PGPROTO_MAX_STAMP + 1];	/* middle part of stamp */
+	int64_t		exp;
+	struct ag_login_req *login; /* in flight on the admin connection */
+
+	/* relay framing state, client to server */
+	uint8_t		c2s_hdr[5];
+	int			c2s_hdrlen;
+	uint32_t	c2s_left;		/* bytes of the current message to pass */
+	uint64_t	c2s_syncs;		/* Query and Sync messages passed (+1 for startup) */
+	/* server to client: only to know where message boundaries are */
+	uint8_t		s2c_hdr[5];
+	int			s2c_hdrlen;
+	uint32_t	s2c_left;
+	char		s2c_last;		/* type of the last complete message */
+	uint8_t		s2c_status;		/* of the last ReadyForQuery: I, T, E */
+	uint64_t	s2c_ready;		/* ReadyForQuery messages passed */
+	int			pooler_authed;	/* PgBouncer's AuthenticationOk has passed */
+	const char *close_reason;	/* for the log line when CLOSING ends */
+} ag_client;
+
+typedef struct ag_proxy
+{
+	struct event_base *base;
+	char	   *config_path;
+	ag_proxy_config *cfg;
+	SSL_CTX    *ssl_ctx;
+	ag_keysource *keys;
+	ag_jwt_policy policy;		/* strings point into cfg */
+	ag_client  *clients;		/* all client connections */
+	int			nclients;
+	int			ncancels;
+	uint64_t	next_id;
+	int			shutting_down;
+} ag_proxy;
+
+extern ag_proxy ag_proxy_g;
+
+/* proxy_log.c */
+typedef enum
+{
+	AG_LOG_DEBUG,
+	AG_LOG_INFO,
+	AG_LOG_WARNING,
+	AG_LOG_ERROR,
+	AG_LOG_FATAL
+} ag_log_level;
+
+extern void ag_log(ag_log_level level, const ag_client *c, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/* proxy_listen.c */
+extern SSL_CTX *ag_tls_context_new(const ag_proxy_config *cfg, char *err, size_t errlen);
+extern int	ag_listen_open(const ag_proxy_config *cfg, char *err, size_t errlen);
+extern void ag_listen_close(void);
+extern void ag_listen_pause(void);
+
+/* proxy_client.c */
+extern void ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen);
+extern void ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
+							const char *detail, const char *hint);
+extern void ag_client_free(ag_client *c, const char *reason);
+extern void ag_client_finish(ag_client *c, const char *reason);
+extern void ag_client_revoke(const char *identity);
+extern int	ag_client_shutdown_idle(void);
+
+/* proxy_relay.c */
+extern void ag_relay_start(ag_client *c);
+extern int	ag_relay_at_boundary(const ag_client *c);
+extern int	ag_relay_idle(const ag_client *c);
+
+/* proxy_cancel.c */
+extern void ag_cancel_forward(const uint8_t *packet, size_t len);
+extern int	ag_pgbouncer_addr(struct sockaddr_storage *ss, socklen_t *len);
+
+/* proxy_admin.c */
+typedef void (*ag_login_cb) (void *arg, int ok, const char *sqlstate,
+							 const char *msg, const char *detail,
+							 const char *role, const char *stamp);
+
+extern void ag_admin_start(void);
+extern void ag_admin_stop(void);
+extern int	ag_admin_ready(void);
+extern struct ag_login_req *ag_admin_login(const char *identity,
+										   const char *claims_json,
+										   ag_login_cb cb, void *arg);
+extern void ag_admin_forget(struct ag_login_req *req);
+
+#endif							/* PROXY_H */

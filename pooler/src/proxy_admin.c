@@ -1,0 +1,585 @@
+/*-------------------------------------------------------------------------
+ *
+ * proxy_admin.c
+ *	  The proxy's own connections to PostgreSQL: agentgate.login() calls and
+ *	  LISTEN agentgate_revocations.
+ *
+ * libpq runs in non-blocking mode inside the event loop.  admin_connections
+ * connections share one queue of logins, each running one login at a time:
+ * a login is a short write transaction that waits for its commit, so a
+ * single connection would cap logins at one commit latency each.  The
+ * first connection also LISTENs for revocations.
+ *
+ * Fail closed: while the listening connection is down, no revocation could
+ * reach the proxy, so new logins are refused at once; established sessions
+ * go on.  Every connection is retried with exponential backoff.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#define LOGIN_SQL \
+	"SELECT r::text, agentgate.session_stamp(r) FROM agentgate.login($1, $2::jsonb) AS r"
+#define REVOCATION_CHANNEL "agentgate_revocations"
+#define BACKOFF_MIN_MS	500
+#define BACKOFF_MAX_MS	30000
+#define MAX_ADMIN		64
+
+typedef struct ag_login_req
+{
+	struct ag_login_req *next;
+	ag_login_cb cb;				/* NULL once the client has gone */
+	void	   *arg;
+	char	   *identity;
+	char	   *claims;
+	/* outcome */
+	int			have_result;
+	int			ok;
+	char		sqlstate[6];
+	char		msg[200];
+	char		detail[300];
+	char		role[AG_PGPROTO_NAMELEN + 1];
+	char		stamp[AG_PGPROTO_MAX_STAMP + 1];
+} ag_login_req;
+
+typedef enum
+{
+	ADM_DOWN,
+	ADM_CONNECTING,
+	ADM_LISTENING,				/* LISTEN sent, waiting for its result */
+	ADM_READY
+} admin_state;
+
+typedef struct admin_conn
+{
+	int			index;			/* 0 is the listener */
+	PGconn	   *conn;
+	admin_state state;
+	struct event *sock_ev;
+	short		sock_ev_flags;
+	int			sock_ev_fd;
+	struct event *retry_ev;
+	int			backoff_ms;
+	ag_login_req *inflight;
+} admin_conn;
+
+static admin_conn admins[MAX_ADMIN];
+static int	nadmins;
+static int	stopped = 1;
+static struct event *dispatch_ev;	/* runs dispatch() from the loop */
+
+/* logins waiting for a free connection */
+static ag_login_req *queue_head;
+static ag_login_req *queue_tail;
+
+static void sock_cb(evutil_socket_t fd, short what, void *arg);
+static void admin_connect(admin_conn *a);
+static void dispatch(void);
+
+static void
+watch(admin_conn *a, short flags)
+{
+	int			fd = PQsocket(a->conn);
+
+	if (a->sock_ev && fd == a->sock_ev_fd && flags == a->sock_ev_flags)
+		return;
+	if (a->sock_ev)
+	{
+		event_free(a->sock_ev);
+		a->sock_ev = NULL;
+	}
+	a->sock_ev_fd = fd;
+	a->sock_ev_flags = flags;
+	if (fd < 0)
+		return;
+	a->sock_ev = event_new(ag_proxy_g.base, fd, flags | EV_PERSIST, sock_cb, a);
+	event_add(a->sock_ev, NULL);
+}
+
+static void
+req_free(ag_login_req *r)
+{
+	free(r->identity);
+	if (r->claims)
+	{
+		memset(r->claims, 0, strlen(r->claims));
+		free(r->claims);
+	}
+	free(r);
+}
+
+static ag_login_req *
+queue_pop(void)
+{
+	ag_login_req *r = queue_head;
+
+	if (r)
+	{
+		queue_head = r->next;
+		if (queue_head == NULL)
+			queue_tail = NULL;
+		r->next = NULL;
+	}
+	return r;
+}
+
+static void
+deliver(ag_login_req *r)
+{
+	if (r->cb)
+	{
+		if (r->ok)
+			r->cb(r->arg, 1, NULL, NULL, NULL, r->role, r->stamp);
+		else
+			r->cb(r->arg, 0, r->sqlstate, r->msg, r->detail[0] ? r->detail : NULL,
+				  NULL, NULL);
+	}
+	req_free(r);
+}
+
+static void
+fail_one(ag_login_req *r)
+{
+	r->ok = 0;
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "08006");
+	snprintf(r->msg, sizeof(r->msg), "login failed");
+	r->detail[0] = '\0';
+	deliver(r);
+}
+
+static void
+fail_queue(void)
+{
+	ag_login_req *r;
+
+	while ((r = queue_pop()) != NULL)
+		fail_one(r);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	admin_connect(arg);
+}
+
+static void
+trim_newline(char *s)
+{
+	size_t		n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+static void
+connection_lost(admin_conn *a, const char *why)
+{
+	char		reason[512];
+	ag_login_req *r;
+
+	snprintf(reason, sizeof(reason), "%s", why);
+	trim_newline(reason);
+	ag_log(AG_LOG_WARNING, NULL, "admin connection %d lost: %s%s", a->index, reason,
+		   a->index == 0 ? "; logins are refused until it is back" : "");
+	if (a->sock_ev)
+	{
+		event_free(a->sock_ev);
+		a->sock_ev = NULL;
+		a->sock_ev_fd = -1;
+	}
+	if (a->conn)
+	{
+		PQfinish(a->conn);
+		a->conn = NULL;
+	}
+	a->state = ADM_DOWN;
+	r = a->inflight;
+	a->inflight = NULL;
+	if (r)
+		fail_one(r);
+	if (a->index == 0)
+		fail_queue();
+	if (!stopped)
+	{
+		struct timeval tv = {a->backoff_ms / 1000, (a->backoff_ms % 1000) * 1000};
+
+		evtimer_add(a->retry_ev, &tv);
+		a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+	}
+}
+
+/* Returns -1 if the connection was lost. */
+static int
+flush_or_watch(admin_conn *a)
+{
+	int			rc = PQflush(a->conn);
+
+	if (rc < 0)
+	{
+		connection_lost(a, PQerrorMessage(a->conn));
+		return -1;
+	}
+	watch(a, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+	return 0;
+}
+
+/* Hand queued logins to idle ready connections. */
+static void
+dispatch(void)
+{
+	int			i;
+
+	for (i = 0; i < nadmins && queue_head; i++)
+	{
+		admin_conn *a = &admins[i];
+		ag_login_req *r;
+		const char *values[2];
+
+		if (a->state != ADM_READY || a->inflight)
+			continue;
+		r = queue_pop();
+		values[0] = r->identity;
+		values[1] = r->claims;
+		if (!PQsendQueryParams(a->conn, LOGIN_SQL, 2, NULL, values, NULL, NULL, 0))
+		{
+			/* back to the head of the queue for another connection */
+			r->next = queue_head;
+			queue_head = r;
+			if (queue_tail == NULL)
+				queue_tail = r;
+			connection_lost(a, PQerrorMessage(a->conn));
+			continue;
+		}
+		a->inflight = r;
+		(void) flush_or_watch(a);
+	}
+}
+
+/* Record what one PGresult says about the login in flight. */
+static void
+take_result(ag_login_req *r, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	if (r->have_result)
+		return;
+	r->have_result = 1;
+	if (st == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2 &&
+		!PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1) &&
+		strlen(PQgetvalue(res, 0, 0)) <= AG_PGPROTO_NAMELEN &&
+		strlen(PQgetvalue(res, 0, 1)) <= AG_PGPROTO_MAX_STAMP)
+	{
+		r->ok = 1;
+		snprintf(r->role, sizeof(r->role), "%s", PQgetvalue(res, 0, 0));
+		snprintf(r->stamp, sizeof(r->stamp), "%s", PQgetvalue(res, 0, 1));
+		return;
+	}
+	r->ok = 0;
+	if (st == PGRES_FATAL_ERROR)
+	{
+		const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		const char *d = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+
+		/*
+		 * Class 28 (invalid authorization: revoked, suspended, unknown) is
+		 * meant for the client; anything else may name internals and is
+		 * only logged.
+		 */
+		if (code && strncmp(code, "28", 2) == 0 && strlen(code) == 5 && m)
+		{
+			snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", code);
+			snprintf(r->msg, sizeof(r->msg), "%s", m);
+			snprintf(r->detail, sizeof(r->detail), "%s", d ? d : "");
+			return;
+		}
+		ag_log(AG_LOG_ERROR, NULL, "agentgate.login(\"%s\") failed: %s %s", r->identity,
+			   code ? code : "", m ? m : PQresultErrorMessage(res));
+	}
+	else
+		ag_log(AG_LOG_ERROR, NULL, "agentgate.login(\"%s\") returned %s with %d row(s)",
+			   r->identity, PQresStatus(st), PQntuples(res));
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "28000");
+	snprintf(r->msg, sizeof(r->msg), "login failed");
+	r->detail[0] = '\0';
+}
+
+static void
+handle_notifies(admin_conn *a)
+{
+	PGnotify   *n;
+
+	while ((n = PQnotifies(a->conn)) != NULL)
+	{
+		if (strcmp(n->relname, REVOCATION_CHANNEL) == 0 && n->extra && n->extra[0])
+			ag_client_revoke(n->extra);
+		PQfreemem(n);
+	}
+}
+
+/* Read everything libpq can give without blocking. */
+static void
+handle_input(admin_conn *a)
+{
+	if (!PQconsumeInput(a->conn))
+	{
+		connection_lost(a, PQerrorMessage(a->conn));
+		return;
+	}
+	while (!PQisBusy(a->conn))
+	{
+		PGresult   *res = PQgetResult(a->conn);
+
+		if (res == NULL)
+		{
+			/* the command in flight is complete */
+			if (a->state == ADM_LISTENING)
+			{
+				a->state = ADM_READY;
+				a->backoff_ms = BACKOFF_MIN_MS;
+				ag_log(AG_LOG_INFO, NULL, "admin connection %d ready", a->index);
+			}
+			else if (a->inflight)
+			{
+				ag_login_req *r = a->inflight;
+
+				a->inflight = NULL;
+				if (!r->have_result)
+					take_result(r, NULL);
+				deliver(r);
+			}
+			break;
+		}
+		if (a->state == ADM_LISTENING)
+		{
+			if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+				PQresultStatus(res) != PGRES_EMPTY_QUERY)
+			{
+				char		why[300];
+
+				snprintf(why, sizeof(why), "setup failed: %s", PQresultErrorMessage(res));
+				PQclear(res);
+				connection_lost(a, why);
+				return;
+			}
+		}
+		else if (a->inflight)
+			take_result(a->inflight, res);
+		PQclear(res);
+	}
+	if (a->index == 0)
+		handle_notifies(a);
+	if (PQstatus(a->conn) == CONNECTION_BAD)
+	{
+		connection_lost(a, PQerrorMessage(a->conn));
+		return;
+	}
+	dispatch();
+}
+
+static void
+connect_poll(admin_conn *a)
+{
+	switch (PQconnectPoll(a->conn))
+	{
+		case PGRES_POLLING_READING:
+			watch(a, EV_READ);
+			break;
+		case PGRES_POLLING_WRITING:
+			watch(a, EV_WRITE);
+			break;
+		case PGRES_POLLING_OK:
+			PQsetnonblocking(a->conn, 1);
+
+			/*
+			 * Connection 0 listens; the others send an empty query so that
+			 * every connection passes through the same LISTENING step.
+			 */
+			if (!PQsendQuery(a->conn, a->index == 0 ? "LISTEN " REVOCATION_CHANNEL : ""))
+			{
+				connection_lost(a, PQerrorMessage(a->conn));
+				return;
+			}
+			a->state = ADM_LISTENING;
+			(void) flush_or_watch(a);
+			break;
+		default:
+			connection_lost(a, PQerrorMessage(a->conn));
+			break;
+	}
+}
+
+static void
+sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	admin_conn *a = arg;
+
+	if (a->state == ADM_CONNECTING)
+	{
+		connect_poll(a);
+		return;
+	}
+	if ((what & EV_WRITE) && flush_or_watch(a) < 0)
+		return;
+	if (what & EV_READ)
+		handle_input(a);
+}
+
+static void
+admin_connect(admin_conn *a)
+{
+	const char *keys[] = {"dbname", "fallback_application_name", NULL};
+	const char *vals[] = {ag_proxy_g.cfg->admin_conninfo, "agentgate-proxy", NULL};
+
+	if (stopped)
+		return;
+	a->conn = PQconnectStartParams(keys, vals, 1);
+	if (a->conn == NULL || PQstatus(a->conn) == CONNECTION_BAD)
+	{
+		connection_lost(a, a->conn ? PQerrorMessage(a->conn) : "out of memory");
+		return;
+	}
+	a->state = ADM_CONNECTING;
+	watch(a, EV_WRITE);
+}
+
+static void
+dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	dispatch();
+}
+
+void
+ag_admin_start(void)
+{
+	int			i;
+
+	stopped = 0;
+	if (dispatch_ev == NULL)
+		dispatch_ev = event_new(ag_proxy_g.base, -1, 0, dispatch_cb, NULL);
+	nadmins = ag_proxy_g.cfg->admin_connections;
+	for (i = 0; i < nadmins; i++)
+	{
+		admin_conn *a = &admins[i];
+
+		memset(a, 0, sizeof(*a));
+		a->index = i;
+		a->sock_ev_fd = -1;
+		a->backoff_ms = BACKOFF_MIN_MS;
+		a->retry_ev = evtimer_new(ag_proxy_g.base, retry_cb, a);
+		admin_connect(a);
+	}
+}
+
+void
+ag_admin_stop(void)
+{
+	int			i;
+
+	stopped = 1;
+	for (i = 0; i < nadmins; i++)
+	{
+		admin_conn *a = &admins[i];
+		ag_login_req *r;
+
+		if (a->retry_ev)
+			event_free(a->retry_ev);
+		a->retry_ev = NULL;
+		if (a->sock_ev)
+			event_free(a->sock_ev);
+		a->sock_ev = NULL;
+		if (a->conn)
+			PQfinish(a->conn);
+		a->conn = NULL;
+		a->state = ADM_DOWN;
+		r = a->inflight;
+		a->inflight = NULL;
+		if (r)
+			fail_one(r);
+	}
+	fail_queue();
+	nadmins = 0;
+	if (dispatch_ev)
+		event_free(dispatch_ev);
+	dispatch_ev = NULL;
+}
+
+int
+ag_admin_ready(void)
+{
+	return nadmins > 0 && admins[0].state == ADM_READY;
+}
+
+struct ag_login_req *
+ag_admin_login(const char *identity, const char *claims_json, ag_login_cb cb,
+			   void *arg)
+{
+	ag_login_req *r;
+
+	if (!ag_admin_ready())
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->cb = cb;
+	r->arg = arg;
+	r->identity = strdup(identity);
+	r->claims = strdup(claims_json);
+	if (r->identity == NULL || r->claims == NULL)
+	{
+		req_free(r);
+		return NULL;
+	}
+	if (queue_tail)
+		queue_tail->next = r;
+	else
+		queue_head = r;
+	queue_tail = r;
+
+	/*
+	 * Sent from the event loop, not from here: a send can find a connection
+	 * broken and fail requests, and the caller's callback must never run
+	 * inside this call.
+	 */
+	event_active(dispatch_ev, EV_TIMEOUT, 0);
+	return r;
+}
+
+void
+ag_admin_forget(struct ag_login_req *req)
+{
+	ag_login_req **pp;
+	int			i;
+
+	for (i = 0; i < nadmins; i++)
+	{
+		if (admins[i].inflight == req)
+		{
+			req->cb = NULL;		/* the answer is dropped when it comes */
+			return;
+		}
+	}
+	for (pp = &queue_head; *pp; pp = &(*pp)->next)
+	{
+		if (*pp == req)
+		{
+			*pp = req->next;
+			if (queue_tail == req)
+			{
+				ag_login_req *t;
+
+				queue_tail = NULL;
+				for (t = queue_head; t; t = t->next)
+					queue_tail = t;
+			}
+			req_free(req);
+			return;
+		}
+	}
+}

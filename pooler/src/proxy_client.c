@@ -1,0 +1,748 @@
+/*-------------------------------------------------------------------------
+ *
+ * proxy_client.c
+ *	  Per-connection state machine, from accept() to the relay.
+ *
+ *	  PRETLS	 SSLRequest -> 'S' and TLS; GSSENCRequest -> 'N';
+ *				 CancelRequest -> relayed; StartupMessage -> "TLS required"
+ *	  STARTUP	 (in TLS) startup packet parsed and filtered, then
+ *				 AuthenticationCleartextPassword
+ *	  PASSWORD	 PasswordMessage = the JWT, verified here
+ *	  LOGIN		 agentgate.login() on the admin connection
+ *	  RELAY		 rewritten startup packet sent to PgBouncer, bytes relayed
+ *	  CLOSING	 a final ErrorResponse is flushed, then the socket closed
+ *
+ * auth_timeout covers everything before RELAY; in RELAY the same timer
+ * fires at the token's exp + exp_grace.  Error texts never echo the token.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "proxy.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/crypto.h>
+
+/* The proxy's one global state (see proxy.h). */
+ag_proxy	ag_proxy_g;
+
+/* A PasswordMessage: type, length, the token, its terminating NUL. */
+#define MAX_PASSWORD_MSG (1 + 4 + AG_JWT_MAX_TOKEN + 1)
+/*
+ * Input buffered before the relay starts: more than any startup packet or
+ * password message, so reading pauses (instead of buffering without bound)
+ * only when a client sends ahead while its login runs.
+ */
+#define LOGIN_READ_LIMIT (64 * 1024)
+/* How long a client may take to read its final error message. */
+#define CLOSE_LINGER_SECONDS 5
+
+static void pretls_read_cb(struct bufferevent *bev, void *arg);
+static void startup_read_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+
+static double
+elapsed(const ag_client *c)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	return (double) (now.tv_sec - c->started.tv_sec) +
+		(double) (now.tv_usec - c->started.tv_usec) / 1e6;
+}
+
+static void
+arm_timer(ag_client *c, double seconds)
+{
+	struct timeval tv;
+
+	if (seconds < 0)
+		seconds = 0;
+	tv.tv_sec = (time_t) seconds;
+	tv.tv_usec = (suseconds_t) ((seconds - (double) tv.tv_sec) * 1e6);
+	evtimer_add(c->timer, &tv);
+}
+
+void
+ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	ag_proxy   *g = &ag_proxy_g;
+	ag_client  *c;
+	char		host[NI_MAXHOST] = "?";
+	char		serv[NI_MAXSERV] = "?";
+	int			one = 1;
+
+	getnameinfo(sa, salen, host, sizeof(host), serv, sizeof(serv),
+				NI_NUMERICHOST | NI_NUMERICSERV);
+	if (g->shutting_down || g->nclients >= g->cfg->max_clients)
+	{
+		ag_log(AG_LOG_WARNING, NULL, "connection from %s:%s refused: %s", host, serv,
+			   g->shutting_down ? "shutting down" : "max_clients reached");
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+	{
+		close(fd);
+		return;
+	}
+	c->id = ++g->next_id;
+	c->fd = fd;
+	c->state = AG_CS_PRETLS;
+	gettimeofday(&c->started, NULL);
+	snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	/* no CLOSE_ON_FREE: the socket moves to a TLS bufferevent later */
+	c->cbev = bufferevent_socket_new(g->base, fd, 0);
+	c->timer = evtimer_new(g->base, timer_cb, c);
+	if (c->cbev == NULL || c->timer == NULL)
+	{
+		if (c->cbev)
+			bufferevent_free(c->cbev);
+		if (c->timer)
+			event_free(c->timer);
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = g->clients;
+	if (g->clients)
+		g->clients->prev = c;
+	g->clients = c;
+	g->nclients++;
+
+	bufferevent_setcb(c->cbev, pretls_read_cb, NULL, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, LOGIN_READ_LIMIT);
+	bufferevent_enable(c->cbev, EV_READ);
+	arm_timer(c, g->cfg->auth_timeout);
+	ag_log(AG_LOG_INFO, c, "connection accepted from %s", c->peer);
+}
+
+void
+ag_client_free(ag_client *c, const char *reason)
+{
+	ag_proxy   *g = &ag_proxy_g;
+
+	ag_log(AG_LOG_INFO, c,
+		   "connection closed: %s%s%s duration=%.3fs peer=%s", reason,
+		   c->role[0] ? " role=" : "", c->role, elapsed(c), c->peer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		g->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	g->nclients--;
+
+	if (c->login)
+		ag_admin_forget(c->login);
+	if (c->sbev)
+		bufferevent_free(c->sbev);
+	if (c->tls && c->cbev)
+	{
+		SSL		   *ssl = bufferevent_openssl_get_ssl(c->cbev);
+
+		/* best effort close_notify; the socket is non-blocking */
+		if (ssl && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+			SSL_shutdown(ssl);
+		ERR_clear_error();
+		bufferevent_free(c->cbev);	/* closes the socket */
+	}
+	else
+	{
+		if (c->cbev)
+			bufferevent_free(c->cbev);
+		close(c->fd);
+	}
+	event_free(c->timer);
+	free(c->startup);
+	free(c);
+}
+
+/* The final message is out (or the client stopped reading): close. */
+static void
+closing_write_cb(struct bufferevent *bev, void *arg)
+{
+	ag_client  *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		ag_client_free(c, c->close_reason ? c->close_reason : "closed after error");
+}
+
+static void
+send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
+{
+	if (c->sbev)
+	{
+		bufferevent_free(c->sbev);
+		c->sbev = NULL;
+	}
+	if (c->login)
+	{
+		ag_admin_forget(c->login);
+		c->login = NULL;
+	}
+	if (len > 0)
+		bufferevent_write(c->cbev, msg, len);
+	c->state = AG_CS_CLOSING;
+	bufferevent_disable(c->cbev, EV_READ);
+	bufferevent_setcb(c->cbev, NULL, closing_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->cbev, EV_WRITE);
+	arm_timer(c, CLOSE_LINGER_SECONDS);
+}
+
+/* Flush what is queued for the client, then close. */
+void
+ag_client_finish(ag_client *c, const char *reason)
+{
+	c->close_reason = reason;
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+	{
+		ag_client_free(c, reason);
+		return;
+	}
+	send_raw_and_close(c, NULL, 0);
+}
+
+void
+ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
+				const char *detail, const char *hint)
+{
+	uint8_t		buf[1024];
+	int			n;
+
+	n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, detail, hint);
+	if (n < 0)
+		n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, NULL, NULL);
+	if (n < 0)
+	{
+		ag_client_free(c, msg);
+		return;
+	}
+	send_raw_and_close(c, buf, (size_t) n);
+}
+
+/* Refuse with a FATAL error and a log line saying why. */
+static void
+refuse(ag_client *c, const char *sqlstate, const char *msg, const char *detail,
+	   const char *hint)
+{
+	ag_log(AG_LOG_INFO, c, "connection refused: %s%s%s peer=%s", msg,
+		   detail ? ": " : "", detail ? detail : "", c->peer);
+	ag_client_fatal(c, sqlstate, msg, detail, hint);
+}
+
+/*
+ * Take one complete first packet (int32 length first) from the input, at
+ * most max bytes.  Returns its length, 0 if more bytes are needed, -1 on a
+ * bad length (the client has been refused).
+ */
+static int
+take_packet(ag_client *c, uint8_t *buf, size_t max)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	uint8_t		hdr[4];
+	uint32_t	len;
+
+	if (evbuffer_get_length(in) < 4)
+		return 0;
+	evbuffer_copyout(in, hdr, 4);
+	len = ag_pg_get32(hdr);
+	if (len < 8 || len > max)
+	{
+		refuse(c, "08P01", "invalid startup packet length", NULL, NULL);
+		return -1;
+	}
+	if (evbuffer_get_length(in) < len)
+		return 0;
+	evbuffer_remove(in, buf, len);
+	return (int) len;
+}
+
+static void
+start_tls(ag_client *c)
+{
+	SSL		   *ssl;
+
+	bufferevent_free(c->cbev);
+	c->cbev = NULL;
+	ssl = SSL_new(ag_proxy_g.ssl_ctx);
+	if (ssl == NULL)
+	{
+		c->state = AG_CS_PRETLS;
+		ag_client_free(c, "could not create TLS session");
+		return;
+	}
+	c->state = AG_CS_STARTUP;
+	c->tls = 1;
+	c->cbev = bufferevent_openssl_socket_new(ag_proxy_g.base, c->fd, ssl,
+											 BUFFEREVENT_SSL_ACCEPTING,
+											 BEV_OPT_CLOSE_ON_FREE);
+	if (c->cbev == NULL)
+	{
+		SSL_free(ssl);
+		c->tls = 0;
+		c->state = AG_CS_PRETLS;
+		ag_client_free(c, "could not start TLS");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->cbev, 1);
+	bufferevent_setcb(c->cbev, startup_read_cb, NULL, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, LOGIN_READ_LIMIT);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+}
+
+/* 'S' has been flushed: the next bytes are the client's TLS hello. */
+static void
+ssl_answer_flushed_cb(struct bufferevent *bev, void *arg)
+{
+	ag_client  *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		start_tls(c);
+}
+
+static void
+pretls_read_cb(struct bufferevent *bev, void *arg)
+{
+	ag_client  *c = arg;
+	uint8_t		buf[AG_PGPROTO_MAX_STARTUP];
+	ag_pg_startup *st;
+	char		err[AG_PGPROTO_ERRLEN];
+	int			len;
+
+	while (c->state == AG_CS_PRETLS)
+	{
+		len = take_packet(c, buf, (size_t) ag_proxy_g.cfg->max_startup_bytes);
+		if (len <= 0)
+			return;
+		st = malloc(sizeof(*st));
+		if (st == NULL)
+		{
+			ag_client_free(c, "out of memory");
+			return;
+		}
+		if (ag_pgproto_parse_startup(buf, (size_t) len, st, err) < 0)
+		{
+			free(st);
+			refuse(c, "08P01", err, NULL, NULL);
+			return;
+		}
+		switch (st->kind)
+		{
+			case AG_PG_SSLREQUEST:
+				free(st);
+
+				/*
+				 * Bytes after the SSLRequest would be read as if they came
+				 * through TLS (CVE-2021-23214): refuse them.
+				 */
+				if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+				{
+					ag_client_free(c, "data after SSLRequest before TLS handshake");
+					return;
+				}
+				bufferevent_disable(bev, EV_READ);
+				bufferevent_setcb(bev, NULL, ssl_answer_flushed_cb, client_event_cb, c);
+				bufferevent_write(bev, "S", 1);
+				return;
+			case AG_PG_GSSENCREQUEST:
+				free(st);
+				bufferevent_write(bev, "N", 1);
+				continue;
+			case AG_PG_CANCELREQUEST:
+				free(st);
+				ag_cancel_forward(buf, (size_t) len);
+				ag_client_free(c, "cancel request relayed");
+				return;
+			case AG_PG_STARTUP:
+				free(st);
+				refuse(c, "28000", "TLS required",
+					   "This server accepts only TLS connections.",
+					   "Connect with sslmode=require.");
+				return;
+		}
+	}
+}
+
+static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
+					   const char *detail, const char *role, const char *stamp);
+
+static void
+password_received(ag_client *c, const char *token, size_t toklen)
+{
+	ag_proxy   *g = &ag_proxy_g;
+	ag_keyset  *ks;
+	ag_jwt_result res;
+	ag_jwt_status st;
+	char		err[AG_JWT_ERRLEN];
+
+	memset(&res, 0, sizeof(res));
+	ks = ag_keysource_get(g->keys);
+	if (ks == NULL)
+	{
+		refuse(c, "28000", "invalid token", "No signing keys are available.", NULL);
+		return;
+	}
+	err[0] = '\0';
+	st = ag_jwt_verify(ks, token, toklen, &g->policy, time(NULL), &res, err, sizeof(err));
+	ag_keyset_unref(ks);
+	if (st == AG_JWT_NO_KEY)
+	{
+		char		kid[128];
+
+		ag_keysource_unknown_kid(g->keys,
+								 ag_jwt_peek_kid(token, toklen, kid, sizeof(kid)) ? kid : NULL);
+	}
+	if (st != AG_JWT_OK)
+	{
+		char		detail[AG_JWT_ERRLEN + 32];
+
+		snprintf(detail, sizeof(detail), "%s: %s", ag_jwt_status_name(st),
+				 err[0] ? err : "rejected");
+		refuse(c, "28000", "invalid token", detail, NULL);
+		return;
+	}
+
+	snprintf(c->identity, sizeof(c->identity), "%s", res.identity);
+	c->exp = res.exp;
+	if (!ag_admin_ready())
+	{
+		ag_jwt_result_free(&res);
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		refuse(c, "08006", "login failed", NULL, NULL);
+		return;
+	}
+	c->state = AG_CS_LOGIN;
+	c->login = ag_admin_login(c->identity, res.claims_json ? res.claims_json : "{}",
+							  login_done, c);
+	ag_jwt_result_free(&res);
+	if (c->login == NULL)
+		refuse(c, "08006", "login failed", NULL, NULL);
+}
+
+static void
+password_read(ag_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	uint8_t		hdr[5];
+	uint32_t	len;
+	char	   *msg;
+	size_t		toklen;
+
+	if (evbuffer_get_length(in) < 5)
+		return;
+	evbuffer_copyout(in, hdr, 5);
+	if (hdr[0] == 'X')
+	{
+		ag_client_free(c, "client terminated during authentication");
+		return;
+	}
+	if (hdr[0] != 'p')
+	{
+		refuse(c, "08P01", "expected password response", NULL, NULL);
+		return;
+	}
+	len = ag_pg_get32(hdr + 1);
+	if (len < 5 || len > MAX_PASSWORD_MSG - 1)
+	{
+		refuse(c, "28000", "invalid token", "The password message is empty or larger than the token size limit.", NULL);
+		return;
+	}
+	if (evbuffer_get_length(in) < 1 + (size_t) len)
+		return;
+	msg = malloc(len + 1);
+	if (msg == NULL)
+	{
+		ag_client_free(c, "out of memory");
+		return;
+	}
+	evbuffer_remove(in, msg, 1 + (size_t) len);
+	/* body = token + NUL; a NUL inside the token is an error */
+	toklen = len - 5;
+	if (msg[1 + len - 1] != '\0' || toklen == 0 || strlen(msg + 5) != toklen)
+	{
+		free(msg);
+		refuse(c, "28000", "invalid token", "The password message is not one NUL-terminated string.", NULL);
+		return;
+	}
+	password_received(c, msg + 5, toklen);
+	OPENSSL_cleanse(msg, len + 1);
+	free(msg);
+}
+
+static void
+startup_read_cb(struct bufferevent *bev, void *arg)
+{
+	ag_client  *c = arg;
+	uint8_t		buf[AG_PGPROTO_MAX_STARTUP];
+	char		err[AG_PGPROTO_ERRLEN];
+	char		bad[AG_PGPROTO_NAMELEN + 1];
+	uint8_t		msg[16];
+	int			len;
+
+	if (c->state == AG_CS_PASSWORD)
+	{
+		password_read(c);
+		return;
+	}
+	if (c->state != AG_CS_STARTUP)
+		return;					/* LOGIN: input waits for the relay */
+
+	len = take_packet(c, buf, (size_t) ag_proxy_g.cfg->max_startup_bytes);
+	if (len <= 0)
+		return;
+	c->startup = malloc(sizeof(*c->startup));
+	if (c->startup == NULL)
+	{
+		ag_client_free(c, "out of memory");
+		return;
+	}
+	if (ag_pgproto_parse_startup(buf, (size_t) len, c->startup, err) < 0)
+	{
+		refuse(c, "08P01", err, NULL, NULL);
+		return;
+	}
+	switch (c->startup->kind)
+	{
+		case AG_PG_CANCELREQUEST:
+			ag_cancel_forward(buf, (size_t) len);
+			ag_client_free(c, "cancel request relayed");
+			return;
+		case AG_PG_SSLREQUEST:
+		case AG_PG_GSSENCREQUEST:
+			refuse(c, "08P01", "unexpected encryption request inside TLS", NULL, NULL);
+			return;
+		case AG_PG_STARTUP:
+			break;
+	}
+	if (ag_pgproto_filter_startup(c->startup, &c->params, bad, err) < 0)
+	{
+		char		m[AG_PGPROTO_ERRLEN + AG_PGPROTO_NAMELEN + 8];
+
+		if (bad[0])
+		{
+			snprintf(m, sizeof(m), "%s \"%s\"", err, bad);
+			refuse(c, "08P01", m, NULL,
+				   "agentgate-proxy accepts only database, user, application_name, client_encoding, DateStyle, TimeZone and extra_float_digits.");
+		}
+		else
+			refuse(c, "08P01", err, NULL, NULL);
+		return;
+	}
+	c->minor = c->startup->minor;
+
+	/* a newer 3.x client is told to speak 3.0, as PostgreSQL does */
+	if (c->minor > 0)
+	{
+		msg[0] = 'v';
+		ag_pg_put32(msg + 1, 12);
+		ag_pg_put32(msg + 5, 0);
+		ag_pg_put32(msg + 9, 0);
+		bufferevent_write(bev, msg, 13);
+	}
+	msg[0] = 'R';
+	ag_pg_put32(msg + 1, 8);
+	ag_pg_put32(msg + 5, 3);	/* AuthenticationCleartextPassword */
+	bufferevent_write(bev, msg, 9);
+	c->state = AG_CS_PASSWORD;
+	/* the password may already be here */
+	password_read(c);
+}
+
+static void
+login_done(void *arg, int ok, const char *sqlstate, const char *msg,
+		   const char *detail, const char *role, const char *stamp)
+{
+	ag_client  *c = arg;
+	uint8_t		pkt[1024];
+	int			len;
+	const char *dot1;
+	const char *dot2;
+	struct sockaddr_storage ss;
+	socklen_t	sslen;
+
+	c->login = NULL;
+	if (!ok)
+	{
+		refuse(c, sqlstate, msg, detail, NULL);
+		return;
+	}
+	snprintf(c->role, sizeof(c->role), "%s", role);
+	snprintf(c->stamp, sizeof(c->stamp), "%s", stamp);
+	/* session id = the stamp's middle part (ag1.<session>.<mac>) */
+	dot1 = strchr(stamp, '.');
+	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	if (dot1 && dot2)
+		snprintf(c->session, sizeof(c->session), "%.*s", (int) (dot2 - dot1 - 1), dot1 + 1);
+	else
+		snprintf(c->session, sizeof(c->session), "%s", stamp);
+
+	len = ag_pgproto_build_startup(&c->params, role, stamp, pkt, sizeof(pkt));
+	if (len < 0 || strlen(role) != strlen(c->role) || strlen(stamp) != strlen(c->stamp))
+	{
+		ag_log(AG_LOG_ERROR, c, "agentgate.login() returned an unusable role or stamp");
+		refuse(c, "28000", "login failed", NULL, NULL);
+		return;
+	}
+	if (ag_pgbouncer_addr(&ss, &sslen) < 0)
+	{
+		refuse(c, "08006", "login failed", NULL, NULL);
+		return;
+	}
+	c->sbev = bufferevent_socket_new(ag_proxy_g.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->sbev == NULL ||
+		bufferevent_socket_connect(c->sbev, (struct sockaddr *) &ss, (int) sslen) < 0)
+	{
+		ag_log(AG_LOG_ERROR, c, "could not connect to PgBouncer: %s", strerror(errno));
+		refuse(c, "08006", "could not connect to the pooler", NULL, NULL);
+		return;
+	}
+	bufferevent_write(c->sbev, pkt, (size_t) len);
+	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s client_user=%s peer=%s", c->role,
+		   c->params.database, c->params.user ? c->params.user : "", c->peer);
+
+	/* the startup packet is no longer needed; params are copied by now */
+	c->state = AG_CS_RELAY;
+	free(c->startup);
+	c->startup = NULL;
+	memset(&c->params, 0, sizeof(c->params));
+
+	evtimer_del(c->timer);
+	arm_timer(c, (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL)));
+	ag_relay_start(c);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ag_client  *c = arg;
+
+	switch (c->state)
+	{
+		case AG_CS_CLOSING:
+			ag_client_free(c, "client did not read its final message");
+			break;
+		case AG_CS_PRETLS:
+			ag_client_free(c, "authentication timeout");
+			break;
+		case AG_CS_RELAY:
+			ag_log(AG_LOG_INFO, c, "token expired");
+			if (ag_relay_at_boundary(c))
+				ag_client_fatal(c, "57P01", "token expired",
+								"The connection's token has expired.",
+								"Connect again with a fresh token.");
+			else
+				ag_client_free(c, "token expired");
+			break;
+		default:
+			refuse(c, "08006", "authentication timeout", NULL, NULL);
+			break;
+	}
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	ag_client  *c = arg;
+	char		why[300];
+	unsigned long e;
+
+	if (what & BEV_EVENT_EOF)
+		snprintf(why, sizeof(why), "client disconnected");
+	else if (what & BEV_EVENT_ERROR)
+	{
+		e = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+		if (e)
+		{
+			char		ebuf[200];
+
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+			snprintf(why, sizeof(why), "TLS error: %s", ebuf);
+			while (bufferevent_get_openssl_error(bev))
+				;
+		}
+		else
+			snprintf(why, sizeof(why), "client socket error: %s",
+					 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	}
+	else
+		return;
+	ag_client_free(c, why);
+}
+
+/* The admin connection announced a revocation: close that identity. */
+void
+ag_client_revoke(const char *identity)
+{
+	ag_client  *c;
+	ag_client  *next;
+	int			n = 0;
+
+	for (c = ag_proxy_g.clients; c; c = next)
+	{
+		next = c->next;
+		if (c->state < AG_CS_LOGIN || c->state == AG_CS_CLOSING ||
+			strcmp(c->identity, identity) != 0)
+			continue;
+		n++;
+		if (c->state != AG_CS_RELAY || ag_relay_at_boundary(c))
+			ag_client_fatal(c, "57P01", "identity revoked",
+							"The identity of this connection was revoked or suspended.", NULL);
+		else
+			ag_client_free(c, "identity revoked");
+	}
+	ag_log(AG_LOG_INFO, NULL, "revocation of \"%s\": %d connection(s) closed", identity, n);
+}
+
+/*
+ * Shutdown: close connections still authenticating and relayed ones that
+ * are idle between transactions.  Returns how many remain.
+ */
+int
+ag_client_shutdown_idle(void)
+{
+	ag_client  *c;
+	ag_client  *next;
+	int			left = 0;
+
+	for (c = ag_proxy_g.clients; c; c = next)
+	{
+		next = c->next;
+		if (c->state == AG_CS_CLOSING)
+		{
+			left++;
+			continue;
+		}
+		if (c->state == AG_CS_RELAY && !ag_relay_idle(c))
+		{
+			left++;
+			continue;
+		}
+		if (c->state == AG_CS_PRETLS)
+			ag_client_free(c, "shutting down");
+		else
+		{
+			ag_client_fatal(c, "57P01", "terminating connection due to administrator command",
+							NULL, NULL);
+			left++;
+		}
+	}
+	return left;
+}
