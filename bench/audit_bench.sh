@@ -2,8 +2,9 @@
 # bench/audit_bench.sh — cost and limits of agentgate's audit log, measured
 # side by side in one run.
 #
-#   1. pgbench -S as an agent role (every statement audited by agentgate)
-#      against the same server with no extension and with pgAudit
+#   1. pgbench -S as an agent role (every statement audited by agentgate,
+#      with its default normaliser and with agentgate.audit_normalizer =
+#      lexer) against the same server with no extension and with pgAudit
 #      (pgaudit.log = 'read, write'), in interleaved rounds: median TPS and
 #      server CPU microseconds per statement (utime + stime of the
 #      postmaster and all its children, from /proc, before and after).
@@ -58,6 +59,8 @@ configure() {
         none)      printf "shared_preload_libraries = ''\n" ;;
         pgaudit)   printf "shared_preload_libraries = 'pgaudit'\npgaudit.log = 'read, write'\n" ;;
         agentgate) printf "shared_preload_libraries = 'agentgate'\n" ;;
+        agentgate-lexer)
+                   printf "shared_preload_libraries = 'agentgate'\nagentgate.audit_normalizer = lexer\n" ;;
     esac > "$data/bench.conf"
     printf '%s\n' "${EXTRA_CONF:-}" >> "$data/bench.conf"
     [ "$(id -u)" -eq 0 ] && chown postgres "$data/bench.conf"
@@ -89,6 +92,10 @@ pg >/dev/null <<'EOF'
 CREATE ROLE agent_bench LOGIN IN ROLE agentgate_agent;
 GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers TO agent_bench;
 EOF
+# agents come with the proxy's session stamp in application_name
+PGAPPNAME=$(pg -c "SELECT agentgate.session_stamp('agent_bench')")
+export PGAPPNAME
+[ "$(id -u)" -eq 0 ] && RUNAS=(runuser -u postgres -- env PGAPPNAME="$PGAPPNAME")
 
 declare -A TPS CPU
 run_one() {
@@ -102,27 +109,29 @@ run_one() {
     tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
     TPS[$cfg]+="$tps "
     CPU[$cfg]+="$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$tx" 'BEGIN{printf "%.1f", d / hz * 1e6 / n}') "
-    printf '  round %s %-9s tps %10s  cpu/stmt %s us\n' "$2" "$cfg" "$tps" \
+    printf '  round %s %-15s tps %10s  cpu/stmt %s us\n' "$2" "$cfg" "$tps" \
         "$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$tx" 'BEGIN{printf "%.1f", d / hz * 1e6 / n}')"
 }
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "== pgbench -S, $CLIENTS clients, ${SECS}s per run, scale $SCALE, $ROUNDS interleaved rounds"
 for r in $(seq 1 "$ROUNDS"); do
-    for cfg in none pgaudit agentgate; do
+    for cfg in none pgaudit agentgate agentgate-lexer; do
         configure "$cfg"
         run_one "$cfg" "$r"
     done
     pg -c "TRUNCATE agentgate.audit_log" >/dev/null 2>&1 || true
 done
 echo
-printf '%-10s %12s %16s\n' config "median TPS" "CPU us/stmt"
-for cfg in none pgaudit agentgate; do
-    printf '%-10s %12s %16s\n' "$cfg" "$(median <<<"${TPS[$cfg]}")" "$(median <<<"${CPU[$cfg]}")"
+printf '%-16s %12s %16s\n' config "median TPS" "CPU us/stmt"
+for cfg in none pgaudit agentgate agentgate-lexer; do
+    printf '%-16s %12s %16s\n' "$cfg" "$(median <<<"${TPS[$cfg]}")" "$(median <<<"${CPU[$cfg]}")"
 done
 a=$(median <<<"${TPS[agentgate]}"); p=$(median <<<"${TPS[pgaudit]}"); n=$(median <<<"${TPS[none]}")
 echo "agentgate / pgaudit TPS ratio: $(awk -v a="$a" -v p="$p" 'BEGIN{printf "%.2f", a/p}')  (goal >= 1.15)"
 echo "agentgate / no extension TPS ratio: $(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2f", a/n}')"
+l=$(median <<<"${TPS[agentgate-lexer]}")
+echo "agentgate-lexer / pgaudit TPS ratio: $(awk -v a="$l" -v p="$p" 'BEGIN{printf "%.2f", a/p}')"
 
 echo
 echo "== writer throughput: ring filled while agentgate.audit_log is locked, then drained"

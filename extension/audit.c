@@ -66,6 +66,7 @@
 #include "agentgate.h"
 #include "audit.h"
 #include "identity.h"
+#include "pgquery.h"
 #include "verdict.h"
 
 PG_FUNCTION_INFO_V1(agentgate_audit_flush);
@@ -91,6 +92,20 @@ static int	audit_sync_timeout = 10000;
 static bool audit_all_roles = false;
 static bool audit_raw_statements = false;
 static int	audit_max_statement = 4096;
+
+typedef enum
+{
+	AG_NORMALIZER_LEXER,
+	AG_NORMALIZER_LIBPG_QUERY
+} AgNormalizer;
+
+static const struct config_enum_entry normalizer_options[] = {
+	{"lexer", AG_NORMALIZER_LEXER, false},
+	{"libpg_query", AG_NORMALIZER_LIBPG_QUERY, false},
+	{NULL, 0, false}
+};
+
+static int	audit_normalizer = AG_NORMALIZER_LIBPG_QUERY;
 
 #define AG_MAX_ERROR_TEXT	1024
 #define AG_MAX_REL_TEXT		1024
@@ -387,7 +402,25 @@ statement_text(const char *src, int len, bool parsed, uint16 *flags)
 	}
 	else if (parsed)
 	{
-		s = ag_audit_normalize(src, len, audit_max_statement, &truncated);
+		char	   *pgq = NULL;
+		char	   *err = NULL;
+
+		/*
+		 * libpg_query sees the text only when the server parsed it and it
+		 * fits the cap (ag_pgq_normalize also refuses deep expressions).  Its
+		 * output keeps comments, which may carry secrets too, so the lexer
+		 * pass follows in every case; it also handles whatever libpg_query
+		 * refused.
+		 */
+		if (audit_normalizer == AG_NORMALIZER_LIBPG_QUERY &&
+			len <= audit_max_statement &&
+			ag_pgq_normalize(src, len, &pgq, &err))
+		{
+			s = ag_audit_normalize(pgq, strlen(pgq), audit_max_statement, &truncated);
+			pfree(pgq);
+		}
+		else
+			s = ag_audit_normalize(src, len, audit_max_statement, &truncated);
 		*flags |= AG_AUDIT_NORMALIZED;
 	}
 	else
@@ -1163,6 +1196,11 @@ ag_audit_init(void)
 							 "Keep the raw statement text (literals included) in the audit log.",
 							 "Off: literals are replaced by $n, so secrets typed into SQL stay out of the log.",
 							 &audit_raw_statements, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("agentgate.audit_normalizer",
+							 "How literals are taken out of audited statements: libpg_query then the server's lexer, or the lexer alone.",
+							 "Both remove every literal and comment; the lexer alone costs less.",
+							 &audit_normalizer, AG_NORMALIZER_LIBPG_QUERY, normalizer_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentgate.audit_max_statement",
 							"Longest statement text kept in an audit row, in bytes.",

@@ -17,7 +17,7 @@ BEGIN
     END LOOP;
 END
 $$;
-CREATE ROLE regress_audit_agent IN ROLE agentgate_agent;
+CREATE ROLE regress_audit_agent LOGIN IN ROLE agentgate_agent;
 INSERT INTO agentgate.agents (identity, role_name) VALUES ('regress-audit@example.com', 'regress_audit_agent');
 CREATE TABLE regress_audit_t (id int PRIMARY KEY, secret text);
 GRANT ALL ON regress_audit_t TO regress_audit_agent;
@@ -27,7 +27,7 @@ AS $$ BEGIN INSERT INTO regress_audit_t VALUES (n, 'from function'); RETURN n; E
 SELECT set_config('application_name', 'psql ' || agentgate.session_stamp('regress_audit_agent'), false) IS NOT NULL AS stamped;
 
 SET SESSION AUTHORIZATION regress_audit_agent;
-SELECT 1 AS one;
+SELECT 1 AS one /* token abc123secret */;
 INSERT INTO regress_audit_t VALUES (1, 'hunter2');
 BEGIN;
 INSERT INTO regress_audit_t VALUES (2, 'rolled back');
@@ -72,7 +72,7 @@ SELECT count(*) AS rows, count(DISTINCT session_id) AS sessions,
   FROM agentgate.audit_log WHERE role_name = 'regress_audit_agent';
 -- no literal reached the log
 SELECT count(*) AS leaked FROM agentgate.audit_log
- WHERE statement ~ '(hunter2|rolled back|typo secret|from function|ignored)';
+ WHERE statement ~ '(hunter2|rolled back|typo secret|from function|ignored|abc123secret)';
 -- the session summary and its replay
 SELECT identity, role_name, statements, allowed, blocked, errors, started <= ended AS ordered
   FROM agentgate.sessions WHERE role_name = 'regress_audit_agent';

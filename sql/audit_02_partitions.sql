@@ -48,7 +48,7 @@ SELECT to_regclass('agentgate.audit_log_20200101') IS NULL AS old_day_dropped,
        to_regclass('agentgate.audit_log_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')) IS NOT NULL AS today_kept;
 
 -- only DBAs maintain partitions
-CREATE ROLE regress_audit_agent2 IN ROLE agentgate_agent;
+CREATE ROLE regress_audit_agent2 LOGIN IN ROLE agentgate_agent;
 SET SESSION AUTHORIZATION regress_audit_agent2;
 -- error: permission denied
 SELECT agentgate.audit_maintain(1, 0);

@@ -42,7 +42,10 @@ GRANT SELECT, INSERT ON t TO agent1;
 GRANT USAGE ON SEQUENCE t_id_seq TO agent1;
 });
 
-my $agent_connstr = $node->connstr('postgres') . ' user=agent1';
+# agents come with the proxy's session stamp in application_name
+my $stamp = $node->safe_psql('postgres', "SELECT agentgate.session_stamp('agent1')");
+$ENV{PGAPPNAME} = $stamp;
+my $agent_connstr = $node->connstr('postgres') . " user=agent1 application_name=$stamp";
 
 sub count_rows
 {
@@ -104,6 +107,8 @@ SELECT count(*) FROM t;
 	# COMMIT (in an aborted transaction it is a ROLLBACK: still a row),
 	# DROP (refused), SELEC (syntax), SELECT count
 	is(count_rows('true'), 11, 'one row per statement: rollback, error, refusal, syntax error');
+	is(count_rows('session_id = ' . "'" . substr($stamp, 4, 16) . "'"), 11,
+		'every row carries the verified session id');
 	is(count_rows("decision = 'blocked'"), 1, 'the refused DROP TABLE is recorded as blocked');
 	is(count_rows("decision = 'error'"), 2, 'errors are recorded');
 	is(count_rows("command_tag = 'INSERT' AND decision = 'allowed'"),
