@@ -3,8 +3,8 @@
 # side by side in one run.
 #
 #   1. pgbench -S as an agent role (every statement audited by agentgate,
-#      with its default normaliser and with agentgate.audit_normalizer =
-#      lexer) against the same server with no extension and with pgAudit
+#      with its default normaliser, the server's lexer, and with
+#      agentgate.audit_normalizer = libpg_query: agentgate-pgq) against the same server with no extension and with pgAudit
 #      (pgaudit.log = 'read, write'), in interleaved rounds: median TPS and
 #      server CPU microseconds per statement (utime + stime of the
 #      postmaster and all its children, from /proc, before and after).
@@ -59,8 +59,8 @@ configure() {
         none)      printf "shared_preload_libraries = ''\n" ;;
         pgaudit)   printf "shared_preload_libraries = 'pgaudit'\npgaudit.log = 'read, write'\n" ;;
         agentgate) printf "shared_preload_libraries = 'agentgate'\n" ;;
-        agentgate-lexer)
-                   printf "shared_preload_libraries = 'agentgate'\nagentgate.audit_normalizer = lexer\n" ;;
+        agentgate-pgq)
+                   printf "shared_preload_libraries = 'agentgate'\nagentgate.audit_normalizer = libpg_query\n" ;;
     esac > "$data/bench.conf"
     printf '%s\n' "${EXTRA_CONF:-}" >> "$data/bench.conf"
     [ "$(id -u)" -eq 0 ] && chown postgres "$data/bench.conf"
@@ -116,7 +116,7 @@ median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{print (NR%2
 
 echo "== pgbench -S, $CLIENTS clients, ${SECS}s per run, scale $SCALE, $ROUNDS interleaved rounds"
 for r in $(seq 1 "$ROUNDS"); do
-    for cfg in none pgaudit agentgate agentgate-lexer; do
+    for cfg in none pgaudit agentgate agentgate-pgq; do
         configure "$cfg"
         run_one "$cfg" "$r"
     done
@@ -124,14 +124,18 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo
 printf '%-16s %12s %16s\n' config "median TPS" "CPU us/stmt"
-for cfg in none pgaudit agentgate agentgate-lexer; do
+for cfg in none pgaudit agentgate agentgate-pgq; do
     printf '%-16s %12s %16s\n' "$cfg" "$(median <<<"${TPS[$cfg]}")" "$(median <<<"${CPU[$cfg]}")"
 done
 a=$(median <<<"${TPS[agentgate]}"); p=$(median <<<"${TPS[pgaudit]}"); n=$(median <<<"${TPS[none]}")
 echo "agentgate / pgaudit TPS ratio: $(awk -v a="$a" -v p="$p" 'BEGIN{printf "%.2f", a/p}')  (goal >= 1.15)"
 echo "agentgate / no extension TPS ratio: $(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2f", a/n}')"
-l=$(median <<<"${TPS[agentgate-lexer]}")
-echo "agentgate-lexer / pgaudit TPS ratio: $(awk -v a="$l" -v p="$p" 'BEGIN{printf "%.2f", a/p}')"
+c() { median <<<"${CPU[$1]}"; }
+echo "added server CPU per statement: pgaudit +$(awk -v x="$(c pgaudit)" -v b="$(c none)" 'BEGIN{printf "%.1f", x-b}') us," \
+     "agentgate +$(awk -v x="$(c agentgate)" -v b="$(c none)" 'BEGIN{printf "%.1f", x-b}') us," \
+     "agentgate-pgq +$(awk -v x="$(c agentgate-pgq)" -v b="$(c none)" 'BEGIN{printf "%.1f", x-b}') us"
+l=$(median <<<"${TPS[agentgate-pgq]}")
+echo "agentgate-pgq / pgaudit TPS ratio: $(awk -v a="$l" -v p="$p" 'BEGIN{printf "%.2f", a/p}')"
 
 echo
 echo "== writer throughput: ring filled while agentgate.audit_log is locked, then drained"

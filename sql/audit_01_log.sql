@@ -81,6 +81,16 @@ SELECT command_tag, decision, nested
                                   WHERE role_name = 'regress_audit_agent'))
  LIMIT 5;
 
+-- libpg_query as the normaliser (then the lexer, which drops its comments)
+SET agentgate.audit_normalizer = libpg_query;
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT id FROM regress_audit_t /* key sk-live-123 */ WHERE secret IN ('a', 'b') AND id > 0;
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+RESET agentgate.audit_normalizer;
+SELECT statement, normalized, truncated FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent' AND statement LIKE '%IN (%';
+
 -- a superuser may keep the raw text
 SET agentgate.audit_raw_statements = on;
 SET SESSION AUTHORIZATION regress_audit_agent;

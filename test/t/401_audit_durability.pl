@@ -116,6 +116,22 @@ SELECT count(*) FROM t;
 	$node->safe_psql('postgres', "DELETE FROM agentgate.audit_log WHERE role_name = 'agent1'");
 }
 
+# ---- the row of a write is committed before the write returns, while the
+# agent's transaction is still open, and stays after its ROLLBACK
+{
+	my $agent = $node->background_psql('postgres',
+		extra_params => [ '-U', 'agent1' ]);
+	$agent->query_safe('BEGIN');
+	$agent->query_safe('INSERT INTO t (v) VALUES (7)');
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM agentgate.audit_log WHERE role_name = 'agent1' AND command_tag = 'INSERT'"),
+		1, 'the write\'s row is visible while the agent\'s transaction is open');
+	$agent->query_safe('ROLLBACK');
+	$agent->quit;
+	is(count_rows("command_tag = 'INSERT'"), 1, 'and survives the ROLLBACK');
+	$node->safe_psql('postgres', "DELETE FROM agentgate.audit_log WHERE role_name = 'agent1'");
+}
+
 # ---- 8 concurrent clients
 {
 	my ($h, $out, $err) = pgbench_run(
