@@ -199,6 +199,7 @@ audit_xact_callback(XactEvent event, void *arg)
 	{
 		frames = NIL;
 		last_source = NULL;
+		in_emit_log = false;	/* in case an error escaped the hook */
 		if (audit_cxt)
 			MemoryContextReset(audit_cxt);
 		if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
