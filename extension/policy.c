@@ -1,23 +1,686 @@
 /*-------------------------------------------------------------------------
  *
  * policy.c
- *	  Statement policy for governed roles.
+ *	  Statement policy for governed roles: the hooks that decide.
  *
- * The first guardrail: governed roles may not DROP TABLE.  Decided in
- * ProcessUtility on the parsed statement, so it holds however the command
- * reaches the server (simple or extended protocol, inside functions and DO
- * blocks, through EXECUTE).
+ * Every path a statement can take reaches one of these hooks, each on the
+ * server's own resolved trees (never the text):
+ *
+ *	 ProcessUtility		 utility statements (DDL, TRUNCATE, COPY, DO, CALL,
+ *						 SET, LOAD, ALTER SYSTEM, PREPARE, EXPLAIN...),
+ *						 nested ones included
+ *	 ExecutorStart		 the statement: SELECT/INSERT/UPDATE/DELETE/MERGE,
+ *						 and whether it modifies rows without a WHERE
+ *	 ExecutorCheckPerms	 every relation the statement reads or writes, on
+ *						 every execution (cached plans too), after views,
+ *						 rules and inheritance are expanded; COPY too
+ *	 object_access		 OAT_FUNCTION_EXECUTE: every function the executor
+ *						 prepares to call, built-in or not, and libpq
+ *						 fastpath calls
+ *	 ExecutorRun/Finish	 rows processed, for max_rows rules
+ *
+ * Governance is by session_user (ag_session_is_governed), so SECURITY
+ * DEFINER functions and SET ROLE change nothing.  Each decision is noted
+ * for audit (verdict.h) before an error is raised.  Anything that cannot
+ * be classified is refused.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/sysattr.h"
+#include "access/transam.h"
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_namespace.h"
+#include "commands/dbcommands.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
 
 #include "agentgate.h"
+#include "policy.h"
+#include "verdict.h"
+
+int			ag_policy_mode = AG_MODE_ENFORCE;
+
+static const struct config_enum_entry mode_options[] = {
+	{"enforce", AG_MODE_ENFORCE, false},
+	{"monitor", AG_MODE_MONITOR, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry default_action_options[] = {
+	{"allow", AG_ACTION_ALLOW, false},
+	{"block", AG_ACTION_BLOCK, false},
+	{NULL, 0, false}
+};
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
+static object_access_hook_type prev_object_access = NULL;
+static needs_fmgr_hook_type prev_needs_fmgr = NULL;
+static fmgr_hook_type prev_fmgr = NULL;
+
+/* calls of agentgate's own SECURITY DEFINER functions now running */
+static int	agentgate_fn_depth = 0;
+
+/* Depth of statements being run: 0 for what the client sent. */
+static int	nesting_level = 0;
+
+/*
+ * The statement being started (ExecutorStart) or the utility statement
+ * being run, so that the relation and function events decided inside them
+ * know their statement.
+ */
+typedef struct StmtCtx
+{
+	struct StmtCtx *parent;
+	int			level;
+	PlannedStmt *pstmt;
+	const char *sql;
+	int			sql_len;
+	bool		explain_only;
+	Bitmapset  *no_where_rtis;
+	List	   *deferred;
+} StmtCtx;
+
+static StmtCtx *cur_ctx = NULL;
+
+/* max_rows rules waiting for the row count of a running query */
+typedef struct Pending
+{
+	QueryDesc  *qd;
+	int			level;
+	List	   *deferred;
+	uint64		sent;			/* rows handed to the client so far */
+} Pending;
+
+/*
+ * For a query with a blocking max_rows rule, the receiver is wrapped so that
+ * the row past the limit is refused before it is sent (a cursor's FETCHes
+ * add up).
+ */
+typedef struct RowLimitDest
+{
+	DestReceiver pub;
+	DestReceiver *inner;
+	Pending    *p;
+	AgDeferred *d;
+} RowLimitDest;
+
+static List *pending = NIL;		/* in TopTransactionContext */
+
+/* set while agentgate.explain() collects outcomes instead of enforcing */
+typedef struct Collector
+{
+	AgCollectFn fn;
+	void	   *arg;
+	Oid			who;
+} Collector;
+
+static Collector *collector = NULL;
+
+static void decide_event(AgEvent *ev, StmtCtx *ctx, int level);
+
+int
+ag_policy_nesting_level(void)
+{
+	return nesting_level;
+}
+
+void
+ag_event_init(AgEvent *ev, int tag, AgClass cls)
+{
+	memset(ev, 0, sizeof(AgEvent));
+	ev->tags[0] = tag;
+	ev->ntags = 1;
+	ev->cls = cls;
+}
+
+/* Is this session governed?  Only answerable inside a transaction. */
+static inline bool
+governed(void)
+{
+	/* a parallel worker runs a plan its leader has already decided */
+	return IsTransactionState() && !IsParallelWorker() &&
+		ag_session_is_governed();
+}
+
+/*
+ * SET ROLE has a twin the utility hook never sees: set_config('role', ...),
+ * a built-in function whose argument is known only as it runs.  So the
+ * current role is compared before and after each statement of a governed
+ * session; a change is decided like SET ROLE (and undone with the
+ * transaction when refused).
+ */
+static void
+check_role_unchanged(Oid before, int level)
+{
+	AgEvent		ev;
+
+	/* back to no role at all (DISCARD ALL...) is never more power */
+	if (GetCurrentRoleId() == before || !OidIsValid(GetCurrentRoleId()))
+		return;
+	ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
+	ev.tags[ev.ntags++] = AG_TAG_SET_ROLE;
+	decide_event(&ev, NULL, level);
+}
+
+static Oid
+judged_role(void)
+{
+	return collector ? collector->who : GetSessionUserId();
+}
+
+/* ----------------------------------------------------------------
+ *		Outcomes
+ * ----------------------------------------------------------------
+ */
+
+static char *
+relation_name(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+
+	if (rel != NULL && nsp != NULL)
+		return quote_qualified_identifier(nsp, rel);
+	return psprintf("relation %u", relid);
+}
+
+/* What the event is about, for messages: "DELETE on public.t", "DROP TABLE" */
+char *
+ag_describe_event(AgEvent *ev)
+{
+	const char *tag = ag_tag_name(ev->tags[ev->ntags > 0 ? ev->ntags - 1 : 0]);
+
+	if (OidIsValid(ev->relid) && !ev->utility)
+		return psprintf("%s on %s", tag, relation_name(ev->relid));
+	if (OidIsValid(ev->funcid))
+		return psprintf("call of %s", format_procedure(ev->funcid));
+	return pstrdup(tag);
+}
+
+static void
+refuse(AgEvent *ev, AgOutcome *out)
+{
+	char	   *what = ag_describe_event(ev);
+	char	   *obj = "";
+
+	/* a utility statement's message names the command; its object goes here */
+	if (ev->utility && OidIsValid(ev->relid))
+		obj = psprintf(" (%s)", relation_name(ev->relid));
+
+	if (out->no_policy)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: agent roles may not use a database without the agentgate extension"),
+				 errdetail("Database \"%s\" has no agentgate.rules, so no policy could be applied to %s.",
+						   get_database_name(MyDatabaseId), what),
+				 errhint("Connect to a database where agentgate is installed, or ask a database administrator to run CREATE EXTENSION agentgate here.")));
+	if (out->by_default)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: %s is not allowed", what),
+				 errdetail("No rule allows it%s, and agentgate.default_action is \"block\".", obj),
+				 errhint("Ask a database administrator for a rule that allows it.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("agentgate: %s is not allowed", what),
+			 errdetail("Rule %lld%s: %s", (long long) out->rule_id, obj,
+					   out->reason && out->reason[0] ? out->reason : "(no reason given)"),
+			 out->cond == AG_COND_NO_WHERE ?
+			 errhint("Add a WHERE clause that restricts the rows, or ask a database administrator for a rule that allows it.") :
+			 errhint("Ask a database administrator to run it, or for a rule that allows it.")));
+}
+
+/*
+ * apply_outcome notes the decision for audit, then enforces it: a block
+ * raises an error in enforce mode and is only logged in monitor mode.
+ */
+static void
+apply_outcome(AgEvent *ev, AgOutcome *out, int level)
+{
+	if (collector)
+	{
+		collector->fn(ev, out, collector->arg);
+		return;
+	}
+	if (out->decision == AG_DECISION_BLOCKED)
+	{
+		if (ag_policy_mode == AG_MODE_MONITOR)
+		{
+			ag_verdict_note(level, AG_DECISION_MONITORED, out->rule_id);
+			ereport(LOG,
+					(errmsg("agentgate: would block %s (monitor mode)", ag_describe_event(ev)),
+					 out->by_default ? errdetail("No rule allows it.") :
+					 errdetail("Rule %lld: %s", (long long) out->rule_id,
+							   out->reason ? out->reason : ""),
+					 errhidestmt(false)));
+			return;
+		}
+		ag_verdict_note(level, AG_DECISION_BLOCKED, out->rule_id);
+		refuse(ev, out);
+	}
+	if (out->decision == AG_DECISION_LOGGED)
+		ag_verdict_note(level, AG_DECISION_LOGGED,
+						out->log_rule_id ? out->log_rule_id : out->rule_id);
+	else
+		ag_verdict_note(level, AG_DECISION_ALLOWED, out->rule_id);
+}
+
+/*
+ * ag_policy_decide, turning any failure to decide (a catalog lookup that
+ * fails, a rule the cache cannot load, out of memory...) into a refusal
+ * that says so: never a pass.  A cancel is passed on as it is.
+ */
+static void
+decide_or_refuse(AgEvent *ev, AgOutcome *out, int level)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ag_policy_decide(judged_role(), ev, out);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			PG_RE_THROW();
+		FlushErrorState();
+		if (!collector)
+			ag_verdict_note(level, AG_DECISION_BLOCKED, 0);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: statement refused: the policy could not decide it"),
+				 errdetail("%s", edata->message),
+				 errhint("Ask a database administrator to check agentgate.rules and the server log.")));
+	}
+	PG_END_TRY();
+}
+
+static void
+decide_event(AgEvent *ev, StmtCtx *ctx, int level)
+{
+	AgOutcome	out;
+
+	if (ev->tags[0] == CMDTAG_UNKNOWN)
+	{
+		if (!collector)
+			ag_verdict_note(level, AG_DECISION_BLOCKED, 0);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: statement not allowed: its kind is not known to the policy"),
+				 errdetail("agentgate refuses what it cannot classify."),
+				 errhint("Ask a database administrator to run it.")));
+	}
+	decide_or_refuse(ev, &out, level);
+	if (out.deferred != NIL && ctx != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		ListCell   *lc;
+
+		foreach(lc, out.deferred)
+		{
+			AgDeferred *d = palloc(sizeof(AgDeferred));
+
+			memcpy(d, lfirst(lc), sizeof(AgDeferred));
+			d->reason = pstrdup(d->reason);
+			ctx->deferred = lappend(ctx->deferred, d);
+		}
+		MemoryContextSwitchTo(old);
+	}
+	apply_outcome(ev, &out, level);
+}
+
+/* ----------------------------------------------------------------
+ *		What a statement touches
+ * ----------------------------------------------------------------
+ */
+
+static void
+cols_from(AgEvent *ev, Bitmapset *cols)
+{
+	int			m = -1;
+
+	while ((m = bms_next_member(cols, m)) >= 0)
+	{
+		int			attno = m + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno == InvalidAttrNumber)
+			ev->all_cols = true;
+		else if (attno > 0)
+			ev->cols = bms_add_member(ev->cols, attno);
+	}
+}
+
+/*
+ * Accesses by agentgate's own SECURITY DEFINER functions to agentgate's own
+ * tables are the extension's bookkeeping, not the agent's statement.  The
+ * session user is still the agent inside them, so the test is: a function
+ * of the agentgate schema is running (agentgate_fn_depth, kept by the fmgr
+ * hook) and the access is checked as the schema's owner (never an agent:
+ * agents are never superusers).  A definer function elsewhere, or a view,
+ * owned by the same role gets no pass.
+ */
+static bool
+internal_access(Oid relid, Oid checkuser, Oid who)
+{
+	Oid			nsp = ag_schema_oid();
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	if (agentgate_fn_depth == 0 || !OidIsValid(nsp) || checkuser == who ||
+		get_rel_namespace(relid) != nsp)
+		return false;
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+	}
+	return OidIsValid(owner) && checkuser == owner;
+}
+
+static void
+decide_rtable(List *rtable, StmtCtx *ctx, int level)
+{
+	ListCell   *lc;
+	int			rti = 0;
+	Oid			who = judged_role();
+	bool		same = ctx && ctx->pstmt && ctx->pstmt->rtable == rtable;
+
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		AclMode		perms = rte->requiredPerms;
+		Oid			checkuser;
+		bool		lock_only;
+		AgEvent		ev;
+		const char *sql = ctx ? ctx->sql : NULL;
+		int			sql_len = ctx ? ctx->sql_len : 0;
+
+		rti++;
+		if (rte->rtekind != RTE_RELATION || perms == 0)
+			continue;
+		checkuser = OidIsValid(rte->checkAsUser) ? rte->checkAsUser :
+			(collector ? who : GetUserId());
+		if (internal_access(rte->relid, checkuser, who))
+			continue;
+
+		/* SELECT ... FOR UPDATE asks UPDATE permission but writes nothing */
+		lock_only = (perms & ACL_UPDATE) && bms_is_empty(rte->updatedCols);
+
+		if ((perms & ACL_SELECT) || lock_only)
+		{
+			ag_event_init(&ev, CMDTAG_SELECT, AG_CLASS_READ);
+			ev.relid = rte->relid;
+			ev.sql = sql;
+			ev.sql_len = sql_len;
+			cols_from(&ev, rte->selectedCols);
+			decide_event(&ev, ctx, level);
+		}
+		if (perms & ACL_INSERT)
+		{
+			ag_event_init(&ev, CMDTAG_INSERT, AG_CLASS_WRITE);
+			ev.relid = rte->relid;
+			ev.sql = sql;
+			ev.sql_len = sql_len;
+			cols_from(&ev, rte->insertedCols);
+			decide_event(&ev, ctx, level);
+		}
+		if ((perms & ACL_UPDATE) && !lock_only)
+		{
+			ag_event_init(&ev, CMDTAG_UPDATE, AG_CLASS_WRITE);
+			ev.relid = rte->relid;
+			ev.sql = sql;
+			ev.sql_len = sql_len;
+			cols_from(&ev, rte->updatedCols);
+			ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
+			decide_event(&ev, ctx, level);
+		}
+		if (perms & ACL_DELETE)
+		{
+			ag_event_init(&ev, CMDTAG_DELETE, AG_CLASS_WRITE);
+			ev.relid = rte->relid;
+			ev.sql = sql;
+			ev.sql_len = sql_len;
+			ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
+			decide_event(&ev, ctx, level);
+		}
+	}
+}
+
+/* The statement-level event of a planned (non-utility) statement. */
+static void
+decide_planned(PlannedStmt *pstmt, StmtCtx *ctx)
+{
+	int			tag = ag_operation_tag(pstmt->commandType);
+	AgEvent		ev;
+
+	ag_event_init(&ev, tag,
+				  pstmt->commandType == CMD_SELECT ? AG_CLASS_READ : AG_CLASS_WRITE);
+	ev.sql = ctx->sql;
+	ev.sql_len = ctx->sql_len;
+	if (pstmt->commandType != CMD_SELECT || pstmt->hasModifyingCTE)
+	{
+		(void) ag_plan_no_where(pstmt, &ctx->no_where_rtis);
+		if (pstmt->planTree && IsA(pstmt->planTree, ModifyTable))
+			ev.no_where = bms_is_member((int) ((ModifyTable *) pstmt->planTree)->nominalRelation,
+										ctx->no_where_rtis);
+	}
+	decide_event(&ev, ctx, ctx->level);
+}
+
+static void
+decide_utility(PlannedStmt *pstmt, StmtCtx *ctx)
+{
+	bool		decide;
+	List	   *events;
+	ListCell   *lc;
+
+	events = ag_utility_events(pstmt, ctx->sql, ctx->sql_len, &decide,
+							   judged_role());
+	if (!decide)
+		return;
+	if (events == NIL)
+	{
+		AgEvent		ev;
+
+		ag_event_init(&ev, CMDTAG_UNKNOWN, AG_CLASS_NONE);
+		events = list_make1(&ev);
+		decide_event(&ev, ctx, ctx->level);
+		return;
+	}
+	foreach(lc, events)
+		decide_event((AgEvent *) lfirst(lc), ctx, ctx->level);
+}
+
+static void
+slice_text(StmtCtx *ctx, const char *text, PlannedStmt *pstmt)
+{
+	int			loc = pstmt ? pstmt->stmt_location : -1;
+	int			len = pstmt ? pstmt->stmt_len : 0;
+
+	ctx->sql = NULL;
+	ctx->sql_len = 0;
+	if (text == NULL)
+		return;
+	if (loc < 0)
+	{
+		loc = 0;
+		len = 0;
+	}
+	if (len <= 0)
+		len = strlen(text + loc);
+	ctx->sql = text + loc;
+	ctx->sql_len = len;
+}
+
+/*
+ * For agentgate.explain(): decide a statement for `who` as if it ran,
+ * handing each outcome to fn instead of enforcing it.
+ */
+void
+ag_policy_collect(PlannedStmt *pstmt, const char *sql, Oid who,
+				  AgCollectFn fn, void *arg)
+{
+	Collector	c;
+	StmtCtx		ctx;
+	Collector  *save = collector;
+
+	c.fn = fn;
+	c.arg = arg;
+	c.who = who;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.pstmt = pstmt;
+	slice_text(&ctx, sql, pstmt);
+	collector = &c;
+	PG_TRY();
+	{
+		if (pstmt->commandType == CMD_UTILITY)
+			decide_utility(pstmt, &ctx);
+		else
+		{
+			decide_planned(pstmt, &ctx);
+			decide_rtable(pstmt->rtable, &ctx, 0);
+		}
+	}
+	PG_FINALLY();
+	{
+		collector = save;
+	}
+	PG_END_TRY();
+}
+
+/* For agentgate.explain(): decide one function call. */
+void
+ag_policy_collect_call(Oid funcid, Oid who, AgCollectFn fn, void *arg)
+{
+	Collector	c;
+	Collector  *save = collector;
+	AgEvent		ev;
+	bool		builtin = funcid < FirstNormalObjectId;
+
+	if (builtin && !ag_rules_function_named(funcid))
+		return;
+	c.fn = fn;
+	c.arg = arg;
+	c.who = who;
+	ag_event_init(&ev, AG_TAG_FUNCTION_CALL, builtin ? AG_CLASS_NONE : AG_CLASS_FUNCTION);
+	ev.funcid = funcid;
+	ev.builtin_call = builtin;
+	collector = &c;
+	PG_TRY();
+	{
+		decide_event(&ev, NULL, 0);
+	}
+	PG_FINALLY();
+	{
+		collector = save;
+	}
+	PG_END_TRY();
+}
+
+/* ----------------------------------------------------------------
+ *		max_rows
+ * ----------------------------------------------------------------
+ */
+
+static void
+forget_pending(QueryDesc *qd)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending)
+	{
+		Pending    *p = (Pending *) lfirst(lc);
+
+		if (p->qd == qd)
+		{
+			pending = foreach_delete_current(pending, lc);
+			break;
+		}
+	}
+}
+
+static void
+check_rows(QueryDesc *qd)
+{
+	ListCell   *lc;
+	Pending    *p = NULL;
+	uint64		rows;
+
+	foreach(lc, pending)
+		if (((Pending *) lfirst(lc))->qd == qd)
+			p = (Pending *) lfirst(lc);
+	if (p == NULL || qd->estate == NULL)
+		return;
+	rows = qd->estate->es_processed;
+	foreach(lc, p->deferred)
+	{
+		AgDeferred *d = (AgDeferred *) lfirst(lc);
+		AgOutcome	out;
+		AgEvent		ev;
+		int64		limit = d->max_rows;
+
+		if (limit < 0 || rows <= (uint64) limit)
+			continue;
+		memset(&out, 0, sizeof(out));
+		out.rule_id = d->rule_id;
+		out.reason = d->reason;
+		d->max_rows = -1;		/* once */
+		if (d->action == AG_ACTION_ALLOW)
+			continue;
+		if (d->action == AG_ACTION_LOG)
+		{
+			ag_verdict_note(p->level, AG_DECISION_LOGGED, d->rule_id);
+			continue;
+		}
+		out.decision = AG_DECISION_BLOCKED;
+		ag_event_init(&ev, ag_operation_tag(qd->operation), AG_CLASS_NONE);
+		if (ag_policy_mode == AG_MODE_MONITOR)
+		{
+			apply_outcome(&ev, &out, p->level);
+			continue;
+		}
+		ag_verdict_note(p->level, AG_DECISION_BLOCKED, d->rule_id);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: %s of more than " INT64_FORMAT " rows is not allowed",
+						ag_tag_name(ev.tags[0]), limit),
+				 errdetail("Rule %lld: %s (the statement processed " UINT64_FORMAT " rows).",
+						   (long long) d->rule_id,
+						   d->reason && d->reason[0] ? d->reason : "(no reason given)",
+						   rows),
+				 errhint("Restrict the statement to fewer rows, or ask a database administrator to run it.")));
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		Hooks
+ * ----------------------------------------------------------------
+ */
 
 static void
 ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -25,28 +688,420 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 						  ParamListInfo params, QueryEnvironment *queryEnv,
 						  DestReceiver *dest, QueryCompletion *qc)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
+	StmtCtx		ctx;
+	bool		pushed = false;
+	Oid			role_before = GetCurrentRoleId();
+	bool		sets_role = false;
 
-	if (IsA(parsetree, DropStmt) &&
-		((DropStmt *) parsetree)->removeType == OBJECT_TABLE &&
-		ag_session_is_governed())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agentgate: DROP TABLE is not allowed for agent roles"),
-				 errdetail("Baseline guardrail: agents may not drop tables."),
-				 errhint("Ask a database administrator to run the change.")));
+	if (governed())
+	{
+		if (nesting_level == 0)
+			AcceptInvalidationMessages();
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.level = nesting_level;
+		slice_text(&ctx, queryString, pstmt);
+		/* SET/RESET ROLE and SESSION AUTHORIZATION are decided as such */
+		sets_role = IsA(pstmt->utilityStmt, VariableSetStmt) &&
+			((VariableSetStmt *) pstmt->utilityStmt)->name != NULL &&
+			(pg_strcasecmp(((VariableSetStmt *) pstmt->utilityStmt)->name, "role") == 0 ||
+			 pg_strcasecmp(((VariableSetStmt *) pstmt->utilityStmt)->name, "session_authorization") == 0);
+		decide_utility(pstmt, &ctx);
+		ctx.parent = cur_ctx;
+		cur_ctx = &ctx;
+		pushed = true;
+	}
 
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context,
-							 params, queryEnv, dest, qc);
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+		if (pushed)
+			cur_ctx = ctx.parent;
+	}
+	PG_END_TRY();
+
+	if (pushed && !sets_role && IsTransactionState())
+		check_role_unchanged(role_before, ctx.level);
+}
+
+static void
+ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	StmtCtx		ctx;
+	bool		pushed = false;
+
+	if (governed())
+	{
+		/*
+		 * A policy change committed while this transaction was open would
+		 * otherwise wait for the next lock this backend takes; reading the
+		 * queue is a single unlocked test when it is empty.
+		 */
+		if (nesting_level == 0)
+			AcceptInvalidationMessages();
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.level = nesting_level;
+		ctx.pstmt = queryDesc->plannedstmt;
+		ctx.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
+		slice_text(&ctx, queryDesc->sourceText, queryDesc->plannedstmt);
+		forget_pending(queryDesc);
+		if (!ctx.explain_only)
+			decide_planned(queryDesc->plannedstmt, &ctx);
+		ctx.parent = cur_ctx;
+		cur_ctx = &ctx;
+		pushed = true;
+	}
+
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_FINALLY();
+	{
+		if (pushed)
+			cur_ctx = ctx.parent;
+	}
+	PG_END_TRY();
+
+	if (pushed && ctx.deferred != NIL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		Pending    *p = palloc(sizeof(Pending));
+
+		p->qd = queryDesc;
+		p->level = ctx.level;
+		p->deferred = ctx.deferred;
+		p->sent = 0;
+		pending = lappend(pending, p);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+refuse_rows(AgDeferred *d, uint64 rows, int level)
+{
+	ag_verdict_note(level, AG_DECISION_BLOCKED, d->rule_id);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("agentgate: more than " INT64_FORMAT " rows is not allowed", d->max_rows),
+			 errdetail("Rule %lld: %s (the statement reached " UINT64_FORMAT " rows).",
+					   (long long) d->rule_id,
+					   d->reason && d->reason[0] ? d->reason : "(no reason given)",
+					   rows),
+			 errhint("Restrict the statement to fewer rows, or ask a database administrator to run it.")));
+}
+
+static bool
+rowlimit_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RowLimitDest *r = (RowLimitDest *) self;
+
+	if (++r->p->sent > (uint64) r->d->max_rows && r->d->max_rows >= 0 &&
+		ag_policy_mode == AG_MODE_ENFORCE)
+		refuse_rows(r->d, r->p->sent, r->p->level);
+	return r->inner->receiveSlot(slot, r->inner);
+}
+
+static void
+rowlimit_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	RowLimitDest *r = (RowLimitDest *) self;
+
+	r->inner->rStartup(r->inner, operation, typeinfo);
+}
+
+static void
+rowlimit_shutdown(DestReceiver *self)
+{
+	RowLimitDest *r = (RowLimitDest *) self;
+
+	r->inner->rShutdown(r->inner);
+}
+
+static void
+rowlimit_destroy(DestReceiver *self)
+{
+	/* the wrapped receiver belongs to whoever made it */
+}
+
+/* The strictest blocking max_rows rule of a pending query, or NULL. */
+static AgDeferred *
+blocking_limit(Pending *p)
+{
+	ListCell   *lc;
+	AgDeferred *best = NULL;
+
+	foreach(lc, p->deferred)
+	{
+		AgDeferred *d = (AgDeferred *) lfirst(lc);
+
+		if (d->action == AG_ACTION_BLOCK && d->max_rows >= 0 &&
+			(best == NULL || d->max_rows < best->max_rows))
+			best = d;
+	}
+	return best;
+}
+
+static void
+ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
+					   uint64 count, bool execute_once)
+{
+	Oid			role_before = GetCurrentRoleId();
+	int			level = nesting_level;
+	DestReceiver *saved_dest = queryDesc->dest;
+	RowLimitDest *wrap = NULL;
+
+	if (pending != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, pending)
+		{
+			Pending    *p = (Pending *) lfirst(lc);
+			AgDeferred *d;
+
+			if (p->qd != queryDesc || (d = blocking_limit(p)) == NULL)
+				continue;
+			wrap = palloc0(sizeof(RowLimitDest));
+			wrap->pub.receiveSlot = rowlimit_receive;
+			wrap->pub.rStartup = rowlimit_startup;
+			wrap->pub.rShutdown = rowlimit_shutdown;
+			wrap->pub.rDestroy = rowlimit_destroy;
+			wrap->pub.mydest = saved_dest->mydest;
+			wrap->inner = saved_dest;
+			wrap->p = p;
+			wrap->d = d;
+			queryDesc->dest = (DestReceiver *) wrap;
+			break;
+		}
+	}
+
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+		queryDesc->dest = saved_dest;
+	}
+	PG_END_TRY();
+	if (GetCurrentRoleId() != role_before && governed())
+		check_role_unchanged(role_before, level);
+	if (pending != NIL)
+		check_rows(queryDesc);
+}
+
+static void
+ag_policy_executor_finish(QueryDesc *queryDesc)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+	if (pending != NIL)
+		check_rows(queryDesc);
+}
+
+static void
+ag_policy_executor_end(QueryDesc *queryDesc)
+{
+	if (pending != NIL)
+		forget_pending(queryDesc);
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+		standard_ExecutorEnd(queryDesc);
+}
+
+static bool
+ag_policy_check_perms(List *rangeTable, bool ereport_on_violation)
+{
+	if (governed() && !(cur_ctx && cur_ctx->explain_only))
+		decide_rtable(rangeTable, cur_ctx,
+					  cur_ctx ? cur_ctx->level : nesting_level);
+	if (prev_check_perms)
+		return prev_check_perms(rangeTable, ereport_on_violation);
+	return true;
+}
+
+static void
+ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+						int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+
+	if (access == OAT_FUNCTION_EXECUTE && governed() &&
+		!(cur_ctx && cur_ctx->explain_only))
+	{
+		bool		builtin = objectId < FirstNormalObjectId;
+		AgEvent		ev;
+
+		if (builtin && !ag_rules_function_named(objectId))
+			return;
+		ag_event_init(&ev, AG_TAG_FUNCTION_CALL,
+					  builtin ? AG_CLASS_NONE : AG_CLASS_FUNCTION);
+		ev.funcid = objectId;
+		ev.builtin_call = builtin;
+		if (cur_ctx)
+		{
+			ev.sql = cur_ctx->sql;
+			ev.sql_len = cur_ctx->sql_len;
+		}
+		decide_event(&ev, cur_ctx, cur_ctx ? cur_ctx->level : nesting_level);
+	}
+}
+
+/*
+ * Saying "needs the fmgr hook" for a function keeps the planner from
+ * inlining it (inline_function checks FmgrHookIsNeeded), so that a call of
+ * a SQL function a rule names still reaches ExecInitFunc and the
+ * OAT_FUNCTION_EXECUTE check above.  Only asked for when some rule could
+ * decide calls of non-built-in functions: inlining stays on otherwise.
+ */
+static bool
+ag_policy_needs_fmgr(Oid fn_oid)
+{
+	Oid			nsp;
+
+	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
+		return true;
+	if (fn_oid < FirstNormalObjectId || !governed())
+		return false;
+	if (ag_rules_have_function_rules() || ag_rules_function_named(fn_oid))
+		return true;
+	/* agentgate's own functions: tracked by ag_policy_fmgr below */
+	nsp = ag_schema_oid();
+	return OidIsValid(nsp) && get_func_namespace(fn_oid) == nsp;
+}
+
+/*
+ * Counts the calls of agentgate-schema functions in progress.  *arg keeps,
+ * per call site, whether the function is one (1) or not (2), so the
+ * catalog is looked at once.
+ */
+static void
+ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
+{
+	if (prev_fmgr)
+		prev_fmgr(event, flinfo, arg);
+	if (event == FHET_START && *arg == (Datum) 0)
+	{
+		Oid			nsp = ag_schema_oid();
+
+		*arg = (Datum) ((OidIsValid(nsp) &&
+						 get_func_namespace(flinfo->fn_oid) == nsp) ? 1 : 2);
+	}
+	if (*arg != (Datum) 1)
+		return;
+	if (event == FHET_START)
+		agentgate_fn_depth++;
+	else if (agentgate_fn_depth > 0)
+		agentgate_fn_depth--;
+}
+
+static void
+ag_policy_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			pending = NIL;		/* its memory goes with the transaction */
+			agentgate_fn_depth = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * The settings are superuser-only (PGC_SUSET); this check also refuses a
+ * governed session that was granted SET on them, and covers set_config().
+ */
+static bool
+check_not_agent(int *newval, void **extra, GucSource source)
+{
+	if (source >= PGC_S_INTERACTIVE && IsNormalProcessingMode() &&
+		IsTransactionState() && ag_session_is_governed())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("agent roles may not change agentgate settings");
+		return false;
+	}
+	return true;
 }
 
 void
 ag_policy_init(void)
 {
+	DefineCustomEnumVariable("agentgate.mode",
+							 "enforce: refuse what policy blocks; monitor: only record it.",
+							 NULL,
+							 &ag_policy_mode,
+							 AG_MODE_ENFORCE,
+							 mode_options,
+							 PGC_SUSET,
+							 GUC_NO_RESET_ALL,
+							 check_not_agent, NULL, NULL);
+	DefineCustomEnumVariable("agentgate.default_action",
+							 "What happens to a statement of an agent role that no rule matches.",
+							 "allow, or block for default-deny.",
+							 &ag_default_action,
+							 AG_ACTION_ALLOW,
+							 default_action_options,
+							 PGC_SUSET,
+							 GUC_NO_RESET_ALL,
+							 check_not_agent, NULL, NULL);
+
+	ag_rules_init();
+	RegisterXactCallback(ag_policy_xact_callback, NULL);
+
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = ag_policy_process_utility;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = ag_policy_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = ag_policy_executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ag_policy_executor_finish;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = ag_policy_executor_end;
+	prev_check_perms = ExecutorCheckPerms_hook;
+	ExecutorCheckPerms_hook = ag_policy_check_perms;
+	prev_object_access = object_access_hook;
+	object_access_hook = ag_policy_object_access;
+	prev_needs_fmgr = needs_fmgr_hook;
+	needs_fmgr_hook = ag_policy_needs_fmgr;
+	prev_fmgr = fmgr_hook;
+	fmgr_hook = ag_policy_fmgr;
 }

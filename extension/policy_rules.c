@@ -1,0 +1,836 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy_rules.c
+ *	  The per-backend cache of agentgate.rules, and the matcher.
+ *
+ * The rules are read once into their own memory context and kept until an
+ * invalidation says they changed.  A statement trigger on agentgate.rules
+ * sends a relcache invalidation for the table (row changes alone send
+ * none); every backend receives it when its next transaction starts, so a
+ * change is in force from the next statement of every session, pooled
+ * backends included, and no statement ever scans the table.
+ *
+ * The subset of rules that applies to the session user (by role
+ * membership) is cached as well and dropped when memberships change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "agentgate.h"
+#include "pgquery.h"
+#include "policy.h"
+
+int			ag_default_action = AG_ACTION_ALLOW;
+
+typedef struct AgRule
+{
+	int64		id;
+	int32		priority;
+	Oid			applies_to;
+	bool		any_command;
+	Bitmapset  *tags;
+	uint32		classes;		/* bit per AgClass */
+	Oid			relid;
+	bool		rel_has_children;
+	Oid			schema;
+	int			ncols;
+	char	  **cols;
+	int			nfuncs;
+	Oid		   *funcs;
+	AgCondition cond;
+	int64		max_rows;		/* -1: none */
+	char	   *fingerprint;	/* NULL: none */
+	AgAction	action;
+	char	   *reason;
+} AgRule;
+
+static MemoryContext rules_cxt = NULL;
+static AgRule *rules = NULL;
+static int	nrules = 0;
+static bool rules_valid = false;
+
+static Oid	rules_relid = InvalidOid;
+static Oid	schema_oid = InvalidOid;
+
+static bool any_fingerprint = false;
+static bool any_function_rule = false;	/* could match calls of non-built-ins */
+static Oid *named_funcs = NULL;	/* sorted; functions named by any rule */
+static int	nnamed_funcs = 0;
+static Oid *rule_rels = NULL;	/* sorted; relations named by any rule */
+static int	nrule_rels = 0;
+
+/* rules that apply to mine_for, in order */
+static AgRule **mine = NULL;
+static int	nmine = 0;
+
+/*
+ * The same, split by the tag they can match (for events whose class is
+ * their tag's class: every DML statement and relation access), and the
+ * rules that name functions (the only ones a built-in's call can match).
+ * A statement then looks at a handful of rules, not at all of them.
+ */
+typedef struct RuleList
+{
+	AgRule	  **rules;
+	int			n;
+} RuleList;
+static RuleList *mine_by_tag = NULL;
+static RuleList mine_funcs;
+static MemoryContext mine_cxt = NULL;	/* child of rules_cxt */
+static Oid	mine_for = InvalidOid;
+static bool mine_valid = false;
+
+static void
+rules_relcache_cb(Datum arg, Oid relid)
+{
+	if (!rules_valid)
+		return;
+	if (!OidIsValid(relid) || relid == rules_relid)
+	{
+		rules_valid = false;
+		mine_valid = false;
+		return;
+	}
+	/* a rule's relation gained children, or was dropped */
+	if (nrule_rels > 0 &&
+		bsearch(&relid, rule_rels, nrule_rels, sizeof(Oid), oid_cmp) != NULL)
+	{
+		rules_valid = false;
+		mine_valid = false;
+	}
+}
+
+static void
+rules_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	/* schema created or dropped: the extension may have come or gone */
+	if (cacheid == NAMESPACEOID)
+		rules_valid = false;
+	mine_valid = false;
+}
+
+void
+ag_rules_init(void)
+{
+	CacheRegisterRelcacheCallback(rules_relcache_cb, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, rules_syscache_cb, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, rules_syscache_cb, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, rules_syscache_cb, (Datum) 0);
+}
+
+static int
+action_rank(AgAction a)
+{
+	/* 'log' rules are looked at first; then block beats allow on a tie */
+	return a == AG_ACTION_LOG ? 0 : (a == AG_ACTION_BLOCK ? 1 : 2);
+}
+
+static int
+rule_cmp(const void *a, const void *b)
+{
+	const AgRule *x = (const AgRule *) a;
+	const AgRule *y = (const AgRule *) b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	if (action_rank(x->action) != action_rank(y->action))
+		return action_rank(x->action) - action_rank(y->action);
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return 0;
+}
+
+static int
+attnum_of(TupleDesc desc, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("agentgate.rules has no column \"%s\"", name),
+			 errhint("Update the agentgate extension.")));
+	return -1;					/* keep compiler quiet */
+}
+
+/* Upper-case, trimmed, single-spaced copy of a command name. */
+char *
+ag_normalize_command(const char *s)
+{
+	StringInfoData buf;
+	bool		space = false;
+
+	initStringInfo(&buf);
+	for (; *s; s++)
+	{
+		if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		{
+			space = buf.len > 0;
+			continue;
+		}
+		if (space)
+			appendStringInfoChar(&buf, ' ');
+		space = false;
+		appendStringInfoChar(&buf, pg_toupper((unsigned char) *s));
+	}
+	return buf.data;
+}
+
+/*
+ * ag_parse_commands turns a rule's commands into tag and class sets.  It
+ * returns the first entry it does not know, or NULL when all are known.
+ */
+char *
+ag_parse_commands(Datum *elems, bool *nulls, int n, Bitmapset **tags,
+				  uint32 *classes)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		char	   *name;
+		AgClass		cls;
+		int			tag;
+
+		if (nulls[i])
+			return "NULL";
+		name = ag_normalize_command(TextDatumGetCString(elems[i]));
+		cls = ag_class_lookup(name);
+		if (cls != AG_CLASS_NONE)
+		{
+			*classes |= (1U << cls);
+			continue;
+		}
+		tag = ag_tag_lookup(name);
+		if (tag < 0)
+			return name;
+		*tags = bms_add_member(*tags, tag);
+	}
+	return NULL;
+}
+
+AgCondition
+ag_condition_lookup(const char *s, bool *ok)
+{
+	*ok = true;
+	if (s == NULL)
+		return AG_COND_NONE;
+	if (strcmp(s, "no_where") == 0)
+		return AG_COND_NO_WHERE;
+	if (strcmp(s, "not_owner") == 0)
+		return AG_COND_NOT_OWNER;
+	if (strcmp(s, "untrusted_language") == 0)
+		return AG_COND_UNTRUSTED_LANGUAGE;
+	*ok = false;
+	return AG_COND_NONE;
+}
+
+static void
+load_rules(void)
+{
+	Oid			nsp;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			a_id,
+				a_priority,
+				a_enabled,
+				a_applies,
+				a_commands,
+				a_relation,
+				a_schema,
+				a_columns,
+				a_functions,
+				a_condition,
+				a_max_rows,
+				a_fingerprint,
+				a_action,
+				a_reason;
+	int			cap = 16;
+	MemoryContext old;
+	List	   *rels = NIL;
+	List	   *funcs = NIL;
+	ListCell   *lc;
+	int			i;
+
+	if (rules_cxt == NULL)
+		rules_cxt = AllocSetContextCreate(CacheMemoryContext,
+										  "agentgate policy rules",
+										  ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(rules_cxt);
+	rules = NULL;
+	nrules = 0;
+	any_fingerprint = false;
+	any_function_rule = false;
+	named_funcs = NULL;
+	nnamed_funcs = 0;
+	rule_rels = NULL;
+	nrule_rels = 0;
+	mine = NULL;
+	nmine = 0;
+	mine_by_tag = NULL;
+	mine_cxt = NULL;			/* deleted with rules_cxt's children */
+	mine_valid = false;
+	rules_relid = InvalidOid;
+
+	/* Mark valid first: an invalidation arriving while we read wins. */
+	rules_valid = true;
+
+	nsp = get_namespace_oid(AG_SCHEMA, true);
+	schema_oid = nsp;
+	if (!OidIsValid(nsp))
+		return;
+	relid = get_relname_relid("rules", nsp);
+	if (!OidIsValid(relid))
+		return;
+	rules_relid = relid;
+
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	a_id = attnum_of(desc, "id");
+	a_priority = attnum_of(desc, "priority");
+	a_enabled = attnum_of(desc, "enabled");
+	a_applies = attnum_of(desc, "applies_to");
+	a_commands = attnum_of(desc, "commands");
+	a_relation = attnum_of(desc, "relation");
+	a_schema = attnum_of(desc, "schema");
+	a_columns = attnum_of(desc, "columns");
+	a_functions = attnum_of(desc, "functions");
+	a_condition = attnum_of(desc, "condition");
+	a_max_rows = attnum_of(desc, "max_rows");
+	a_fingerprint = attnum_of(desc, "fingerprint");
+	a_action = attnum_of(desc, "action");
+	a_reason = attnum_of(desc, "reason");
+
+	old = MemoryContextSwitchTo(rules_cxt);
+	rules = palloc0(sizeof(AgRule) * cap);
+
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+		bool	   *isnull = palloc(sizeof(bool) * desc->natts);
+		AgRule	   *r;
+		char	   *s;
+		bool		ok;
+
+		heap_deform_tuple(tup, desc, values, isnull);
+		if (isnull[a_enabled] || !DatumGetBool(values[a_enabled]))
+			continue;
+		if (nrules == cap)
+		{
+			cap *= 2;
+			rules = repalloc(rules, sizeof(AgRule) * cap);
+		}
+		r = &rules[nrules];
+		memset(r, 0, sizeof(AgRule));
+		r->id = DatumGetInt64(values[a_id]);
+		r->priority = isnull[a_priority] ? 0 : DatumGetInt32(values[a_priority]);
+		r->applies_to = isnull[a_applies] ? ag_agent_role_oid() : DatumGetObjectId(values[a_applies]);
+		r->max_rows = -1;
+
+		r->any_command = true;
+		if (!isnull[a_commands])
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(values[a_commands]), TEXTOID,
+							  -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+			if (n > 0)
+			{
+				char	   *bad;
+
+				r->any_command = false;
+				bad = ag_parse_commands(elems, nulls, n, &r->tags, &r->classes);
+				if (bad != NULL)
+				{
+					/* validated on insert; a tag a later server dropped */
+					ereport(WARNING,
+							(errmsg("agentgate: rule %lld names unknown command \"%s\"; the rule never matches",
+									(long long) r->id, bad)));
+					continue;
+				}
+			}
+		}
+		if (!isnull[a_relation])
+		{
+			r->relid = DatumGetObjectId(values[a_relation]);
+			r->rel_has_children = get_rel_relkind(r->relid) != '\0' &&
+				has_subclass(r->relid);
+			rels = lappend_oid(rels, r->relid);
+		}
+		if (!isnull[a_schema])
+			r->schema = DatumGetObjectId(values[a_schema]);
+		if (!isnull[a_columns])
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n,
+						j;
+
+			deconstruct_array(DatumGetArrayTypeP(values[a_columns]), TEXTOID,
+							  -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+			r->cols = palloc(sizeof(char *) * Max(n, 1));
+			for (j = 0; j < n; j++)
+				if (!nulls[j])
+					r->cols[r->ncols++] = TextDatumGetCString(elems[j]);
+		}
+		if (!isnull[a_functions])
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n,
+						j;
+
+			deconstruct_array(DatumGetArrayTypeP(values[a_functions]),
+							  REGPROCEDUREOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+			r->funcs = palloc(sizeof(Oid) * Max(n, 1));
+			for (j = 0; j < n; j++)
+				if (!nulls[j])
+				{
+					r->funcs[r->nfuncs++] = DatumGetObjectId(elems[j]);
+					funcs = lappend_oid(funcs, DatumGetObjectId(elems[j]));
+				}
+		}
+		s = isnull[a_condition] ? NULL : TextDatumGetCString(values[a_condition]);
+		r->cond = ag_condition_lookup(s, &ok);
+		if (!ok)
+			continue;
+		if (!isnull[a_max_rows])
+			r->max_rows = DatumGetInt64(values[a_max_rows]);
+		if (!isnull[a_fingerprint])
+		{
+			r->fingerprint = TextDatumGetCString(values[a_fingerprint]);
+			any_fingerprint = true;
+		}
+		s = TextDatumGetCString(values[a_action]);
+		if (strcmp(s, "block") == 0)
+			r->action = AG_ACTION_BLOCK;
+		else if (strcmp(s, "allow") == 0)
+			r->action = AG_ACTION_ALLOW;
+		else if (strcmp(s, "log") == 0)
+			r->action = AG_ACTION_LOG;
+		else
+		{
+			/* an action of a later version: refuse what it names */
+			r->action = AG_ACTION_BLOCK;
+		}
+		r->reason = isnull[a_reason] ? "" : TextDatumGetCString(values[a_reason]);
+		if (r->nfuncs > 0 ||
+			(r->any_command && !OidIsValid(r->relid) && r->ncols == 0) ||
+			(r->classes & (1U << AG_CLASS_FUNCTION)) ||
+			bms_is_member(AG_TAG_FUNCTION_CALL, r->tags))
+			any_function_rule = true;
+		nrules++;
+	}
+	systable_endscan(scan);
+
+	qsort(rules, nrules, sizeof(AgRule), rule_cmp);
+
+	nnamed_funcs = list_length(funcs);
+	named_funcs = palloc(sizeof(Oid) * Max(nnamed_funcs, 1));
+	i = 0;
+	foreach(lc, funcs)
+		named_funcs[i++] = lfirst_oid(lc);
+	qsort(named_funcs, nnamed_funcs, sizeof(Oid), oid_cmp);
+
+	nrule_rels = list_length(rels);
+	rule_rels = palloc(sizeof(Oid) * Max(nrule_rels, 1));
+	i = 0;
+	foreach(lc, rels)
+		rule_rels[i++] = lfirst_oid(lc);
+	qsort(rule_rels, nrule_rels, sizeof(Oid), oid_cmp);
+
+	MemoryContextSwitchTo(old);
+	table_close(rel, AccessShareLock);
+}
+
+static void
+ensure_rules(void)
+{
+	if (!rules_valid)
+	{
+		PG_TRY();
+		{
+			load_rules();
+		}
+		PG_CATCH();
+		{
+			rules_valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+}
+
+static bool
+rule_may_match_tag(AgRule *r, int tag)
+{
+	return r->any_command || bms_is_member(tag, r->tags) ||
+		(r->classes & (1U << ag_tag_class(tag))) != 0;
+}
+
+static void
+ensure_mine(Oid who)
+{
+	int			i,
+				t;
+
+	ensure_rules();
+	if (mine_valid && mine_for == who)
+		return;
+	if (mine_cxt == NULL)
+		mine_cxt = AllocSetContextCreate(rules_cxt, "agentgate policy rules of a role",
+										 ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(mine_cxt);
+	mine = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * Max(nrules, 1));
+	nmine = 0;
+	for (i = 0; i < nrules; i++)
+	{
+		Oid			r = rules[i].applies_to;
+
+		if (r == who || is_member_of_role_nosuper(who, r))
+			mine[nmine++] = &rules[i];
+	}
+
+	mine_by_tag = MemoryContextAllocZero(mine_cxt, sizeof(RuleList) * AG_NUM_TAGS);
+	for (t = 0; t < AG_NUM_TAGS; t++)
+	{
+		RuleList   *l = &mine_by_tag[t];
+
+		for (i = 0; i < nmine; i++)
+			if (rule_may_match_tag(mine[i], t))
+			{
+				if (l->rules == NULL)
+					l->rules = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * nmine);
+				l->rules[l->n++] = mine[i];
+			}
+	}
+	mine_funcs.rules = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * Max(nmine, 1));
+	mine_funcs.n = 0;
+	for (i = 0; i < nmine; i++)
+		if (mine[i]->nfuncs > 0)
+			mine_funcs.rules[mine_funcs.n++] = mine[i];
+
+	mine_for = who;
+	mine_valid = true;
+}
+
+Oid
+ag_rules_relid(void)
+{
+	ensure_rules();
+	return rules_relid;
+}
+
+Oid
+ag_schema_oid(void)
+{
+	ensure_rules();
+	return schema_oid;
+}
+
+bool
+ag_rules_need_fingerprint(void)
+{
+	ensure_rules();
+	return any_fingerprint;
+}
+
+/* Could a rule (or the default) decide calls of non-built-in functions? */
+bool
+ag_rules_have_function_rules(void)
+{
+	ensure_rules();
+	return any_function_rule || ag_default_action == AG_ACTION_BLOCK;
+}
+
+bool
+ag_rules_function_named(Oid funcid)
+{
+	ensure_rules();
+	return nnamed_funcs > 0 &&
+		bsearch(&funcid, named_funcs, nnamed_funcs, sizeof(Oid), oid_cmp) != NULL;
+}
+
+/* ----------------------------------------------------------------
+ *		Matching
+ * ----------------------------------------------------------------
+ */
+
+static void
+add_ancestors(Oid relid, List **out, int depth)
+{
+	Relation	inh;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	List	   *parents = NIL;
+	ListCell   *lc;
+
+	if (depth > 100)
+		return;
+	inh = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
+	systable_endscan(scan);
+	table_close(inh, AccessShareLock);
+
+	foreach(lc, parents)
+	{
+		Oid			parent = lfirst_oid(lc);
+
+		if (!list_member_oid(*out, parent))
+		{
+			*out = lappend_oid(*out, parent);
+			add_ancestors(parent, out, depth + 1);
+		}
+	}
+}
+
+static bool
+relation_matches(AgRule *r, AgEvent *ev)
+{
+	if (!OidIsValid(ev->relid))
+		return false;
+	if (ev->relid == r->relid)
+		return true;
+	if (!r->rel_has_children)
+		return false;
+	if (!ev->ancestors_done)
+	{
+		add_ancestors(ev->relid, &ev->ancestors, 0);
+		ev->ancestors_done = true;
+	}
+	return list_member_oid(ev->ancestors, r->relid);
+}
+
+static Oid
+event_namespace(AgEvent *ev)
+{
+	if (!ev->nsp_done)
+	{
+		if (OidIsValid(ev->relid))
+			ev->nsp = get_rel_namespace(ev->relid);
+		else if (OidIsValid(ev->funcid))
+			ev->nsp = get_func_namespace(ev->funcid);
+		ev->nsp_done = true;
+	}
+	return ev->nsp;
+}
+
+static bool
+columns_match(AgRule *r, AgEvent *ev)
+{
+	int			attno = -1;
+
+	if (ev->all_cols)
+		return true;
+	while ((attno = bms_next_member(ev->cols, attno)) >= 0)
+	{
+		char	   *name = get_attname(ev->relid, (AttrNumber) attno, true);
+		int			i;
+
+		if (name == NULL)
+			continue;
+		for (i = 0; i < r->ncols; i++)
+			if (strcmp(name, r->cols[i]) == 0)
+				return true;
+	}
+	return false;
+}
+
+static const char *
+event_fingerprint(AgEvent *ev)
+{
+	if (ev->fingerprint == NULL)
+	{
+		char		hex[AG_PGQ_FINGERPRINT_LEN + 1];
+		char	   *err = NULL;
+
+		if (ev->sql != NULL && ev->sql_len > 0 &&
+			ag_pgq_fingerprint(ev->sql, ev->sql_len, hex, &err))
+			ev->fingerprint = pstrdup(hex);
+		else
+			ev->fingerprint = "";
+	}
+	return ev->fingerprint;
+}
+
+static bool
+rule_matches(AgRule *r, AgEvent *ev)
+{
+	int			i;
+
+	if (ev->builtin_call && r->nfuncs == 0)
+		return false;
+	if (!r->any_command)
+	{
+		bool		hit = (ev->cls != AG_CLASS_NONE &&
+						   (r->classes & (1U << ev->cls)) != 0);
+
+		for (i = 0; !hit && i < ev->ntags; i++)
+			hit = bms_is_member(ev->tags[i], r->tags);
+		if (!hit)
+			return false;
+	}
+	switch (r->cond)
+	{
+		case AG_COND_NONE:
+			break;
+		case AG_COND_NO_WHERE:
+			if (!ev->no_where)
+				return false;
+			break;
+		case AG_COND_NOT_OWNER:
+			if (!ev->not_owner)
+				return false;
+			break;
+		case AG_COND_UNTRUSTED_LANGUAGE:
+			if (!ev->untrusted_language)
+				return false;
+			break;
+	}
+	if (OidIsValid(r->relid) && !relation_matches(r, ev))
+		return false;
+	if (r->nfuncs > 0)
+	{
+		bool		hit = false;
+
+		for (i = 0; !hit && i < r->nfuncs; i++)
+			hit = (r->funcs[i] == ev->funcid);
+		if (!hit)
+			return false;
+	}
+	if (OidIsValid(r->schema) &&
+		(!(OidIsValid(ev->relid) || OidIsValid(ev->funcid)) ||
+		 event_namespace(ev) != r->schema))
+		return false;
+	if (r->ncols > 0 && (!OidIsValid(ev->relid) || !columns_match(r, ev)))
+		return false;
+	if (r->fingerprint != NULL &&
+		pg_strcasecmp(event_fingerprint(ev), r->fingerprint) != 0)
+		return false;
+	return true;
+}
+
+/*
+ * ag_policy_decide finds the rule that decides ev for role `who`: the
+ * first matching rule in order (priority, then block before allow, then
+ * id).  'log' rules are noted and the search goes on; rules with max_rows
+ * are handed back in out->deferred, to be applied once the row count is
+ * known.  No match: the default action (for calls of built-in functions,
+ * which only rules naming them can govern: allow).
+ */
+void
+ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out)
+{
+	int			i;
+
+	AgRule	  **list = mine;
+	int			n;
+
+	memset(out, 0, sizeof(AgOutcome));
+	ensure_mine(who);
+
+	/*
+	 * A database without the extension has no policy, not an empty one: a
+	 * governed role there would escape the baseline.  Refuse (fail closed).
+	 */
+	if (!OidIsValid(rules_relid))
+	{
+		out->decision = ev->builtin_call ? AG_DECISION_ALLOWED : AG_DECISION_BLOCKED;
+		out->no_policy = true;
+		return;
+	}
+	list = mine;
+	n = nmine;
+	if (ev->builtin_call)
+	{
+		list = mine_funcs.rules;
+		n = mine_funcs.n;
+	}
+	else if (ev->ntags == 1 && ev->tags[0] >= 0 && ev->tags[0] < AG_NUM_TAGS &&
+			 ev->cls == ag_tag_class(ev->tags[0]))
+	{
+		list = mine_by_tag[ev->tags[0]].rules;
+		n = mine_by_tag[ev->tags[0]].n;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		AgRule	   *r = list[i];
+
+		if (!rule_matches(r, ev))
+			continue;
+		if (r->max_rows >= 0)
+		{
+			AgDeferred *d = palloc(sizeof(AgDeferred));
+
+			d->rule_id = r->id;
+			d->max_rows = r->max_rows;
+			d->action = r->action;
+			d->reason = pstrdup(r->reason);
+			out->deferred = lappend(out->deferred, d);
+			continue;
+		}
+		if (r->action == AG_ACTION_LOG)
+		{
+			if (out->log_rule_id == 0)
+				out->log_rule_id = r->id;
+			continue;
+		}
+		out->decision = r->action == AG_ACTION_BLOCK ? AG_DECISION_BLOCKED :
+			(out->log_rule_id ? AG_DECISION_LOGGED : AG_DECISION_ALLOWED);
+		out->rule_id = r->id;
+		out->cond = r->cond;
+		out->reason = pstrdup(r->reason);
+		return;
+	}
+
+	out->by_default = true;
+	out->rule_id = 0;
+	if (ev->builtin_call ||
+		(OidIsValid(ev->funcid) && OidIsValid(schema_oid) &&
+		 event_namespace(ev) == schema_oid) ||
+		ag_default_action == AG_ACTION_ALLOW)
+		out->decision = out->log_rule_id ? AG_DECISION_LOGGED : AG_DECISION_ALLOWED;
+	else
+		out->decision = AG_DECISION_BLOCKED;
+}
