@@ -95,6 +95,7 @@ typedef struct StmtCtx
 	const char *sql;
 	int			sql_len;
 	bool		explain_only;
+	bool		stmt_decided;	/* the statement-level event is done */
 	Bitmapset  *no_where_rtis;
 	List	   *deferred;
 } StmtCtx;
@@ -153,12 +154,14 @@ ag_event_init(AgEvent *ev, int tag, AgClass cls)
 }
 
 /* Is this session governed?  Only answerable inside a transaction. */
+static bool extension_internal(void);
+
 static inline bool
 governed(void)
 {
 	/* a parallel worker runs a plan its leader has already decided */
 	return IsTransactionState() && !IsParallelWorker() &&
-		ag_session_is_governed();
+		ag_session_is_governed() && !extension_internal();
 }
 
 /*
@@ -383,23 +386,49 @@ cols_from(AgEvent *ev, Bitmapset *cols)
  * agents are never superusers).  A definer function elsewhere, or a view,
  * owned by the same role gets no pass.
  */
-static bool
-internal_access(Oid relid, Oid checkuser, Oid who)
+static Oid
+schema_owner(Oid nsp)
 {
-	Oid			nsp = ag_schema_oid();
 	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
-	if (agentgate_fn_depth == 0 || !OidIsValid(nsp) || checkuser == who ||
-		get_rel_namespace(relid) != nsp)
-		return false;
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (HeapTupleIsValid(tup))
 	{
 		owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 		ReleaseSysCache(tup);
 	}
-	return OidIsValid(owner) && checkuser == owner;
+	return owner;
+}
+
+static bool
+internal_access(Oid relid, Oid checkuser, Oid who)
+{
+	Oid			nsp;
+
+	if (agentgate_fn_depth == 0 || checkuser == who)
+		return false;
+	nsp = ag_schema_oid();
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		return false;
+	return checkuser == schema_owner(nsp);
+}
+
+/*
+ * Everything an agentgate function does while it runs as the extension's
+ * owner (agentgate.revoke()'s ALTER ROLE, its bookkeeping in its tables) is
+ * the extension's own work, not the agent's statement.
+ */
+static bool
+extension_internal(void)
+{
+	Oid			nsp;
+
+	if (agentgate_fn_depth == 0 || collector)
+		return false;
+	nsp = ag_schema_oid();
+	return OidIsValid(nsp) && GetUserId() != GetSessionUserId() &&
+		GetUserId() == schema_owner(nsp);
 }
 
 static void
@@ -754,8 +783,12 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 		ctx.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
 		slice_text(&ctx, queryDesc->sourceText, queryDesc->plannedstmt);
 		forget_pending(queryDesc);
-		if (!ctx.explain_only)
-			decide_planned(queryDesc->plannedstmt, &ctx);
+		/*
+		 * The statement itself is decided in the ExecutorCheckPerms hook,
+		 * which PostgreSQL calls after its own permission checks passed
+		 * (so "permission denied" stays PostgreSQL's answer), or below.
+		 */
+		ctx.stmt_decided = ctx.explain_only;
 		ctx.parent = cur_ctx;
 		cur_ctx = &ctx;
 		pushed = true;
@@ -774,6 +807,13 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 			cur_ctx = ctx.parent;
 	}
 	PG_END_TRY();
+
+	/* never reached the permission check: decide anyway (fail closed) */
+	if (pushed && !ctx.stmt_decided)
+	{
+		ctx.stmt_decided = true;
+		decide_planned(queryDesc->plannedstmt, &ctx);
+	}
 
 	if (pushed && ctx.deferred != NIL)
 	{
@@ -943,8 +983,16 @@ static bool
 ag_policy_check_perms(List *rangeTable, bool ereport_on_violation)
 {
 	if (governed() && !(cur_ctx && cur_ctx->explain_only))
+	{
+		if (cur_ctx && !cur_ctx->stmt_decided && cur_ctx->pstmt &&
+			cur_ctx->pstmt->rtable == rangeTable)
+		{
+			cur_ctx->stmt_decided = true;
+			decide_planned(cur_ctx->pstmt, cur_ctx);
+		}
 		decide_rtable(rangeTable, cur_ctx,
 					  cur_ctx ? cur_ctx->level : nesting_level);
+	}
 	if (prev_check_perms)
 		return prev_check_perms(rangeTable, ereport_on_violation);
 	return true;
