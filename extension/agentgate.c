@@ -38,6 +38,7 @@ _PG_init(void)
 	ag_auth_init();
 	ag_identity_init();
 	ag_policy_init();
+	ag_audit_init();
 
 	MarkGUCPrefixReserved("agentgate");
 }

@@ -55,8 +55,9 @@ SELECT count(*) FROM regress_rev;
 ROLLBACK;
 RESET SESSION AUTHORIZATION;
 
--- a statement nested in a function is checked too: here the function
--- itself revokes the identity halfway through
+-- an agent cannot revoke (or otherwise manage roles) even through a DBA's
+-- SECURITY DEFINER function: the baseline refuses ALTER ROLE for a
+-- governed session_user, whatever the current user is
 SELECT agentgate.resume('mallory');
 CREATE FUNCTION regress_revoke_then_count() RETURNS bigint LANGUAGE plpgsql
   SECURITY DEFINER SET search_path = pg_catalog, public
@@ -66,7 +67,7 @@ CREATE FUNCTION regress_revoke_then_count() RETURNS bigint LANGUAGE plpgsql
   END $$;
 GRANT EXECUTE ON FUNCTION regress_revoke_then_count() TO agentgate_agent;
 SET SESSION AUTHORIZATION :"mallory";
--- error: the nested SELECT is refused
+-- error: the nested ALTER ROLE is refused, so nothing is revoked
 SELECT regress_revoke_then_count();
 RESET SESSION AUTHORIZATION;
 SELECT status, status_reason FROM agentgate.agents WHERE identity = 'mallory';

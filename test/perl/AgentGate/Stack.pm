@@ -265,6 +265,7 @@ synchronous_commit = on
 shared_preload_libraries = 'agentgate'
 agentgate.pooler_socket_directory = '$self->{pgsock}'
 agentgate.session_key = '$self->{session_key}'
+agentgate.audit_database = '$self->{db}'
 log_line_prefix = '%m [%p] %q%u@%d '
 EOC
 		print $fh $self->{pg_conf} if $self->{pg_conf};

@@ -1,0 +1,1243 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  One audit row per statement of governed sessions: settings, hooks,
+ *	  record building, and the SQL-callable functions.
+ *
+ * Where rows come from:
+ *	- ExecutorEnd: every planned statement that ran to completion (top level,
+ *	  each statement of a multi-statement message, and statements inside
+ *	  functions and DO blocks, flagged nested);
+ *	- ProcessUtility: every utility statement, on success or error;
+ *	- PG_CATCH in post_parse_analyze, planner, ExecutorStart/Run/Finish and
+ *	  ProcessUtility: statements that fail or are refused there.  The row is
+ *	  appended and waited for (it must be committed before the refusal
+ *	  reaches the client), then the error is re-thrown;
+ *	- emit_log_hook: errors raised outside those hooks (syntax errors,
+ *	  "current transaction is aborted", ...).  Only appended, never waited
+ *	  for: waiting inside error reporting is not safe in every state, and
+ *	  no catalog access happens there (cached names only).
+ *
+ * Durability tiers: rows of writes, DDL and anything refused or failed at
+ * top level are waited for (the statement is acknowledged only after its
+ * row is committed); reads are asynchronous.  A nested write makes the
+ * enclosing top-level statement wait, which also covers the nested rows:
+ * the worker commits in sequence order.
+ *
+ * The audit hooks are installed last, so they are the outermost: they see
+ * what policy and identity refuse.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "common/ip.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "optimizer/planner.h"
+#include "parser/analyze.h"
+#include "parser/scansup.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "tcop/cmdtag.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "common/hashfn.h"
+#include "utils/timestamp.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+
+#include "agentgate.h"
+#include "audit.h"
+#include "identity.h"
+#include "pgquery.h"
+#include "verdict.h"
+
+PG_FUNCTION_INFO_V1(agentgate_audit_flush);
+PG_FUNCTION_INFO_V1(agentgate_audit_ring_status);
+
+/* ---- settings ---- */
+
+typedef enum
+{
+	AG_OVERFLOW_BLOCK,
+	AG_OVERFLOW_DROP
+} AgOverflow;
+
+static const struct config_enum_entry overflow_options[] = {
+	{"block", AG_OVERFLOW_BLOCK, false},
+	{"drop", AG_OVERFLOW_DROP, false},
+	{NULL, 0, false}
+};
+
+static int	audit_overflow = AG_OVERFLOW_BLOCK;
+static int	audit_block_timeout = 5000;
+static int	audit_sync_timeout = 10000;
+static bool audit_all_roles = false;
+static bool audit_raw_statements = false;
+static int	audit_max_statement = 4096;
+
+typedef enum
+{
+	AG_NORMALIZER_LEXER,
+	AG_NORMALIZER_LIBPG_QUERY
+} AgNormalizer;
+
+static const struct config_enum_entry normalizer_options[] = {
+	{"lexer", AG_NORMALIZER_LEXER, false},
+	{"libpg_query", AG_NORMALIZER_LIBPG_QUERY, false},
+	{NULL, 0, false}
+};
+
+static int	audit_normalizer = AG_NORMALIZER_LEXER;
+
+#define AG_MAX_ERROR_TEXT	1024
+#define AG_MAX_REL_TEXT		1024
+
+/* ---- saved hooks ---- */
+
+static shmem_request_hook_type prev_shmem_request = NULL;
+static shmem_startup_hook_type prev_shmem_startup = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+static planner_hook_type prev_planner = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+static emit_log_hook_type prev_emit_log = NULL;
+static ClientAuthentication_hook_type prev_client_auth = NULL;
+
+/* ---- per-backend state ---- */
+
+static int	nesting_depth = 0;		/* enclosing statements being executed */
+static int	statement_level = 0;	/* level of the statement being started */
+static bool pending_sync = false;	/* a nested write needs the top-level wait */
+static uint64 pending_sync_rseq = 0;	/* ... for this record */
+static bool error_audited = false;	/* the error in flight already has a row */
+static bool in_emit_log = false;
+
+/* session facts, cached (emit_log_hook cannot look them up) */
+static bool auth_governed = false;	/* decided at login */
+static bool governed_cached = false;
+static bool governed_known = false;
+static Oid	cached_session_user = InvalidOid;
+static char sess_role[AG_AUDIT_NAME_LEN];
+static char sess_identity[AG_AUDIT_NAME_LEN];
+static char sess_database[AG_AUDIT_NAME_LEN];
+static char sess_client_addr[AG_AUDIT_ADDR_LEN];
+static char sess_backend_id[AG_AUDIT_SID_LEN];
+static char sess_sid[AG_AUDIT_SID_LEN];
+static char *sess_sid_appname = NULL;	/* application_name the sid is for */
+static bool sess_static_done = false;
+
+/* last statement seen by parse analysis, for errors raised after it */
+static const char *last_source = NULL;
+static int	last_location = -1;
+static int	last_len = 0;
+
+/* executor statements in progress */
+typedef struct StmtFrame
+{
+	QueryDesc  *qd;
+	TimestampTz start;
+	int			level;
+	bool		write;
+	char	   *rels;
+} StmtFrame;
+
+static MemoryContext audit_cxt = NULL;	/* frames; reset at transaction end */
+static List *frames = NIL;
+
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The level of the statement whose hooks are running: 0 at top level, one
+ * more inside each statement being executed.  Policy notes its verdicts at
+ * this level.
+ */
+int
+ag_audit_statement_level(void)
+{
+	return statement_level;
+}
+
+static void wait_durable(uint64 rseq, bool may_fail);
+
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	/*
+	 * A nested write (a procedure that COMMITs, a function's INSERT) must
+	 * not commit before its audit row: wait here, where failing still
+	 * aborts the commit.
+	 */
+	if (event == XACT_EVENT_PRE_COMMIT && pending_sync)
+	{
+		wait_durable(pending_sync_rseq, true);
+		pending_sync = false;
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		frames = NIL;
+		last_source = NULL;
+		in_emit_log = false;	/* in case an error escaped the hook */
+		if (audit_cxt)
+			MemoryContextReset(audit_cxt);
+		if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
+			event != XACT_EVENT_PREPARE)
+		{
+			/* an error unwound every level */
+			nesting_depth = 0;
+			statement_level = 0;
+		}
+	}
+}
+
+/* Facts that never change for this backend. */
+static void
+session_static_facts(void)
+{
+	if (sess_static_done)
+		return;
+	snprintf(sess_backend_id, sizeof(sess_backend_id), "%lx.%x",
+			 (long) MyStartTime, MyProcPid);
+	sess_client_addr[0] = '\0';
+	if (MyProcPort && MyProcPort->raddr.addr.ss_family != AF_UNIX)
+	{
+		char		host[NI_MAXHOST];
+
+		if (pg_getnameinfo_all(&MyProcPort->raddr.addr, MyProcPort->raddr.salen,
+							   host, sizeof(host), NULL, 0,
+							   NI_NUMERICHOST) == 0)
+			strlcpy(sess_client_addr, host, sizeof(sess_client_addr));
+	}
+	if (MyProcPort && MyProcPort->database_name)
+		strlcpy(sess_database, MyProcPort->database_name, sizeof(sess_database));
+	sess_static_done = true;
+}
+
+/* identity of role from agentgate.agents in this database, or "" */
+static void
+lookup_identity(Oid roleid, const char *rolename)
+{
+	Oid			nsp = get_namespace_oid(AG_SCHEMA, true);
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	AttrNumber	att_role;
+	AttrNumber	att_ident;
+	NameData	name;
+
+	sess_identity[0] = '\0';
+	if (!OidIsValid(nsp))
+		return;
+	relid = get_relname_relid("agents", nsp);
+	if (!OidIsValid(relid))
+		return;
+	att_role = get_attnum(relid, "role_name");
+	att_ident = get_attnum(relid, "identity");
+	if (att_role == InvalidAttrNumber || att_ident == InvalidAttrNumber)
+		return;
+	namestrcpy(&name, rolename);
+	/* no ACL check: the agent may not read this table, the audit may */
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, att_role, BTEqualStrategyNumber, F_NAMEEQ,
+				NameGetDatum(&name));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, att_ident, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			text_to_cstring_buffer(DatumGetTextPP(d), sess_identity,
+								   sizeof(sess_identity));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * Is this statement audited?  Refreshes the cached session facts when a
+ * catalog lookup is possible (a live transaction).
+ */
+static bool
+session_audited(void)
+{
+	if (MyBackendType != B_BACKEND || !ag_audit_ring_ready())
+		return false;
+	if (IsTransactionState())
+	{
+		Oid			su = GetSessionUserId();
+
+		governed_cached = ag_session_is_governed();
+		governed_known = true;
+		if (su != cached_session_user && (governed_cached || audit_all_roles))
+		{
+			char	   *name = GetUserNameFromId(su, true);
+
+			strlcpy(sess_role, name ? name : "", sizeof(sess_role));
+			lookup_identity(su, sess_role);
+			cached_session_user = su;
+			sess_sid_appname = NULL;	/* re-verify for the new role */
+			if (!sess_database[0] || strcmp(sess_database, get_database_name(MyDatabaseId)) != 0)
+			{
+				char	   *db = get_database_name(MyDatabaseId);
+
+				strlcpy(sess_database, db ? db : "", sizeof(sess_database));
+			}
+		}
+	}
+	else if (!governed_known)
+		governed_cached = auth_governed;
+	return governed_cached || audit_all_roles;
+}
+
+/* The verified session id from application_name (cached by value). */
+static const char *
+session_id(void)
+{
+	if (application_name == NULL || sess_role[0] == '\0')
+		return "";
+	if (sess_sid_appname == NULL || strcmp(sess_sid_appname, application_name) != 0)
+	{
+		char		sid[AG_STAMP_SID_HEX + 1];
+
+		if (ag_stamp_verify(application_name, sess_role, sid))
+			strlcpy(sess_sid, sid, sizeof(sess_sid));
+		else
+			sess_sid[0] = '\0';
+		if (sess_sid_appname)
+			pfree(sess_sid_appname);
+		sess_sid_appname = MemoryContextStrdup(TopMemoryContext, application_name);
+	}
+	return sess_sid;
+}
+
+/* Slice one statement out of a (possibly multi-statement) source text. */
+static void
+slice_statement(const char *src, int location, int len, const char **out, int *outlen)
+{
+	int			srclen;
+
+	if (src == NULL)
+	{
+		*out = NULL;
+		*outlen = 0;
+		return;
+	}
+	srclen = strlen(src);
+	if (location >= 0 && location <= srclen)
+	{
+		src += location;
+		srclen -= location;
+		if (len > 0 && len <= srclen)
+			srclen = len;
+	}
+	while (srclen > 0 && scanner_isspace(*src))
+		src++, srclen--;
+	while (srclen > 0 && (scanner_isspace(src[srclen - 1]) || src[srclen - 1] == ';'))
+		srclen--;
+	*out = src;
+	*outlen = srclen;
+}
+
+static void
+fill_session(AgAuditRecord *h)
+{
+	session_static_facts();
+	h->pid = MyProcPid;
+	strlcpy(h->role_name, sess_role[0] ? sess_role :
+			(MyProcPort && MyProcPort->user_name ? MyProcPort->user_name : ""),
+			sizeof(h->role_name));
+	strlcpy(h->database, sess_database, sizeof(h->database));
+	strlcpy(h->identity, sess_identity, sizeof(h->identity));
+	strlcpy(h->backend_session, sess_backend_id, sizeof(h->backend_session));
+	strlcpy(h->client_addr, sess_client_addr, sizeof(h->client_addr));
+}
+
+/*
+ * Statement text for the log.  parsed: the server parsed this text, so the
+ * lexer can be trusted with it; otherwise the never-failing scrubber.
+ */
+static char *
+statement_text(const char *src, int len, bool parsed, uint16 *flags)
+{
+	bool		truncated = false;
+	char	   *s;
+
+	if (src == NULL)
+		return NULL;
+	if (audit_raw_statements)
+	{
+		int			n = len;
+
+		if (n > audit_max_statement)
+		{
+			n = pg_mbcliplen(src, len, audit_max_statement);
+			truncated = true;
+		}
+		s = pnstrdup(src, n);
+	}
+	else if (parsed)
+	{
+		char	   *pgq = NULL;
+		char	   *err = NULL;
+
+		/*
+		 * libpg_query sees the text only when the server parsed it and it
+		 * fits the cap (ag_pgq_normalize also refuses deep expressions).  Its
+		 * output keeps comments, which may carry secrets too, so the lexer
+		 * pass follows in every case; it also handles whatever libpg_query
+		 * refused.
+		 */
+		if (audit_normalizer == AG_NORMALIZER_LIBPG_QUERY &&
+			len <= audit_max_statement &&
+			ag_pgq_normalize(src, len, &pgq, &err))
+		{
+			s = ag_audit_normalize(pgq, strlen(pgq), audit_max_statement, &truncated);
+			pfree(pgq);
+		}
+		else
+			s = ag_audit_normalize(src, len, audit_max_statement, &truncated);
+		*flags |= AG_AUDIT_NORMALIZED;
+	}
+	else
+		s = ag_audit_scrub(src, len, audit_max_statement, &truncated);
+	if (truncated)
+		*flags |= AG_AUDIT_TRUNCATED;
+	return s;
+}
+
+static AgAuditDecision
+decide(int level, bool failed, int sqlerrcode, const char *message)
+{
+	AgVerdict	v = ag_verdict_get(level);
+
+	switch (v.decision)
+	{
+		case AG_DECISION_BLOCKED:
+			return AG_AUDIT_BLOCKED;
+		case AG_DECISION_MONITORED:
+			return failed ? AG_AUDIT_ERROR : AG_AUDIT_MONITORED;
+		case AG_DECISION_LOGGED:
+			return failed ? AG_AUDIT_ERROR : AG_AUDIT_LOGGED;
+		default:
+			break;
+	}
+	if (!failed)
+		return AG_AUDIT_ALLOWED;
+
+	/*
+	 * A refusal by an agentgate guardrail that noted no verdict is still a
+	 * refusal.  Only the classification in the log depends on this.
+	 */
+	if (sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE && message &&
+		strncmp(message, "agentgate", 9) == 0)
+		return AG_AUDIT_BLOCKED;
+	return AG_AUDIT_ERROR;
+}
+
+static void
+fail_ring_full(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("agentgate: audit log buffer full, statement refused"),
+			 errdetail("The audit writer has not freed space in the ring for %d ms.",
+					   audit_block_timeout),
+			 errhint("Retry later; a database administrator should check the audit writer, locks on agentgate.audit_log, and agentgate.audit_ring_slots.")));
+}
+
+/*
+ * Append, applying the overflow policy.  may_fail: raise the ring-full
+ * error (normal paths); otherwise a full ring counts a drop (error paths,
+ * which are failing anyway).  Returns whether the record is in the ring.
+ */
+static bool
+append_record(AgAuditEntry *e, bool may_fail, uint64 *rseq)
+{
+	for (;;)
+	{
+		AgAppendResult r = ag_audit_ring_append(e, rseq);
+
+		if (r == AG_APPEND_OK)
+			return true;
+		if (r == AG_APPEND_NO_RING)
+			return false;
+		if (audit_overflow == AG_OVERFLOW_DROP)
+			break;
+		if (!ag_audit_ring_wait_space(ag_audit_slots_needed(e), audit_block_timeout))
+		{
+			if (may_fail)
+			{
+				ag_audit_ring_count_drop();
+				fail_ring_full();
+			}
+			break;
+		}
+	}
+	ag_audit_ring_count_drop();
+	return false;
+}
+
+static void
+wait_durable(uint64 rseq, bool may_fail)
+{
+	if (ag_audit_ring_wait_flushed(rseq, audit_sync_timeout))
+		return;
+	if (may_fail)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("agentgate: audit row not committed in time, statement refused"),
+				 errdetail("The statement's audit row was not committed within %d ms.",
+						   audit_sync_timeout),
+				 errhint("Retry later; a database administrator should check the audit writer and locks on agentgate.audit_log.")));
+}
+
+/* Collect "schema.table" names of the relations a plan reads or writes. */
+static char *
+plan_relations(PlannedStmt *ps)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	List	   *seen = NIL;
+
+	if (ps == NULL || ps->rtable == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		char	   *rel;
+		char	   *nsp;
+
+		if (rte->rtekind != RTE_RELATION || list_member_oid(seen, rte->relid))
+			continue;
+		/* partitions the planner added under their parent: name the parent */
+		if (!rte->inh && get_rel_relispartition(rte->relid))
+			continue;
+		seen = lappend_oid(seen, rte->relid);
+		rel = get_rel_name(rte->relid);
+		nsp = get_namespace_name(get_rel_namespace(rte->relid));
+		if (rel == NULL)
+			continue;
+		if (buf.len + strlen(rel) + (nsp ? strlen(nsp) : 0) + 8 > AG_MAX_REL_TEXT)
+			break;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, AG_AUDIT_RELSEP);
+		appendStringInfoString(&buf, quote_qualified_identifier(nsp, rel));
+	}
+	list_free(seen);
+	if (buf.len == 0)
+	{
+		pfree(buf.data);
+		return NULL;
+	}
+	return buf.data;
+}
+
+typedef struct RowArgs
+{
+	const char *src;			/* whole source text */
+	int			location;
+	int			len;
+	bool		parsed;
+	const char *tag;
+	TimestampTz start;
+	int			level;
+	bool		failed;
+	ErrorData  *edata;			/* when failed */
+	bool		has_rows;
+	uint64		rows;
+	const char *rels;
+} RowArgs;
+
+static void
+build_entry(AgAuditEntry *e, RowArgs *a)
+{
+	AgAuditRecord *h = &e->hdr;
+	const char *stmt;
+	int			stmtlen;
+	char	   *text;
+	TimestampTz now = GetCurrentTimestamp();
+
+	memset(e, 0, sizeof(*e));
+	fill_session(h);
+	h->kind = AG_AUDIT_KIND_STMT;
+	/* failures before execution: time from the start of the message */
+	h->ts = a->start ? a->start : GetCurrentStatementStartTimestamp();
+	if (h->ts == 0 || h->ts > now)
+		h->ts = now;
+	h->duration_ms = (double) (now - h->ts) / 1000.0;
+	h->flags |= AG_AUDIT_HAS_DURATION;
+	if (a->level > 0)
+		h->flags |= AG_AUDIT_NESTED;
+	strlcpy(h->session_id, session_id(), sizeof(h->session_id));
+	if (a->tag)
+		strlcpy(h->command_tag, a->tag, sizeof(h->command_tag));
+	h->decision = decide(a->level, a->failed,
+						 a->edata ? a->edata->sqlerrcode : 0,
+						 a->edata ? a->edata->message : NULL);
+	h->rule_id = ag_verdict_get(a->level).rule_id;
+	if (a->has_rows)
+	{
+		h->rows = (int64) a->rows;
+		h->flags |= AG_AUDIT_HAS_ROWS;
+	}
+	slice_statement(a->src, a->location, a->len, &stmt, &stmtlen);
+	text = statement_text(stmt, stmtlen, a->parsed, &h->flags);
+	e->stmt = text;
+	h->stmt_len = text ? strlen(text) : 0;
+
+	/*
+	 * Fingerprint: a hash of the normalised text, so statements that differ
+	 * only in their literals share it.  (The server's query identifier would
+	 * need compute_query_id for every session of the cluster.)
+	 */
+	if (text && (h->flags & AG_AUDIT_NORMALIZED))
+		snprintf(h->fingerprint, sizeof(h->fingerprint), "%016llx",
+				 (unsigned long long) hash_bytes_extended((const unsigned char *) text,
+														  h->stmt_len, 0));
+	if (a->edata)
+	{
+		strlcpy(h->sqlstate, unpack_sql_state(a->edata->sqlerrcode), sizeof(h->sqlstate));
+		if (a->edata->message)
+		{
+			int			n = strlen(a->edata->message);
+
+			if (n > AG_MAX_ERROR_TEXT)
+				n = pg_mbcliplen(a->edata->message, n, AG_MAX_ERROR_TEXT);
+			e->err = a->edata->message;
+			h->err_len = n;
+		}
+	}
+	if (a->rels)
+	{
+		e->rels = a->rels;
+		h->rel_len = strlen(a->rels);
+	}
+}
+
+/* Row of a statement that completed. */
+static void
+audit_success(RowArgs *a, bool write)
+{
+	AgAuditEntry e;
+	uint64		rseq;
+	bool		sync;
+
+	build_entry(&e, a);
+	if (a->level > 0)
+	{
+		if (append_record(&e, true, &rseq) && write)
+		{
+			pending_sync = true;
+			pending_sync_rseq = rseq;
+		}
+		return;
+	}
+	error_audited = false;
+	last_source = NULL;
+	sync = write || pending_sync || e.hdr.decision == AG_AUDIT_BLOCKED;
+	pending_sync = false;
+	if (append_record(&e, true, &rseq) && sync)
+		wait_durable(rseq, true);
+}
+
+/*
+ * Row of a statement that failed inside one of our hooks.  Called in
+ * PG_CATCH: copies the error, appends, waits (top level or refused), and
+ * lets the caller re-throw.
+ */
+static void
+audit_failure(RowArgs *a, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	AgAuditEntry e;
+	uint64		rseq;
+
+	a->edata = CopyErrorData();
+	a->failed = true;
+	build_entry(&e, a);
+	if (append_record(&e, false, &rseq) &&
+		(a->level == 0 || e.hdr.decision == AG_AUDIT_BLOCKED || pending_sync))
+		wait_durable(rseq, false);
+	if (a->level == 0)
+		pending_sync = false;
+	error_audited = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* ---- hooks ---- */
+
+static void
+audit_shmem_request(void)
+{
+	if (prev_shmem_request)
+		prev_shmem_request();
+	ag_audit_ring_request();
+}
+
+static void
+audit_shmem_startup(void)
+{
+	if (prev_shmem_startup)
+		prev_shmem_startup();
+	ag_audit_ring_startup();
+}
+
+static void
+audit_client_auth(Port *port, int status)
+{
+	if (prev_client_auth)
+		prev_client_auth(port, status);
+	if (status == STATUS_OK && port->user_name)
+		auth_governed = ag_role_is_governed(get_role_oid(port->user_name, true));
+}
+
+static void
+audit_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	int			saved_level = statement_level;
+
+	last_source = pstate->p_sourcetext;
+	last_location = query->stmt_location;
+	last_len = query->stmt_len;
+	if (!prev_post_parse_analyze || !session_audited())
+	{
+		if (prev_post_parse_analyze)
+			prev_post_parse_analyze(pstate, query, jstate);
+		return;
+	}
+	statement_level = nesting_depth;
+	PG_TRY();
+	{
+		prev_post_parse_analyze(pstate, query, jstate);
+	}
+	PG_CATCH();
+	{
+		RowArgs		a = {0};
+
+		a.src = pstate->p_sourcetext;
+		a.location = query->stmt_location;
+		a.len = query->stmt_len;
+		a.parsed = true;
+		a.tag = GetCommandTagName(CreateCommandTag((Node *) query));
+		a.level = nesting_depth;
+		audit_failure(&a, audit_cxt);
+		statement_level = saved_level;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	statement_level = saved_level;
+}
+
+static PlannedStmt *
+audit_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	int			saved_level = statement_level;
+	bool		audited = session_audited();
+
+	if (audited)
+	{
+		statement_level = nesting_depth;
+		ag_verdict_reset(nesting_depth);
+	}
+	PG_TRY();
+	{
+		if (prev_planner)
+			result = prev_planner(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_CATCH();
+	{
+		if (audited)
+		{
+			RowArgs		a = {0};
+
+			a.src = query_string;
+			a.location = parse->stmt_location;
+			a.len = parse->stmt_len;
+			a.parsed = true;
+			a.tag = GetCommandTagName(CreateCommandTag((Node *) parse));
+			a.level = nesting_depth;
+			audit_failure(&a, audit_cxt);
+		}
+		statement_level = saved_level;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	statement_level = saved_level;
+	return result;
+}
+
+static StmtFrame *
+find_frame(QueryDesc *qd)
+{
+	ListCell   *lc;
+
+	foreach(lc, frames)
+	{
+		StmtFrame  *f = lfirst(lc);
+
+		if (f->qd == qd)
+			return f;
+	}
+	return NULL;
+}
+
+static void
+drop_frame(StmtFrame *f)
+{
+	frames = list_delete_ptr(frames, f);
+	if (f->rels)
+		pfree(f->rels);
+	pfree(f);
+}
+
+static bool
+plan_writes(QueryDesc *qd)
+{
+	return qd->operation != CMD_SELECT || qd->plannedstmt->hasModifyingCTE;
+}
+
+static void
+executor_failure(QueryDesc *qd, StmtFrame *f)
+{
+	RowArgs		a = {0};
+
+	a.src = qd->sourceText;
+	a.location = qd->plannedstmt->stmt_location;
+	a.len = qd->plannedstmt->stmt_len;
+	a.parsed = true;
+	a.tag = GetCommandTagName(CreateCommandTag((Node *) qd->plannedstmt));
+	a.start = f ? f->start : 0;
+	a.level = f ? f->level : nesting_depth;
+	a.rels = f ? f->rels : NULL;
+	audit_failure(&a, audit_cxt);
+	if (f)
+		drop_frame(f);
+}
+
+static void
+audit_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	StmtFrame  *f = NULL;
+	int			saved_level = statement_level;
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && session_audited())
+	{
+		MemoryContext old = MemoryContextSwitchTo(audit_cxt);
+
+		/* fail closed before running anything when the log is stuck */
+		if (nesting_depth == 0 && audit_overflow == AG_OVERFLOW_BLOCK &&
+			!ag_audit_ring_has_room(8) &&
+			!ag_audit_ring_wait_space(8, audit_block_timeout))
+			fail_ring_full();
+		f = palloc0(sizeof(StmtFrame));
+		f->qd = queryDesc;
+		f->start = GetCurrentTimestamp();
+		f->level = nesting_depth;
+		f->write = plan_writes(queryDesc);
+		f->rels = plan_relations(queryDesc->plannedstmt);
+		frames = lappend(frames, f);
+		MemoryContextSwitchTo(old);
+		statement_level = nesting_depth;
+		ag_verdict_reset(nesting_depth);
+		if (nesting_depth == 0)
+			error_audited = false;
+	}
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_CATCH();
+	{
+		if (f)
+			executor_failure(queryDesc, f);
+		statement_level = saved_level;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	statement_level = saved_level;
+}
+
+static void
+audit_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				   bool execute_once)
+{
+	nesting_depth++;
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		StmtFrame  *f;
+
+		nesting_depth--;
+		f = find_frame(queryDesc);
+		if (f)
+			executor_failure(queryDesc, f);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	nesting_depth--;
+}
+
+static void
+audit_executor_finish(QueryDesc *queryDesc)
+{
+	nesting_depth++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_CATCH();
+	{
+		StmtFrame  *f;
+
+		nesting_depth--;
+		f = find_frame(queryDesc);
+		if (f)
+			executor_failure(queryDesc, f);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	nesting_depth--;
+}
+
+static void
+audit_executor_end(QueryDesc *queryDesc)
+{
+	StmtFrame  *f = find_frame(queryDesc);
+
+	if (f)
+	{
+		RowArgs		a = {0};
+		StmtFrame	copy = *f;
+
+		a.src = queryDesc->sourceText;
+		a.location = queryDesc->plannedstmt->stmt_location;
+		a.len = queryDesc->plannedstmt->stmt_len;
+		a.parsed = true;
+		a.tag = GetCommandTagName(CreateCommandTag((Node *) queryDesc->plannedstmt));
+		a.start = f->start;
+		a.level = f->level;
+		a.rels = f->rels;
+		a.has_rows = true;
+		a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
+		frames = list_delete_ptr(frames, f);
+		audit_success(&a, copy.write);
+		if (copy.rels)
+			pfree(copy.rels);
+		pfree(f);
+	}
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/* Utility statements that neither write nor change the schema. */
+static bool
+utility_is_read(Node *n)
+{
+	switch (nodeTag(n))
+	{
+		case T_TransactionStmt:
+		case T_VariableSetStmt:
+		case T_VariableShowStmt:
+		case T_DiscardStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+		case T_DeclareCursorStmt:
+		case T_PrepareStmt:
+		case T_DeallocateStmt:
+		case T_ExplainStmt:
+		case T_ExecuteStmt:		/* the statement it runs decides */
+		case T_DoStmt:			/* likewise */
+		case T_CallStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_NotifyStmt:
+		case T_CheckPointStmt:
+		case T_LoadStmt:
+			return true;
+		case T_CopyStmt:
+			return !((CopyStmt *) n)->is_from;
+		default:
+			return false;
+	}
+}
+
+static void
+audit_process_utility(PlannedStmt *pstmt, const char *queryString,
+					  bool readOnlyTree, ProcessUtilityContext context,
+					  ParamListInfo params, QueryEnvironment *queryEnv,
+					  DestReceiver *dest, QueryCompletion *qc)
+{
+	bool		audited = session_audited();
+	int			level = nesting_depth;
+	int			saved_level = statement_level;
+	TimestampTz start = 0;
+	RowArgs		a = {0};
+	Node	   *n = pstmt->utilityStmt;
+	bool		write = !utility_is_read(n);
+
+	if (audited)
+	{
+		if (level == 0 && audit_overflow == AG_OVERFLOW_BLOCK &&
+			!ag_audit_ring_has_room(8) &&
+			!ag_audit_ring_wait_space(8, audit_block_timeout))
+			fail_ring_full();
+		start = GetCurrentTimestamp();
+		statement_level = level;
+		ag_verdict_reset(level);
+		if (level == 0)
+			error_audited = false;
+		a.src = queryString;
+		a.location = pstmt->stmt_location;
+		a.len = pstmt->stmt_len;
+		a.parsed = true;
+		a.tag = GetCommandTagName(CreateCommandTag(n));
+		a.start = start;
+		a.level = level;
+	}
+
+	nesting_depth++;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		nesting_depth = level;
+		statement_level = saved_level;
+		if (audited)
+			audit_failure(&a, audit_cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	nesting_depth = level;
+	statement_level = saved_level;
+
+	/*
+	 * A COMMIT or ROLLBACK may have reset our memory at transaction end; the
+	 * row is built only now, from values that live on this stack.
+	 */
+	if (audited)
+	{
+		if (qc && qc->commandTag != CMDTAG_UNKNOWN)
+		{
+			a.has_rows = true;
+			a.rows = qc->nprocessed;
+		}
+		audit_success(&a, write);
+	}
+}
+
+/* Errors raised outside the hooks above: append only, never wait. */
+static void
+audit_emit_log(ErrorData *edata)
+{
+	if (edata->elevel == ERROR && !in_emit_log && MyBackendType == B_BACKEND &&
+		debug_query_string != NULL && ag_audit_ring_ready())
+	{
+		if (error_audited)
+			error_audited = false;
+		else if (governed_known ? (governed_cached || audit_all_roles)
+				 : (auth_governed || audit_all_roles))
+		{
+			AgAuditEntry e;
+			RowArgs		a = {0};
+
+			in_emit_log = true;
+			a.src = debug_query_string;
+			/* the statement parse analysis last saw, when it is this text */
+			if (last_source == debug_query_string)
+			{
+				a.location = last_location;
+				a.len = last_len;
+			}
+			else
+				a.location = -1;
+			a.parsed = false;
+			a.level = 0;
+			a.failed = true;
+			a.edata = edata;
+			build_entry(&e, &a);
+			if (ag_audit_ring_append(&e, NULL) != AG_APPEND_OK)
+				ag_audit_ring_count_drop();
+			in_emit_log = false;
+		}
+	}
+	last_source = NULL;
+	if (prev_emit_log)
+		prev_emit_log(edata);
+}
+
+/* ---- SQL functions ---- */
+
+/*
+ * agentgate.audit_flush() waits until every record appended so far (by any
+ * backend) is committed to agentgate.audit_log.
+ */
+Datum
+agentgate_audit_flush(PG_FUNCTION_ARGS)
+{
+	uint64		upto = ag_audit_ring_appended();
+
+	if (!ag_audit_ring_ready())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agentgate audit ring is not available")));
+	if (upto > 0 && !ag_audit_ring_wait_flushed(upto - 1, -1))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(true);
+}
+
+/* agentgate.audit_ring_status(): counters for monitoring and tests */
+Datum
+agentgate_audit_ring_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum(ag_audit_ring_slots);
+	values[1] = Int64GetDatum((int64) ag_audit_ring_appended());
+	values[2] = Int64GetDatum((int64) ag_audit_ring_pending());
+	values[3] = Int64GetDatum(ag_audit_ring_ready() ? ag_audit_ring_epoch() : 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* ---- init ---- */
+
+void
+ag_audit_init(void)
+{
+	DefineCustomIntVariable("agentgate.audit_ring_slots",
+							"Slots of the shared-memory audit ring (512 bytes each).",
+							"Bounds the records that a crash can lose.",
+							&ag_audit_ring_slots, 8192, 64, 1024 * 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentgate.audit_database",
+							   "Database whose agentgate.audit_log receives the audit rows of the whole cluster.",
+							   NULL, &ag_audit_database, "postgres",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentgate.audit_create_extension",
+							 "Create the extension in agentgate.audit_database when it is missing.",
+							 NULL, &ag_audit_create_extension, false,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_flush_interval",
+							"Longest time an audit record waits in the ring before the writer flushes.",
+							"The writer also wakes when the ring is a quarter full or a statement waits.",
+							&ag_audit_flush_interval, 50, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomEnumVariable("agentgate.audit_overflow",
+							 "What happens when the audit ring is full: block (then refuse) or drop (counted).",
+							 NULL, &audit_overflow, AG_OVERFLOW_BLOCK, overflow_options,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_block_timeout",
+							"How long a statement waits for room in a full audit ring before it is refused.",
+							NULL, &audit_block_timeout, 5000, 0, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_sync_timeout",
+							"How long a write waits for its audit row to be committed before it is refused.",
+							NULL, &audit_sync_timeout, 10000, 0, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentgate.audit_all_roles",
+							 "Audit the statements of every role, not only governed ones.",
+							 NULL, &audit_all_roles, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentgate.audit_raw_statements",
+							 "Keep the raw statement text (literals included) in the audit log.",
+							 "Off: literals are replaced by $n, so secrets typed into SQL stay out of the log.",
+							 &audit_raw_statements, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("agentgate.audit_normalizer",
+							 "How literals are taken out of audited statements: the server's lexer, or libpg_query then the lexer.",
+							 "Both remove every literal and comment; libpg_query costs several microseconds more per statement.",
+							 &audit_normalizer, AG_NORMALIZER_LEXER, normalizer_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_max_statement",
+							"Longest statement text kept in an audit row, in bytes.",
+							NULL, &audit_max_statement, 4096, 256, 32768,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_retention_days",
+							"Days of audit log kept; older daily partitions are dropped (0 keeps all).",
+							NULL, &ag_audit_retention_days, 0, 0, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	audit_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit",
+									  ALLOCSET_SMALL_SIZES);
+	RegisterXactCallback(audit_xact_callback, NULL);
+
+	ag_audit_worker_register();
+
+	prev_shmem_request = shmem_request_hook;
+	shmem_request_hook = audit_shmem_request;
+	prev_shmem_startup = shmem_startup_hook;
+	shmem_startup_hook = audit_shmem_startup;
+	prev_client_auth = ClientAuthentication_hook;
+	ClientAuthentication_hook = audit_client_auth;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = audit_post_parse_analyze;
+	prev_planner = planner_hook;
+	planner_hook = audit_planner;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = audit_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = audit_executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = audit_executor_finish;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = audit_executor_end;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = audit_process_utility;
+	prev_emit_log = emit_log_hook;
+	emit_log_hook = audit_emit_log;
+}

@@ -1,0 +1,319 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_text.c
+ *	  The statement text that goes into the audit log: literals replaced by
+ *	  $n, comments removed, length capped.
+ *
+ * ag_audit_normalize runs the server's own SQL lexer (the one that just
+ * parsed the statement, with the session's standard_conforming_strings) on
+ * at most maxlen bytes and rebuilds the text from its tokens: every string,
+ * bit-string, numeric and Unicode-escape literal becomes $n, numbered after
+ * the highest parameter the statement already uses; comments disappear;
+ * runs of white space become one space.  The lexer is iterative, so no
+ * expression depth can overflow the stack.  A lexer error (only possible
+ * when the cap cut a literal in half) ends the text there, flagged
+ * truncated, so half a secret never reaches the log.
+ *
+ * ag_audit_scrub is the fallback for text the server could not parse
+ * (syntax errors, reported through emit_log_hook, where raising an error is
+ * not allowed): a small scanner that never fails and removes quoted
+ * strings, dollar-quoted bodies, numbers and comments.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "parser/gramparse.h"
+#include "parser/scanner.h"
+#include "utils/memutils.h"
+
+#include "agentgate.h"
+#include "audit.h"
+
+typedef struct Token
+{
+	int			loc;
+	int			len;
+	bool		literal;
+	bool		gap_before;		/* white space or comment before it */
+} Token;
+
+/* Clip s (NUL-terminated, length len) to at most max bytes, on a character. */
+static int
+clip_len(const char *s, int len, int max)
+{
+	if (len <= max)
+		return len;
+	return pg_mbcliplen(s, len, max);
+}
+
+/* Lexer output; lives in memory so it survives a longjmp out of the lexer. */
+typedef struct TokenList
+{
+	Token	   *toks;
+	int			ntoks;
+	int			maxtoks;
+	int			highest_param;
+} TokenList;
+
+static void
+lex_tokens(const char *buf, TokenList *tl)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			prev_end = 0;
+
+	scanner = scanner_init(buf, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	yyextra.escape_string_warning = false;
+	for (;;)
+	{
+		int			tok = core_yylex(&yylval, &yylloc, scanner);
+		Token	   *t;
+
+		if (tok == 0)
+			break;
+		if (tl->ntoks >= tl->maxtoks)
+		{
+			tl->maxtoks *= 2;
+			tl->toks = repalloc(tl->toks, sizeof(Token) * tl->maxtoks);
+		}
+		t = &tl->toks[tl->ntoks];
+		t->loc = yylloc;
+		/* the lexer NUL-terminates the current token in its buffer */
+		t->len = strlen(yyextra.scanbuf + yylloc);
+		t->literal = (tok == SCONST || tok == USCONST || tok == BCONST ||
+					  tok == XCONST || tok == ICONST || tok == FCONST);
+		t->gap_before = yylloc > prev_end;
+		prev_end = yylloc + t->len;
+		if (tok == PARAM && yylval.ival > tl->highest_param)
+			tl->highest_param = yylval.ival;
+		tl->ntoks++;			/* only complete tokens count */
+	}
+	scanner_finish(scanner);
+}
+
+char *
+ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
+{
+	char	   *buf;
+	int			inlen;
+	TokenList  *tl;
+	StringInfoData out;
+	int			next_param;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	*truncated = false;
+	/* input cap: the lexer is linear, but the row is not meant to be huge */
+	inlen = clip_len(sql, len, maxlen);
+	if (inlen < len)
+		*truncated = true;
+	buf = palloc(inlen + 1);
+	memcpy(buf, sql, inlen);
+	buf[inlen] = '\0';
+	tl = palloc0(sizeof(TokenList));
+	tl->maxtoks = 64;
+	tl->toks = palloc(sizeof(Token) * tl->maxtoks);
+
+	PG_TRY();
+	{
+		lex_tokens(buf, tl);
+	}
+	PG_CATCH();
+	{
+		/* a literal cut by the cap: keep the tokens before it */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		*truncated = true;
+	}
+	PG_END_TRY();
+
+	initStringInfo(&out);
+	next_param = tl->highest_param + 1;
+	for (int i = 0; i < tl->ntoks; i++)
+	{
+		Token	   *t = &tl->toks[i];
+
+		if (t->gap_before && out.len > 0)
+			appendStringInfoChar(&out, ' ');
+		if (t->literal)
+			appendStringInfo(&out, "$%d", next_param++);
+		else
+			appendBinaryStringInfo(&out, buf + t->loc, t->len);
+	}
+	pfree(buf);
+	pfree(tl->toks);
+	pfree(tl);
+	return out.data;
+}
+
+/*
+ * Never raises an error and never reads past len.  Whatever follows an
+ * unterminated quote is dropped (flagged truncated).
+ */
+char *
+ag_audit_scrub(const char *sql, int len, int maxlen, bool *truncated)
+{
+	StringInfoData out;
+	int			i = 0;
+	int			n = 1;
+	bool		pending_space = false;
+
+	*truncated = false;
+	if (len > maxlen)
+	{
+		len = maxlen;
+		*truncated = true;
+	}
+	initStringInfo(&out);
+
+#define EMIT_SPACE() \
+	do { if (pending_space && out.len > 0) appendStringInfoChar(&out, ' '); \
+		 pending_space = false; } while (0)
+
+	while (i < len)
+	{
+		unsigned char c = (unsigned char) sql[i];
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f')
+		{
+			pending_space = true;
+			i++;
+		}
+		else if (c == '-' && i + 1 < len && sql[i + 1] == '-')
+		{
+			while (i < len && sql[i] != '\n')
+				i++;
+			pending_space = true;
+		}
+		else if (c == '/' && i + 1 < len && sql[i + 1] == '*')
+		{
+			int			depth = 1;
+
+			i += 2;
+			while (i < len && depth > 0)
+			{
+				if (sql[i] == '/' && i + 1 < len && sql[i + 1] == '*')
+					depth++, i += 2;
+				else if (sql[i] == '*' && i + 1 < len && sql[i + 1] == '/')
+					depth--, i += 2;
+				else
+					i++;
+			}
+			pending_space = true;
+		}
+		else if (c == '\'')
+		{
+			/* E'' strings honour backslashes; plain ones only '' */
+			bool		esc = (i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e'));
+			bool		closed = false;
+
+			if (esc && out.len > 0 &&
+				(out.data[out.len - 1] == 'E' || out.data[out.len - 1] == 'e'))
+				out.data[--out.len] = '\0';
+			i++;
+			while (i < len)
+			{
+				if (esc && sql[i] == '\\' && i + 1 < len)
+					i += 2;
+				else if (sql[i] == '\'')
+				{
+					if (i + 1 < len && sql[i + 1] == '\'')
+						i += 2;
+					else
+					{
+						i++;
+						closed = true;
+						break;
+					}
+				}
+				else
+					i++;
+			}
+			EMIT_SPACE();
+			appendStringInfo(&out, "$%d", n++);
+			if (!closed)
+			{
+				*truncated = true;
+				break;
+			}
+		}
+		else if (c == '$' && i + 1 < len && !isdigit((unsigned char) sql[i + 1]))
+		{
+			/* $tag$ ... $tag$ (tag may be empty) */
+			int			j = i + 1;
+			int			taglen;
+			bool		closed = false;
+
+			while (j < len && (isalnum((unsigned char) sql[j]) || sql[j] == '_' ||
+							   IS_HIGHBIT_SET(sql[j])))
+				j++;
+			if (j >= len || sql[j] != '$')
+			{
+				EMIT_SPACE();
+				appendStringInfoChar(&out, c);
+				i++;
+				continue;
+			}
+			taglen = j - i + 1;
+			j++;
+			while (j + taglen <= len)
+			{
+				if (memcmp(sql + j, sql + i, taglen) == 0)
+				{
+					j += taglen;
+					closed = true;
+					break;
+				}
+				j++;
+			}
+			EMIT_SPACE();
+			appendStringInfo(&out, "$%d", n++);
+			if (!closed)
+			{
+				*truncated = true;
+				break;
+			}
+			i = j;
+		}
+		else if (c == '"')
+		{
+			int			j = i + 1;
+
+			while (j < len && !(sql[j] == '"' && !(j + 1 < len && sql[j + 1] == '"')))
+				j += (sql[j] == '"') ? 2 : 1;
+			j = Min(j + 1, len);
+			EMIT_SPACE();
+			appendBinaryStringInfo(&out, sql + i, j - i);
+			i = j;
+		}
+		else if (isdigit(c) &&
+				 !(out.len > 0 && !pending_space &&
+				   (isalnum((unsigned char) out.data[out.len - 1]) ||
+					out.data[out.len - 1] == '_' || out.data[out.len - 1] == '$' ||
+					IS_HIGHBIT_SET(out.data[out.len - 1]))))
+		{
+			while (i < len && (isalnum((unsigned char) sql[i]) || sql[i] == '.' ||
+							   sql[i] == '_'))
+				i++;
+			EMIT_SPACE();
+			appendStringInfo(&out, "$%d", n++);
+		}
+		else
+		{
+			EMIT_SPACE();
+			appendStringInfoChar(&out, c);
+			i++;
+		}
+	}
+#undef EMIT_SPACE
+
+	/* never end in the middle of a multibyte character */
+	if (out.len > 0)
+		out.len = pg_mbcliplen(out.data, out.len, out.len);
+	out.data[out.len] = '\0';
+	return out.data;
+}

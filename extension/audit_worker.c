@@ -1,0 +1,575 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_worker.c
+ *	  The background worker that moves audit records from the ring into
+ *	  agentgate.audit_log.
+ *
+ * One worker per cluster, connected to agentgate.audit_database: rows of
+ * every database go there and carry the database's name.  Each batch is one
+ * INSERT ... SELECT FROM unnest(arrays) plus the update of
+ * agentgate.audit_state (last sequence number committed in this ring
+ * epoch), in one transaction; the ring's tail moves only after the commit,
+ * so a failed batch is retried by the restarted worker and never lost.
+ *
+ * On SIGTERM (smart or fast shutdown) backends are told to exit at the same
+ * time as the worker, so the worker keeps draining until no client backend
+ * is left and the ring is empty, for at most AG_DRAIN_LIMIT_MS.
+ *
+ * Partition maintenance (agentgate.audit_maintain) runs at start and every
+ * AG_MAINTAIN_EVERY_MS: it attaches the coming days' partitions ahead of
+ * time and drops the days past agentgate.audit_retention_days.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "utils/lsyscache.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "agentgate.h"
+#include "audit.h"
+
+#define AG_BATCH_MAX			2000
+#define AG_DRAIN_LIMIT_MS		10000
+#define AG_MAINTAIN_EVERY_MS	(3600 * 1000)
+#define AG_DAYS_AHEAD			3
+#define AG_NCOLS				23
+
+char	   *ag_audit_database = NULL;
+int			ag_audit_flush_interval = 50;
+int			ag_audit_retention_days = 0;
+bool		ag_audit_create_extension = false;
+
+static SPIPlanPtr insert_plan = NULL;
+static MemoryContext batch_cxt = NULL;
+
+static const char *insert_sql =
+"WITH st AS ("
+"  INSERT INTO " AG_SCHEMA ".audit_state AS s (epoch, last_seq, updated)"
+"  VALUES ($1, $2, pg_catalog.now())"
+"  ON CONFLICT (epoch) DO UPDATE"
+"    SET last_seq = GREATEST(s.last_seq, excluded.last_seq),"
+"        updated = excluded.updated)"
+" INSERT INTO " AG_SCHEMA ".audit_log"
+"  (ts, seq, epoch, identity, role_name, session_id, backend_session, pid,"
+"   database, client_addr, command_tag, statement, fingerprint, relations,"
+"   decision, rule_id, sqlstate, error_message, rows, duration_ms, nested,"
+"   normalized, truncated, lost)"
+" SELECT u.ts, u.seq, $1, u.identity, u.role_name::pg_catalog.name, u.sid,"
+"   u.bsid, u.pid, u.db::pg_catalog.name, u.addr::pg_catalog.inet, u.tag,"
+"   u.stmt, u.fp, pg_catalog.string_to_array(u.rels, E'\\x1f'), u.decision,"
+"   u.rule_id, u.sqlstate, u.err, u.nrows, u.dur, u.nested, u.normalized,"
+"   u.truncated, u.lost"
+" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
+"   pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
+"   pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13),"
+"   pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16),"
+"   pg_catalog.unnest($17), pg_catalog.unnest($18), pg_catalog.unnest($19),"
+"   pg_catalog.unnest($20), pg_catalog.unnest($21), pg_catalog.unnest($22),"
+"   pg_catalog.unnest($23), pg_catalog.unnest($24), pg_catalog.unnest($25)) AS"
+"   u(ts, seq, identity, role_name, sid, bsid, pid, db, addr, tag, stmt, fp,"
+"     rels, decision, rule_id, sqlstate, err, nrows, dur, nested,"
+"     normalized, truncated, lost)";
+
+/* element types of the 23 array parameters, in unnest order */
+static const Oid col_types[AG_NCOLS] = {
+	TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
+	TEXTOID, TEXTOID, INT8OID, FLOAT8OID, BOOLOID, BOOLOID, BOOLOID, INT8OID
+};
+
+typedef struct Columns
+{
+	int			n;
+	Datum	   *v[AG_NCOLS];
+	bool	   *isnull[AG_NCOLS];
+} Columns;
+
+static const char *
+decision_text(uint8 d)
+{
+	switch (d)
+	{
+		case AG_AUDIT_ALLOWED:
+			return "allowed";
+		case AG_AUDIT_BLOCKED:
+			return "blocked";
+		case AG_AUDIT_ERROR:
+			return "error";
+		case AG_AUDIT_MONITORED:
+			return "monitored";
+		case AG_AUDIT_LOGGED:
+			return "logged";
+	}
+	return "error";
+}
+
+static void
+col_set(Columns *c, int col, Datum v, bool isnull)
+{
+	c->v[col][c->n] = v;
+	c->isnull[col][c->n] = isnull;
+}
+
+static void
+col_text(Columns *c, int col, const char *s, int len)
+{
+	if (s == NULL || len == 0)
+		col_set(c, col, (Datum) 0, true);
+	else
+		col_set(c, col, PointerGetDatum(cstring_to_text_with_len(s, len)), false);
+}
+
+static void
+col_cstr(Columns *c, int col, const char *s, int maxlen)
+{
+	col_text(c, col, s, s ? strnlen(s, maxlen) : 0);
+}
+
+static void
+add_record(Columns *c, const char *raw)
+{
+	const AgAuditRecord *r = (const AgAuditRecord *) raw;
+	const char *text = raw + sizeof(AgAuditRecord);
+	uint16		f = r->flags;
+
+	col_set(c, 0, TimestampTzGetDatum(r->ts), false);
+	col_set(c, 1, Int64GetDatum((int64) r->rseq), false);
+	col_cstr(c, 2, r->identity, AG_AUDIT_NAME_LEN);
+	col_cstr(c, 3, r->role_name, AG_AUDIT_NAME_LEN);
+	col_cstr(c, 4, r->session_id, AG_AUDIT_SID_LEN);
+	col_cstr(c, 5, r->backend_session, AG_AUDIT_SID_LEN);
+	col_set(c, 6, Int32GetDatum(r->pid), false);
+	col_cstr(c, 7, r->database, AG_AUDIT_NAME_LEN);
+	col_cstr(c, 8, r->client_addr, AG_AUDIT_ADDR_LEN);
+	col_cstr(c, 9, r->command_tag, AG_AUDIT_TAG_LEN);
+	col_text(c, 10, text, r->stmt_len);
+	col_cstr(c, 11, r->fingerprint, AG_AUDIT_FP_LEN);
+	col_text(c, 12, text + r->stmt_len + r->err_len, r->rel_len);
+	col_text(c, 13, decision_text(r->decision), strlen(decision_text(r->decision)));
+	col_set(c, 14, Int64GetDatum(r->rule_id), r->rule_id == 0);
+	col_cstr(c, 15, r->sqlstate, 6);
+	col_text(c, 16, text + r->stmt_len, r->err_len);
+	col_set(c, 17, Int64GetDatum(r->rows), (f & AG_AUDIT_HAS_ROWS) == 0);
+	col_set(c, 18, Float8GetDatum(r->duration_ms), (f & AG_AUDIT_HAS_DURATION) == 0);
+	col_set(c, 19, BoolGetDatum((f & AG_AUDIT_NESTED) != 0), false);
+	col_set(c, 20, BoolGetDatum((f & AG_AUDIT_NORMALIZED) != 0), false);
+	col_set(c, 21, BoolGetDatum((f & AG_AUDIT_TRUNCATED) != 0), false);
+	col_set(c, 22, (Datum) 0, true);
+	c->n++;
+}
+
+/* A gap row: lost < 0 means the count is unknown. */
+static void
+add_gap(Columns *c, int64 lost, const char *why)
+{
+	for (int i = 0; i < AG_NCOLS; i++)
+		col_set(c, i, (Datum) 0, true);
+	col_set(c, 0, TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	col_cstr(c, 7, get_database_name(MyDatabaseId), AG_AUDIT_NAME_LEN);
+	col_text(c, 10, why, strlen(why));
+	col_text(c, 13, "gap", 3);
+	col_set(c, 19, BoolGetDatum(false), false);
+	col_set(c, 20, BoolGetDatum(false), false);
+	col_set(c, 21, BoolGetDatum(false), false);
+	col_set(c, 22, Int64GetDatum(lost), lost < 0);
+	c->n++;
+}
+
+static void
+columns_init(Columns *c, int cap)
+{
+	c->n = 0;
+	for (int i = 0; i < AG_NCOLS; i++)
+	{
+		c->v[i] = palloc(sizeof(Datum) * cap);
+		c->isnull[i] = palloc(sizeof(bool) * cap);
+	}
+}
+
+static void
+prepare_insert(void)
+{
+	Oid			argtypes[AG_NCOLS + 2];
+
+	if (insert_plan != NULL)
+		return;
+	argtypes[0] = INT8OID;
+	argtypes[1] = INT8OID;
+	for (int i = 0; i < AG_NCOLS; i++)
+		argtypes[i + 2] = get_array_type(col_types[i]);
+	insert_plan = SPI_prepare(insert_sql, AG_NCOLS + 2, argtypes);
+	if (insert_plan == NULL)
+		elog(ERROR, "agentgate audit worker: SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(insert_plan);
+}
+
+/* Run the insert for the collected columns (inside a transaction + SPI). */
+static void
+execute_insert(Columns *c, int64 last_seq)
+{
+	Datum		args[AG_NCOLS + 2];
+	int			ret;
+
+	args[0] = Int64GetDatum(ag_audit_ring_epoch());
+	args[1] = Int64GetDatum(last_seq);
+	for (int i = 0; i < AG_NCOLS; i++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {c->n};
+		int			lbs[1] = {1};
+
+		get_typlenbyvalalign(col_types[i], &typlen, &typbyval, &typalign);
+		args[i + 2] = PointerGetDatum(construct_md_array(c->v[i], c->isnull[i],
+														 1, dims, lbs,
+														 col_types[i], typlen,
+														 typbyval, typalign));
+	}
+	prepare_insert();
+	ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "agentgate audit worker: insert failed: %s",
+			 SPI_result_code_string(ret));
+}
+
+static void
+begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+end_xact(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Move one batch from the ring to the table.  Returns the number of ring
+ * records written.
+ */
+static int
+flush_batch(void)
+{
+	static AgAuditBatch batch;
+	MemoryContext old;
+	uint64		dropped;
+	int			n;
+	Columns		c;
+
+	MemoryContextReset(batch_cxt);
+	batch.recs = NULL;
+	batch.cap = 0;
+	old = MemoryContextSwitchTo(batch_cxt);
+	n = ag_audit_ring_take(&batch, AG_BATCH_MAX);
+	dropped = ag_audit_ring_take_dropped();
+	if (n == 0 && dropped == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return 0;
+	}
+
+	PG_TRY();
+	{
+		begin_xact("agentgate: writing audit records");
+		/* the text datums must outlive SPI's own contexts: use batch_cxt */
+		MemoryContextSwitchTo(batch_cxt);
+		columns_init(&c, n + 1);
+		for (int i = 0; i < n; i++)
+			add_record(&c, batch.recs[i]);
+		if (dropped > 0)
+		{
+			char		why[128];
+
+			snprintf(why, sizeof(why),
+					 "%llu audit records dropped: the ring was full (agentgate.audit_overflow = drop)",
+					 (unsigned long long) dropped);
+			add_gap(&c, (int64) dropped, why);
+		}
+		execute_insert(&c, (int64) batch.end_rseq - 1);
+		end_xact();
+	}
+	PG_CATCH();
+	{
+		/* the worker exits and restarts; report the drops next time */
+		if (dropped > 0)
+			ag_audit_ring_return_dropped(dropped);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(old);
+	if (n > 0)
+		ag_audit_ring_release(&batch);
+	return n;
+}
+
+/*
+ * Records of earlier ring incarnations that never reached the table: the
+ * postmaster left the count of records it appended (audit_ring.c); the
+ * table knows the last one committed.  Epochs with no such count (the
+ * postmaster itself was killed) get a gap row with an unknown count.
+ */
+static void
+record_previous_gaps(void)
+{
+	int64		prev_epoch = 0;
+	uint64		prev_head = 0;
+	bool		prev_valid = ag_audit_ring_prev(&prev_epoch, &prev_head);
+	bool		prev_seen = false;
+	int64		cur = ag_audit_ring_epoch();
+	Columns		c;
+	int			ret;
+
+	begin_xact("agentgate: checking for lost audit records");
+	MemoryContextSwitchTo(batch_cxt);
+	columns_init(&c, 64);
+	ret = SPI_execute_with_args("SELECT epoch, last_seq FROM " AG_SCHEMA ".audit_state"
+								" WHERE NOT closed AND epoch <> $1 ORDER BY epoch LIMIT 60",
+								1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(cur)},
+								NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "agentgate audit worker: reading audit_state failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		epoch = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 1, &isnull));
+		int64		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													   SPI_tuptable->tupdesc, 2, &isnull));
+		char		why[160];
+
+		if (prev_valid && epoch == prev_epoch)
+		{
+			int64		lost = (int64) prev_head - (last + 1);
+
+			prev_seen = true;
+			if (lost <= 0)
+				continue;
+			snprintf(why, sizeof(why),
+					 "%lld audit records lost: appended but not committed when the server stopped or crashed",
+					 (long long) lost);
+			add_gap(&c, lost, why);
+		}
+		else
+		{
+			snprintf(why, sizeof(why),
+					 "audit records may be lost: the server stopped without saving the ring state (epoch %lld, last committed %lld)",
+					 (long long) epoch, (long long) last);
+			add_gap(&c, -1, why);
+		}
+	}
+	if (prev_valid && !prev_seen && prev_head > 0)
+	{
+		/* nothing of that epoch was ever committed (unless it was closed) */
+		ret = SPI_execute_with_args("SELECT 1 FROM " AG_SCHEMA ".audit_state WHERE epoch = $1",
+									1, (Oid[]) {INT8OID},
+									(Datum[]) {Int64GetDatum(prev_epoch)},
+									NULL, true, 1);
+		if (ret == SPI_OK_SELECT && SPI_processed == 0)
+		{
+			char		why[160];
+
+			snprintf(why, sizeof(why),
+					 "%llu audit records lost: appended but not committed when the server stopped or crashed",
+					 (unsigned long long) prev_head);
+			add_gap(&c, (int64) prev_head, why);
+		}
+	}
+	if (c.n > 0)
+		execute_insert(&c, -1);
+	else
+	{
+		ret = SPI_execute_with_args("INSERT INTO " AG_SCHEMA ".audit_state (epoch, last_seq, updated)"
+									" VALUES ($1, -1, now()) ON CONFLICT (epoch) DO NOTHING",
+									1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(cur)},
+									NULL, false, 0);
+	}
+	ret = SPI_execute_with_args("UPDATE " AG_SCHEMA ".audit_state SET closed = true"
+								" WHERE epoch <> $1 AND NOT closed",
+								1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(cur)},
+								NULL, false, 0);
+	end_xact();
+	ag_audit_ring_prev_done();
+	MemoryContextReset(batch_cxt);
+}
+
+static void
+maintain_partitions(void)
+{
+	char		sql[256];
+
+	begin_xact("agentgate: audit partition maintenance");
+	snprintf(sql, sizeof(sql), "SELECT " AG_SCHEMA ".audit_maintain(%d, %d)",
+			 ag_audit_retention_days, AG_DAYS_AHEAD);
+	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
+		elog(WARNING, "agentgate audit worker: partition maintenance failed");
+	end_xact();
+}
+
+/* Is the extension installed in the audit database?  Create it if asked. */
+static bool
+extension_ready(void)
+{
+	bool		ready;
+
+	begin_xact("agentgate: looking for the extension");
+	SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'agentgate'",
+				true, 1);
+	ready = SPI_processed > 0;
+	if (!ready && ag_audit_create_extension)
+	{
+		SPI_execute("CREATE EXTENSION IF NOT EXISTS agentgate", false, 0);
+		ready = true;
+	}
+	end_xact();
+	return ready;
+}
+
+static void
+worker_exit(int code, Datum arg)
+{
+	ag_audit_ring_set_worker(-1);
+}
+
+static void
+process_config(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* Shutdown: drain while client backends can still append. */
+static void
+drain_and_exit(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		while (flush_batch() > 0)
+			;
+		if (ag_audit_ring_pending() == 0 && CountDBConnections(InvalidOid) == 0)
+			break;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), AG_DRAIN_LIMIT_MS))
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	proc_exit(0);
+}
+
+void
+agentgate_audit_worker_main(Datum arg)
+{
+	TimestampTz last_maintain;
+	int			waited = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(ag_audit_database, NULL, 0);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	ag_audit_ring_set_worker(MyProc->pgprocno);
+	on_shmem_exit(worker_exit, (Datum) 0);
+	pgstat_report_appname("agentgate audit writer");
+
+	while (!extension_ready())
+	{
+		if (waited++ % 60 == 0)
+			ereport(WARNING,
+					(errmsg("agentgate audit worker: extension agentgate is not installed in database \"%s\"",
+							ag_audit_database),
+					 errdetail("Audit records wait in shared memory; statements that need a durable audit row wait and then fail."),
+					 errhint("Run CREATE EXTENSION agentgate in database \"%s\" (agentgate.audit_database).",
+							 ag_audit_database)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		process_config();
+		if (ShutdownRequestPending)
+			proc_exit(0);
+	}
+
+	/* partitions first: nothing should land in the DEFAULT safety net */
+	maintain_partitions();
+	record_previous_gaps();
+	last_maintain = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		process_config();
+		if (ShutdownRequestPending)
+			drain_and_exit();
+
+		n = flush_batch();
+		if (n >= AG_BATCH_MAX)
+			continue;			/* more is waiting */
+
+		if (TimestampDifferenceExceeds(last_maintain, GetCurrentTimestamp(),
+									   AG_MAINTAIN_EVERY_MS))
+		{
+			maintain_partitions();
+			last_maintain = GetCurrentTimestamp();
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ag_audit_flush_interval, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+ag_audit_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "agentgate");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "agentgate_audit_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agentgate audit writer");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "agentgate audit writer");
+	RegisterBackgroundWorker(&worker);
+}

@@ -1,0 +1,183 @@
+-- Audit: the log the background worker writes (in the database named by
+-- agentgate.audit_database; the tables exist in every database that has the
+-- extension, only that one's are filled), the per-session summary and the
+-- replay function.  Agents get no privilege on any of it.
+
+DO $$
+BEGIN
+    -- Reads the audit log (DBAs, SIEM shippers); never give it to agents.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'agentgate_auditor') THEN
+        CREATE ROLE agentgate_auditor NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TABLE @extschema@.audit_log (
+    ts              timestamptz NOT NULL,   -- statement start
+    seq             bigint,                 -- record number within the epoch
+    epoch           bigint NOT NULL,        -- ring incarnation (server start)
+    identity        text,                   -- agent identity (agentgate.agents)
+    role_name       name,                   -- session_user
+    session_id      text,                   -- verified session stamp
+    backend_session text,                   -- backend start time.pid, like %c
+    pid             integer,
+    database        name,
+    client_addr     inet,
+    command_tag     text,
+    statement       text,                   -- literals replaced by $n
+    fingerprint     text,                   -- hash of the normalised text, hex
+    relations       text[],
+    decision        text NOT NULL,          -- allowed blocked error monitored logged ... gap
+    rule_id         bigint,
+    sqlstate        text,
+    error_message   text,
+    rows            bigint,
+    duration_ms     double precision,
+    nested          boolean NOT NULL DEFAULT false,
+    normalized      boolean NOT NULL DEFAULT false,
+    truncated       boolean NOT NULL DEFAULT false,
+    lost            bigint                  -- gap rows: records lost (NULL: unknown)
+) PARTITION BY RANGE (ts);
+COMMENT ON TABLE @extschema@.audit_log IS
+    'agentgate: one row per statement of governed sessions; gap rows count records lost';
+
+-- The safety net: rows whose day has no partition yet.  Kept empty by
+-- audit_maintain, which attaches days ahead of time.
+CREATE TABLE @extschema@.audit_log_default PARTITION OF @extschema@.audit_log DEFAULT;
+
+CREATE INDEX audit_log_ts_brin ON @extschema@.audit_log USING brin (ts);
+CREATE INDEX audit_log_role_ts ON @extschema@.audit_log (role_name, ts);
+
+-- One row per ring epoch: the last record committed.  The worker compares
+-- it with what the previous server run appended to count lost records.
+CREATE TABLE @extschema@.audit_state (
+    epoch       bigint PRIMARY KEY,
+    last_seq    bigint NOT NULL DEFAULT -1,
+    started     timestamptz NOT NULL DEFAULT now(),
+    updated     timestamptz,
+    closed      boolean NOT NULL DEFAULT false
+);
+
+-- audit_maintain attaches the partitions of today and the next days_ahead
+-- days (UTC) and drops days older than retention_days (0: keep all).
+-- CREATE TABLE ... LIKE + ATTACH PARTITION takes SHARE UPDATE EXCLUSIVE on
+-- the parent, which does not conflict with the writer's inserts.  Drops
+-- need ACCESS EXCLUSIVE: they give up after lock_timeout and retry on the
+-- next run rather than stall the writer behind a long reader.
+CREATE FUNCTION @extschema@.audit_maintain(retention_days integer DEFAULT 0,
+                                           days_ahead integer DEFAULT 3)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+    today   date := (now() AT TIME ZONE 'UTC')::date;
+    d       date;
+    pname   text;
+    lo      timestamptz;
+    hi      timestamptz;
+    r       record;
+BEGIN
+    FOR i IN 0 .. greatest(days_ahead, 0) LOOP
+        d := today + i;
+        pname := 'audit_log_' || to_char(d, 'YYYYMMDD');
+        IF to_regclass(format('@extschema@.%I', pname)) IS NOT NULL THEN
+            CONTINUE;
+        END IF;
+        lo := d::timestamp AT TIME ZONE 'UTC';
+        hi := (d + 1)::timestamp AT TIME ZONE 'UTC';
+        BEGIN
+            EXECUTE format('CREATE TABLE @extschema@.%I (LIKE @extschema@.audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', pname);
+            -- rows that reached the safety net for that day move first
+            EXECUTE format('WITH m AS (DELETE FROM @extschema@.audit_log_default WHERE ts >= %L AND ts < %L RETURNING *)'
+                           ' INSERT INTO @extschema@.%I SELECT * FROM m', lo, hi, pname);
+            EXECUTE format('ALTER TABLE @extschema@.audit_log ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                           pname, lo, hi);
+        EXCEPTION WHEN lock_not_available OR object_in_use THEN
+            RAISE WARNING 'agentgate: could not attach audit partition %: %', pname, SQLERRM;
+        END;
+    END LOOP;
+
+    IF retention_days > 0 THEN
+        FOR r IN
+            SELECT c.relname
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = '@extschema@.audit_log'::regclass
+               AND c.relname ~ '^audit_log_[0-9]{8}$'
+               AND to_date(substr(c.relname, 11), 'YYYYMMDD') < today - retention_days
+        LOOP
+            BEGIN
+                EXECUTE format('ALTER TABLE @extschema@.audit_log DETACH PARTITION @extschema@.%I', r.relname);
+                EXECUTE format('DROP TABLE @extschema@.%I', r.relname);
+            EXCEPTION WHEN lock_not_available OR object_in_use THEN
+                RAISE WARNING 'agentgate: could not drop audit partition %: %', r.relname, SQLERRM;
+            END;
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- sessions: one row per agent session (the verified session id; sessions
+-- without a stamp are keyed by their backend).
+CREATE VIEW @extschema@.sessions AS
+SELECT coalesce(session_id, 'backend:' || backend_session) AS session_id,
+       min(identity)                                       AS identity,
+       min(role_name::text)::name                          AS role_name,
+       min(ts)                                             AS started,
+       max(ts + coalesce(duration_ms, 0) * interval '1 millisecond') AS ended,
+       count(*)                                            AS statements,
+       count(*) FILTER (WHERE decision = 'allowed')        AS allowed,
+       count(*) FILTER (WHERE decision = 'blocked')        AS blocked,
+       count(*) FILTER (WHERE decision = 'error')          AS errors,
+       count(*) FILTER (WHERE decision = 'monitored')      AS monitored,
+       count(*) FILTER (WHERE decision = 'logged')         AS logged,
+       count(*) FILTER (WHERE decision = 'masked')         AS masked,
+       count(*) FILTER (WHERE decision = 'approved')       AS approved,
+       count(*) FILTER (WHERE decision = 'denied')         AS denied
+  FROM @extschema@.audit_log
+ WHERE decision <> 'gap'
+ GROUP BY 1;
+COMMENT ON VIEW @extschema@.sessions IS
+    'agentgate: one row per agent session with counts by decision';
+
+-- session_replay: what a session did, in order.
+CREATE FUNCTION @extschema@.session_replay(session_id text)
+RETURNS TABLE (ts timestamptz, seq bigint, pid integer, nested boolean,
+               command_tag text, statement text, relations text[],
+               decision text, rule_id bigint, sqlstate text,
+               error_message text, rows bigint, duration_ms double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ts, a.seq, a.pid, a.nested, a.command_tag, a.statement,
+           a.relations, a.decision, a.rule_id, a.sqlstate, a.error_message,
+           a.rows, a.duration_ms
+      FROM @extschema@.audit_log a
+     WHERE coalesce(a.session_id, 'backend:' || a.backend_session) = session_replay.session_id
+     ORDER BY a.ts, a.epoch, a.seq
+$$;
+
+CREATE FUNCTION @extschema@.audit_flush() RETURNS boolean
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'agentgate_audit_flush';
+COMMENT ON FUNCTION @extschema@.audit_flush() IS
+    'agentgate: wait until every audit record appended so far is committed';
+
+CREATE FUNCTION @extschema@.audit_ring_status(OUT slots bigint, OUT appended bigint,
+                                              OUT pending bigint, OUT epoch bigint)
+RETURNS record
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'agentgate_audit_ring_status';
+
+REVOKE ALL ON TABLE @extschema@.audit_log, @extschema@.audit_log_default,
+    @extschema@.audit_state, @extschema@.sessions FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.audit_maintain(integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.session_replay(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.audit_ring_status() FROM PUBLIC;
+GRANT SELECT ON @extschema@.audit_log, @extschema@.sessions TO agentgate_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.session_replay(text) TO agentgate_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_ring_status() TO agentgate_auditor;
+-- audit_flush reveals nothing and only waits: tools acting as agents may
+-- call it before they read their own results elsewhere.
+GRANT EXECUTE ON FUNCTION @extschema@.audit_flush() TO PUBLIC;

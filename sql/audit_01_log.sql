@@ -1,0 +1,124 @@
+--
+-- Audit log: one row per statement of a governed session, whatever becomes
+-- of it (success, ROLLBACK, error, refusal, syntax error, aborted
+-- transaction, nested in DO blocks and functions, each part of a
+-- multi-statement message).  Literals never reach the log unless a
+-- superuser asks for raw text; agents can neither read nor change the log.
+-- The rows live in database postgres (agentgate.audit_database), where the
+-- writer created the extension (agentgate.audit_create_extension).
+--
+\c postgres
+\set VERBOSITY terse
+DO $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        EXIT WHEN EXISTS (SELECT FROM pg_extension WHERE extname = 'agentgate');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+CREATE ROLE regress_audit_agent LOGIN IN ROLE agentgate_agent;
+INSERT INTO agentgate.agents (identity, role_name) VALUES ('regress-audit@example.com', 'regress_audit_agent');
+CREATE TABLE regress_audit_t (id int PRIMARY KEY, secret text);
+GRANT ALL ON regress_audit_t TO regress_audit_agent;
+CREATE FUNCTION regress_audit_f(n int) RETURNS int LANGUAGE plpgsql
+AS $$ BEGIN INSERT INTO regress_audit_t VALUES (n, 'from function'); RETURN n; END $$;
+-- a stamped session, as the proxy would set it up
+SELECT set_config('application_name', 'psql ' || agentgate.session_stamp('regress_audit_agent'), false) IS NOT NULL AS stamped;
+
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT 1 AS one /* token abc123secret */;
+INSERT INTO regress_audit_t VALUES (1, 'hunter2');
+BEGIN;
+INSERT INTO regress_audit_t VALUES (2, 'rolled back');
+ROLLBACK;
+-- one row per statement of a multi-statement message
+SELECT id FROM regress_audit_t WHERE secret = 'hunter2' \; SELECT 2 AS two \; UPDATE regress_audit_t SET secret = 'new' WHERE id = 1;
+-- error: fails in the planner
+SELECT 1/0;
+-- error: fails before parse analysis (emit_log_hook)
+SELEC 'typo secret';
+BEGIN;
+-- error: fails at execution
+SELECT id / 0 FROM regress_audit_t;
+-- error: aborted transaction
+SELECT 'ignored';
+ROLLBACK;
+-- error: refused by the DROP TABLE guardrail
+DROP TABLE regress_audit_t;
+DO $$ BEGIN PERFORM regress_audit_f(3); END $$;
+DO $$ BEGIN BEGIN PERFORM 1/0; EXCEPTION WHEN division_by_zero THEN NULL; END; END $$;
+-- error: agents cannot read the log
+SELECT count(*) FROM agentgate.audit_log;
+-- error: nor change it
+DELETE FROM agentgate.audit_log;
+-- error: nor change how it is written
+SET agentgate.audit_raw_statements = on;
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+
+SELECT command_tag, decision, nested, rows, sqlstate, statement, relations,
+       error_message, normalized, truncated
+  FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent'
+ ORDER BY ts, seq;
+-- every row carries the identity, the verified session and the database
+SELECT count(*) AS rows, count(DISTINCT session_id) AS sessions,
+       bool_and(identity = 'regress-audit@example.com') AS identity_ok,
+       bool_and(length(session_id) = 16) AS session_ok,
+       bool_and(database = 'postgres') AS database_ok,
+       bool_and(duration_ms >= 0) AS duration_ok,
+       bool_and(fingerprint IS NOT NULL OR command_tag IS NULL) AS fingerprint_ok
+  FROM agentgate.audit_log WHERE role_name = 'regress_audit_agent';
+-- no literal reached the log
+SELECT count(*) AS leaked FROM agentgate.audit_log
+ WHERE statement ~ '(hunter2|rolled back|typo secret|from function|ignored|abc123secret)';
+-- the session summary and its replay
+SELECT identity, role_name, statements, allowed, blocked, errors, started <= ended AS ordered
+  FROM agentgate.sessions WHERE role_name = 'regress_audit_agent';
+SELECT command_tag, decision, nested
+  FROM agentgate.session_replay((SELECT session_id FROM agentgate.sessions
+                                  WHERE role_name = 'regress_audit_agent'))
+ LIMIT 5;
+
+-- libpg_query as the normaliser (then the lexer, which drops its comments)
+SET agentgate.audit_normalizer = libpg_query;
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT id FROM regress_audit_t /* key sk-live-123 */ WHERE secret IN ('a', 'b') AND id > 0;
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+RESET agentgate.audit_normalizer;
+SELECT statement, normalized, truncated FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent' AND statement LIKE '%IN (%';
+
+-- a superuser may keep the raw text
+SET agentgate.audit_raw_statements = on;
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT 'raw text kept' AS raw;
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+RESET agentgate.audit_raw_statements;
+SELECT statement, normalized FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent' AND statement LIKE '%raw text kept%';
+
+-- the statement text is capped; a cut literal never shows half of itself
+SET SESSION AUTHORIZATION regress_audit_agent;
+\set ECHO none
+SELECT format('SELECT length(%L) AS long_one', 'abcdefghij' || repeat('y', 5000)) \gexec
+\set ECHO all
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+SELECT statement, truncated, normalized
+  FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent' AND command_tag = 'SELECT'
+ ORDER BY ts DESC, seq DESC LIMIT 2;
+
+-- non-governed roles are not audited (agentgate.audit_all_roles is off)
+SELECT count(*) AS superuser_rows FROM agentgate.audit_log WHERE role_name = current_user;
+
+DELETE FROM agentgate.audit_log WHERE role_name = 'regress_audit_agent';
+DELETE FROM agentgate.agents WHERE identity = 'regress-audit@example.com';
+DROP FUNCTION regress_audit_f(int);
+DROP TABLE regress_audit_t;
+DROP ROLE regress_audit_agent;
+\c contrib_regression
