@@ -27,7 +27,6 @@
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "tcop/utility.h"
-#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -379,18 +378,8 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 					ev->cls = AG_CLASS_ROLE;
 				}
 				else if (s->name && pg_strncasecmp(s->name, AG_SCHEMA ".",
-												   strlen(AG_SCHEMA) + 1) == 0 &&
-						 (superuser() ||
-						  pg_parameter_aclcheck(s->name, GetUserId(), ACL_SET) == ACLCHECK_OK))
-				{
-					/*
-					 * Only a role PostgreSQL would let change the setting
-					 * (agentgate's settings are superuser-only unless a DBA
-					 * granted SET on them) needs refusing here; otherwise
-					 * PostgreSQL's own "permission denied" stands.
-					 */
+												   strlen(AG_SCHEMA) + 1) == 0)
 					add_tag(ev, AG_TAG_SET_AGENTGATE);
-				}
 				events = lappend(events, ev);
 				break;
 			}

@@ -95,7 +95,6 @@ typedef struct StmtCtx
 	const char *sql;
 	int			sql_len;
 	bool		explain_only;
-	bool		stmt_decided;	/* the statement-level event is done */
 	Bitmapset  *no_where_rtis;
 	List	   *deferred;
 } StmtCtx;
@@ -154,14 +153,12 @@ ag_event_init(AgEvent *ev, int tag, AgClass cls)
 }
 
 /* Is this session governed?  Only answerable inside a transaction. */
-static bool extension_internal(void);
-
 static inline bool
 governed(void)
 {
 	/* a parallel worker runs a plan its leader has already decided */
 	return IsTransactionState() && !IsParallelWorker() &&
-		ag_session_is_governed() && !extension_internal();
+		ag_session_is_governed();
 }
 
 /*
@@ -412,23 +409,6 @@ internal_access(Oid relid, Oid checkuser, Oid who)
 	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
 		return false;
 	return checkuser == schema_owner(nsp);
-}
-
-/*
- * Everything an agentgate function does while it runs as the extension's
- * owner (agentgate.revoke()'s ALTER ROLE, its bookkeeping in its tables) is
- * the extension's own work, not the agent's statement.
- */
-static bool
-extension_internal(void)
-{
-	Oid			nsp;
-
-	if (agentgate_fn_depth == 0 || collector)
-		return false;
-	nsp = ag_schema_oid();
-	return OidIsValid(nsp) && GetUserId() != GetSessionUserId() &&
-		GetUserId() == schema_owner(nsp);
 }
 
 static void
@@ -783,12 +763,8 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 		ctx.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
 		slice_text(&ctx, queryDesc->sourceText, queryDesc->plannedstmt);
 		forget_pending(queryDesc);
-		/*
-		 * The statement itself is decided in the ExecutorCheckPerms hook,
-		 * which PostgreSQL calls after its own permission checks passed
-		 * (so "permission denied" stays PostgreSQL's answer), or below.
-		 */
-		ctx.stmt_decided = ctx.explain_only;
+		if (!ctx.explain_only)
+			decide_planned(queryDesc->plannedstmt, &ctx);
 		ctx.parent = cur_ctx;
 		cur_ctx = &ctx;
 		pushed = true;
@@ -807,13 +783,6 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 			cur_ctx = ctx.parent;
 	}
 	PG_END_TRY();
-
-	/* never reached the permission check: decide anyway (fail closed) */
-	if (pushed && !ctx.stmt_decided)
-	{
-		ctx.stmt_decided = true;
-		decide_planned(queryDesc->plannedstmt, &ctx);
-	}
 
 	if (pushed && ctx.deferred != NIL)
 	{
@@ -983,16 +952,8 @@ static bool
 ag_policy_check_perms(List *rangeTable, bool ereport_on_violation)
 {
 	if (governed() && !(cur_ctx && cur_ctx->explain_only))
-	{
-		if (cur_ctx && !cur_ctx->stmt_decided && cur_ctx->pstmt &&
-			cur_ctx->pstmt->rtable == rangeTable)
-		{
-			cur_ctx->stmt_decided = true;
-			decide_planned(cur_ctx->pstmt, cur_ctx);
-		}
 		decide_rtable(rangeTable, cur_ctx,
 					  cur_ctx ? cur_ctx->level : nesting_level);
-	}
 	if (prev_check_perms)
 		return prev_check_perms(rangeTable, ereport_on_violation);
 	return true;
@@ -1086,6 +1047,18 @@ ag_policy_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			pending = NIL;		/* its memory goes with the transaction */
 			agentgate_fn_depth = 0;
+
+			/*
+			 * Verdicts describe statements of this transaction; a statement
+			 * that never reaches a hook (a syntax error) must not inherit
+			 * the last one.  Audit's callback, installed later, runs first.
+			 */
+			{
+				int			i;
+
+				for (i = 0; i < AG_VERDICT_MAX_DEPTH; i++)
+					ag_verdict_reset(i);
+			}
 			break;
 		default:
 			break;

@@ -135,8 +135,7 @@ CREATE FUNCTION regress_base_as_owner() RETURNS name LANGUAGE sql
   SET role = regress_base_owner AS 'SELECT current_user';
 -- error:
 SET SESSION AUTHORIZATION regress_base_human;
--- error: PostgreSQL refuses first (superuser-only); with SET granted, the
--- baseline does (policy_01)
+-- error:
 SET agentgate.default_action = allow;
 -- RESET ROLE goes back to the login identity and is always allowed
 RESET ROLE;
