@@ -58,6 +58,8 @@ setup_cluster() {    # name port preload
             echo "agentgate.session_key = 'bench-session-key-0123456789abcdef0123456789abcdef'"
             # agents log in only through this socket directory
             echo "agentgate.pooler_socket_directory = '$work'"
+            # pgbench connects directly, without the proxy's session stamp
+            echo "agentgate.require_session_stamp = off"
         fi
     } >> "$work/$name/postgresql.conf"
     as_user "$PG_BINDIR/pg_ctl" -D "$work/$name" -l "$work/$name.log" -w start >/dev/null
@@ -128,9 +130,9 @@ nrules=$(as_user "$PG_BINDIR/psql" -X -At -h "$work" -p $PORT_BASE -d postgres \
 echo "rules loaded: $nrules"
 
 # sanity: the agent is governed on "with" (the baseline refuses this)
-if as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postgres \
-        -c "DELETE FROM pgbench_history" >/dev/null 2>&1; then
-    echo "bench: the agent role is not governed on the policy cluster" >&2
+if ! as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postgres \
+        -c "DELETE FROM pgbench_history" 2>&1 | grep -q 'agentgate: DELETE is not allowed'; then
+    echo "bench: the agent role is not governed by the policy on the policy cluster" >&2
     exit 1
 fi
 
@@ -172,6 +174,10 @@ for mode in S TPCB; do
         wait $p1 $p2
         sleep 1
         read -r w wn < "$work/with.tps"; read -r wo won < "$work/without.tps"
+        if [ -z "$w" ] || [ -z "$wo" ]; then
+            echo "bench: a pgbench run failed" >&2
+            exit 1
+        fi
         cw=$(echo "($(child_ticks with) - $c1) * 1000000 / $hz / $wn" | bc -l)
         cwo=$(echo "($(child_ticks without) - $c2) * 1000000 / $hz / $won" | bc -l)
         tps[$mode.with]+="$w "; tps[$mode.without]+="$wo "

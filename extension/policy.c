@@ -383,23 +383,32 @@ cols_from(AgEvent *ev, Bitmapset *cols)
  * agents are never superusers).  A definer function elsewhere, or a view,
  * owned by the same role gets no pass.
  */
-static bool
-internal_access(Oid relid, Oid checkuser, Oid who)
+static Oid
+schema_owner(Oid nsp)
 {
-	Oid			nsp = ag_schema_oid();
 	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
-	if (agentgate_fn_depth == 0 || !OidIsValid(nsp) || checkuser == who ||
-		get_rel_namespace(relid) != nsp)
-		return false;
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (HeapTupleIsValid(tup))
 	{
 		owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 		ReleaseSysCache(tup);
 	}
-	return OidIsValid(owner) && checkuser == owner;
+	return owner;
+}
+
+static bool
+internal_access(Oid relid, Oid checkuser, Oid who)
+{
+	Oid			nsp;
+
+	if (agentgate_fn_depth == 0 || checkuser == who)
+		return false;
+	nsp = ag_schema_oid();
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		return false;
+	return checkuser == schema_owner(nsp);
 }
 
 static void
@@ -1038,6 +1047,18 @@ ag_policy_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			pending = NIL;		/* its memory goes with the transaction */
 			agentgate_fn_depth = 0;
+
+			/*
+			 * Verdicts describe statements of this transaction; a statement
+			 * that never reaches a hook (a syntax error) must not inherit
+			 * the last one.  Audit's callback, installed later, runs first.
+			 */
+			{
+				int			i;
+
+				for (i = 0; i < AG_VERDICT_MAX_DEPTH; i++)
+					ag_verdict_reset(i);
+			}
 			break;
 		default:
 			break;

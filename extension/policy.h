@@ -129,9 +129,7 @@ extern bool ag_plan_no_where(PlannedStmt *pstmt, Bitmapset **rtis);
 
 /* policy_rules.c */
 extern void ag_rules_init(void);
-extern Oid	ag_rules_relid(void);
 extern Oid	ag_schema_oid(void);
-extern bool ag_rules_need_fingerprint(void);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);

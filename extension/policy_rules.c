@@ -72,7 +72,6 @@ static bool rules_valid = false;
 static Oid	rules_relid = InvalidOid;
 static Oid	schema_oid = InvalidOid;
 
-static bool any_fingerprint = false;
 static bool any_function_rule = false;	/* could match calls of non-built-ins */
 static Oid *named_funcs = NULL;	/* sorted; functions named by any rule */
 static int	nnamed_funcs = 0;
@@ -289,7 +288,6 @@ load_rules(void)
 		MemoryContextReset(rules_cxt);
 	rules = NULL;
 	nrules = 0;
-	any_fingerprint = false;
 	any_function_rule = false;
 	named_funcs = NULL;
 	nnamed_funcs = 0;
@@ -431,10 +429,7 @@ load_rules(void)
 		if (!isnull[a_max_rows])
 			r->max_rows = DatumGetInt64(values[a_max_rows]);
 		if (!isnull[a_fingerprint])
-		{
 			r->fingerprint = TextDatumGetCString(values[a_fingerprint]);
-			any_fingerprint = true;
-		}
 		s = TextDatumGetCString(values[a_action]);
 		if (strcmp(s, "block") == 0)
 			r->action = AG_ACTION_BLOCK;
@@ -550,24 +545,10 @@ ensure_mine(Oid who)
 }
 
 Oid
-ag_rules_relid(void)
-{
-	ensure_rules();
-	return rules_relid;
-}
-
-Oid
 ag_schema_oid(void)
 {
 	ensure_rules();
 	return schema_oid;
-}
-
-bool
-ag_rules_need_fingerprint(void)
-{
-	ensure_rules();
-	return any_fingerprint;
 }
 
 /* Could a rule (or the default) decide calls of non-built-in functions? */

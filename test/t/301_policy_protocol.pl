@@ -36,6 +36,8 @@ $node->append_conf(
 shared_preload_libraries = 'agentgate'
 agentgate.session_key = 'tap-session-key-0123456789abcdef0123456789abcdef'
 agentgate.pooler_socket_directory = '$sockdir'
+# these clients connect directly, without the proxy's session stamp
+agentgate.require_session_stamp = off
 });
 $node->start;
 
