@@ -51,15 +51,24 @@ printf "token: %s...%s (%d bytes; verified against %s)\n", substr($tok, 0, 24), 
 
 step('the agent connects with plain psql: TLS, any user name, the token as the password');
 show_agent($s, $tok, q{SELECT session_user AS role, agentgate.session_id() AS session_id;});
+my (undef, $role) = $s->agent_psql($tok, 'SELECT session_user');
 
 step('allowed: ordinary work');
 show_agent($s, $tok, q{CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric);});
 show_agent($s, $tok, q{INSERT INTO orders VALUES (1, 'ACME', 99.50), (2, 'Globex', 12.00);});
 show_agent($s, $tok, q{SELECT id, customer, total FROM orders ORDER BY id;});
 
-step('refused: a DROP TABLE, decided by the extension on the parse tree');
+step('refused by the baseline guardrails, decided on the server\'s own trees');
 show_agent($s, $tok, q{DROP TABLE orders;});
 show_agent($s, $tok, q{/* hidden */ DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE orders'; END $$;});
+show_agent($s, $tok, q{DELETE FROM orders;});
+show_agent($s, $tok, q{SELECT * FROM agentgate.rules;});
+
+step('the DBA adds a rule: a row in agentgate.rules, effective on the next statement');
+show_dba($s, q{SELECT agentgate.block(commands => '{UPDATE,DELETE}', relation => 'orders', reason => 'orders are append-only for agents');});
+show_agent($s, $tok, q{UPDATE orders SET total = 0 WHERE id = 1;});
+show_agent($s, $tok, q{INSERT INTO orders VALUES (3, 'Initech', 7.25);});
+show_dba($s, qq{SELECT statement, command, decision, rule_id, reason FROM agentgate.explain('$role', 'SELECT * FROM orders; DELETE FROM orders WHERE id = 3; TRUNCATE orders');});
 
 step('refused at the door: a forged token, and a connection without TLS');
 (my $forged = $tok) =~ s/(.)(.{6})$/($1 eq 'A' ? 'B' : 'A') . $2/e;
@@ -73,7 +82,7 @@ show_dba($s, q{SELECT identity, role_name, status, login_count, token_expires FR
 if ($s->admin_psql(q{SELECT to_regclass('agentgate.audit_log') IS NOT NULL}) eq 't')
 {
 	$s->admin_psql(q{SELECT agentgate.audit_flush()});
-	show_dba($s, q{SELECT decision, command_tag, left(statement, 60) AS statement FROM agentgate.audit_log ORDER BY ts;});
+	show_dba($s, q{SELECT to_char(ts, 'HH24:MI:SS.MS') AS ts, identity, decision, command_tag, rule_id, left(statement, 50) AS statement FROM agentgate.audit_log WHERE identity = 'ci-agent-7' AND statement !~ '^SET application_name' ORDER BY ts, seq;});
 }
 
 step('the DBA revokes the identity: its next connection is refused');
