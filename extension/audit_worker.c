@@ -5,11 +5,13 @@
  *	  agentgate.audit_log.
  *
  * One worker per cluster, connected to agentgate.audit_database: rows of
- * every database go there and carry the database's name.  Each batch is one
- * INSERT ... SELECT FROM unnest(arrays) plus the update of
+ * every database go there and carry the database's name.  Each batch is
+ * written in one transaction together with the update of
  * agentgate.audit_state (last sequence number committed in this ring
- * epoch), in one transaction; the ring's tail moves only after the commit,
- * so a failed batch is retried by the restarted worker and never lost.
+ * epoch): straight into the day's partition when every row belongs to it,
+ * else as one INSERT ... SELECT FROM unnest(arrays) routed by the server.
+ * The ring's tail moves only after the commit, so a failed batch is retried
+ * by the restarted worker and never lost.
  *
  * On SIGTERM (smart or fast shutdown) backends are told to exit at the same
  * time as the worker, so the worker keeps draining until no client backend
