@@ -14,15 +14,16 @@
 #      statements with no row, and what the gap row reports.
 #
 # Environment: PG_BINDIR (PostgreSQL 15 binaries with agentgate and pgaudit
-# installed; default from pg_config), BENCH_PORT (54310), ROUNDS (3),
-# SECONDS_PER_RUN (15), CLIENTS (4), SCALE (10).  Run as root (the server
+# installed; default from pg_config), BENCH_PORT (54310), ROUNDS or
+# BENCH_ROUNDS (3), SECONDS_PER_RUN or BENCH_SECONDS (15), CLIENTS (4),
+# SCALE (10).  Run as root (the server
 # runs as OS user postgres) or as an unprivileged user.
 set -euo pipefail
 
 PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
 PORT=${BENCH_PORT:-54310}
-ROUNDS=${ROUNDS:-3}
-SECS=${SECONDS_PER_RUN:-15}
+ROUNDS=${ROUNDS:-${BENCH_ROUNDS:-3}}
+SECS=${SECONDS_PER_RUN:-${BENCH_SECONDS:-15}}
 CLIENTS=${CLIENTS:-4}
 SCALE=${SCALE:-10}
 RUNAS=()

@@ -602,6 +602,13 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 						 a->edata ? a->edata->sqlerrcode : 0,
 						 a->edata ? a->edata->message : NULL);
 	h->rule_id = ag_verdict_get(a->level).rule_id;
+
+	/*
+	 * The verdict is consumed by this row.  Resetting here rather than when
+	 * a statement starts keeps what policy noted while planning (before
+	 * ExecutorStart) and still gives a cached plan's next run a clean slate.
+	 */
+	ag_verdict_reset(a->level);
 	if (a->has_rows)
 	{
 		h->rows = (int64) a->rows;
@@ -766,7 +773,6 @@ audit_planner(Query *parse, const char *query_string, int cursorOptions,
 	if (audited)
 	{
 		statement_level = nesting_depth;
-		ag_verdict_reset(nesting_depth);
 	}
 	PG_TRY();
 	{
@@ -869,7 +875,6 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 		frames = lappend(frames, f);
 		MemoryContextSwitchTo(old);
 		statement_level = nesting_depth;
-		ag_verdict_reset(nesting_depth);
 		if (nesting_depth == 0)
 			error_audited = false;
 	}
@@ -1028,7 +1033,6 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 			fail_ring_full();
 		start = GetCurrentTimestamp();
 		statement_level = level;
-		ag_verdict_reset(level);
 		if (level == 0)
 			error_audited = false;
 		a.src = queryString;

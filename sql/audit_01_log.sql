@@ -113,6 +113,27 @@ SELECT statement, truncated, normalized
  WHERE role_name = 'regress_audit_agent' AND command_tag = 'SELECT'
  ORDER BY ts DESC, seq DESC LIMIT 2;
 
+-- policy verdicts reach the log with the rule that decided
+SELECT agentgate.block(commands => '{UPDATE}', relation => 'regress_audit_t', reason => 'regress') AS block_rule \gset
+SELECT agentgate.log(commands => '{SELECT}', relation => 'regress_audit_t', reason => 'regress') AS log_rule \gset
+SET SESSION AUTHORIZATION regress_audit_agent;
+-- error: blocked by the rule
+UPDATE regress_audit_t SET secret = 'blocked' WHERE id = 1;
+SELECT count(*) AS logged_read FROM regress_audit_t;
+RESET SESSION AUTHORIZATION;
+SET agentgate.mode = monitor;
+SET SESSION AUTHORIZATION regress_audit_agent;
+UPDATE regress_audit_t SET secret = 'monitored' WHERE id = 1;
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+RESET agentgate.mode;
+SELECT command_tag, decision, rule_id = :block_rule AS block_rule, rule_id = :log_rule AS log_rule, sqlstate
+  FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent' AND command_tag IN ('UPDATE', 'SELECT')
+   AND decision IN ('blocked', 'logged', 'monitored')
+ ORDER BY ts, seq;
+DELETE FROM agentgate.rules WHERE id IN (:block_rule, :log_rule);
+
 -- non-governed roles are not audited (agentgate.audit_all_roles is off)
 SELECT count(*) AS superuser_rows FROM agentgate.audit_log WHERE role_name = current_user;
 
