@@ -94,4 +94,13 @@ printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer alone',
 	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer} });
 printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer with TLS',
 	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer_tls} });
+
+# On a shared machine the load drifts between rounds; the ratio within each
+# round (paths measured seconds apart) is steadier than a ratio of medians.
+for my $vs (qw(pgbouncer pgbouncer_tls))
+{
+	my @r = map { $tps{proxy}[$_] / $tps{$vs}[$_] } 0 .. $rounds - 1;
+	printf "%-44s %19.2f  (rounds: %s)\n", "median of per-round proxy / $vs",
+		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
+}
 $s->stop;

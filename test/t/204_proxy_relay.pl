@@ -10,7 +10,6 @@ use Test::More;
 use AgentGate::Stack;
 use AgentGate::ProxyClient;
 use Digest::MD5 qw(md5_hex);
-use File::Path qw(make_path);
 use IPC::Run qw(run);
 use Time::HiRes qw(sleep);
 
@@ -131,15 +130,7 @@ $s->stop;
 
 # --- an ECDSA P-256 certificate, with the proxy's preferred TLS parameters
 {
-	my $e = AgentGate::Stack->new(name => 'proxy-ec');
-	my $k = $e->base . '/keys';
-	make_path($k);
-	my ($o, $err) = ('', '');
-	run([ 'openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-			'-nodes', '-keyout', "$k/tls.key", '-out', "$k/tls.crt", '-days', '2',
-			'-subj', '/CN=localhost' ], '>', \$o, '2>', \$err)
-	  or die "EC certificate: $err";
-	chmod 0600, "$k/tls.key";
+	my $e = AgentGate::Stack->new(name => 'proxy-ec', tls_key_type => 'ec');
 	$e->start;
 	my $etok = $e->token(sub => 'bob', ttl => 600);
 	my $c = session(port => $e->proxy_port, token => $etok);

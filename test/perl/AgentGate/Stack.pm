@@ -134,7 +134,8 @@ postgresql.conf text), proxy_conf (extra proxy config text), pgbouncer_conf
 (extra [pgbouncer] text), fsync (default off), pgbouncer_tls (PgBouncer
 also listens on TCP 127.0.0.1, same port number, requiring TLS with the
 proxy's certificate, so a benchmark can compare like with like; default
-off: PgBouncer has its private unix socket only).
+off: PgBouncer has its private unix socket only), tls_key_type (C<rsa>,
+the default: RSA-2048; or C<ec>: ECDSA P-256) for the TLS certificate.
 
 =cut
 
@@ -229,7 +230,10 @@ sub make_keys
 	$self->{kid} = $kid;
 	unless (-f "$k/tls.crt")
 	{
-		_run_or_die('TLS certificate', 'openssl', 'req', '-x509', '-newkey', 'rsa:2048',
+		my @key = ($self->{tls_key_type} // 'rsa') eq 'ec'
+		  ? ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256')
+		  : ('-newkey', 'rsa:2048');
+		_run_or_die('TLS certificate', 'openssl', 'req', '-x509', @key,
 			'-nodes', '-keyout', "$k/tls.key", '-out', "$k/tls.crt", '-days', '2',
 			'-subj', '/CN=localhost',
 			'-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
