@@ -91,10 +91,6 @@ struct ag_relay
 /* One connection is served at a time: they share the read buffer. */
 static uint8_t scratch[RELAY_HEADROOM + RELAY_CHUNK];
 
-static int	client_read(ag_client *c);
-static int	server_read(ag_client *c);
-static void update_events(ag_client *c);
-
 int
 ag_relay_at_boundary(const ag_client *c)
 {
@@ -185,6 +181,17 @@ update_events(ag_client *c)
 	set_event(r->swr, &r->swr_on, s_open && (r->connecting || r->to_server.len > 0));
 }
 
+/*
+ * SSL_get_error() needs an empty error queue before each call; checking
+ * first is cheaper than clearing it on every read and write.
+ */
+static inline void
+clear_tls_errors(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+}
+
 /* Log the TLS error queue's first entry (or the socket error) and free c. */
 static void
 client_failed(ag_client *c, int sslerr)
@@ -222,7 +229,7 @@ client_flush(ag_client *c)
 		int			n;
 		int			len = r->to_client.len > INT_MAX ? INT_MAX : (int) r->to_client.len;
 
-		ERR_clear_error();
+		clear_tls_errors();
 		n = SSL_write(r->ssl, r->to_client.data + r->to_client.off, len);
 		if (n > 0)
 		{
@@ -408,7 +415,7 @@ client_read(ag_client *c)
 		{
 			size_t		nb;
 
-			ERR_clear_error();
+			clear_tls_errors();
 			errno = 0;
 			if (SSL_read_ex(r->ssl, scratch + RELAY_HEADROOM + got, RELAY_CHUNK - got, &nb) == 1)
 				got += nb;
