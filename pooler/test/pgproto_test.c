@@ -385,7 +385,7 @@ test_scan_client(void)
 	size_t		pass;
 	ag_pg_client_scan sc;
 
-	len = put_msg(s, len, 'P', "\0SELECT 1\0\0\0", 14);
+	len = put_msg(s, len, 'P', "\0SELECT 1\0\0\0", 12);
 	len = put_msg(s, len, 'B', "\0\0\0\0\0\0\0\0\0\0", 10);
 	len = put_msg(s, len, 'E', "\0\0\0\0\0", 5);
 	len = put_msg(s, len, 'S', "", 0);
@@ -405,7 +405,7 @@ test_scan_client(void)
 	CHECK(ag_pgproto_scan_client(&sc, s, 4, 1 << 20, &pass) == AG_FRAME_OK && pass == 0,
 		  "4 header bytes held");
 	CHECK(ag_pgproto_scan_client(&sc, s, 8, 1 << 20, &pass) == AG_FRAME_OK && pass == 8 &&
-		  sc.left == 19 - 8, "header and 3 body bytes pass");
+		  sc.left == 17 - 8, "header and 3 body bytes pass");
 
 	/* FunctionCall after a valid message: pass stops before it */
 	len = put_msg(s, 0, 'Q', "SELECT 3\0", 9);
