@@ -36,7 +36,6 @@
 #include "proxy.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -215,6 +214,43 @@ client_failed(ag_client *c, int sslerr)
 }
 
 /*
+ * SSL_write as much of p as the socket takes.  Returns the bytes written,
+ * or -1 if c has been freed.  Bytes not written must be offered again
+ * first, from wherever they are (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+ */
+static ssize_t
+tls_write(ag_client *c, const uint8_t *p, size_t len)
+{
+	ag_relay   *r = c->relay;
+	size_t		done = 0;
+
+	r->write_wants_read = 0;
+	while (done < len)
+	{
+		size_t		n;
+
+		clear_tls_errors();
+		if (SSL_write_ex(r->ssl, p + done, len - done, &n) == 1)
+		{
+			done += n;
+			continue;
+		}
+		switch (SSL_get_error(r->ssl, 0))
+		{
+			case SSL_ERROR_WANT_WRITE:
+				return (ssize_t) done;
+			case SSL_ERROR_WANT_READ:
+				r->write_wants_read = 1;
+				return (ssize_t) done;
+			default:
+				client_failed(c, SSL_get_error(r->ssl, 0));
+				return -1;
+		}
+	}
+	return (ssize_t) done;
+}
+
+/*
  * Write the client's queue.  Returns -1 if c has been freed.  When the
  * queue empties while closing, the connection ends here.
  */
@@ -223,30 +259,15 @@ client_flush(ag_client *c)
 {
 	ag_relay   *r = c->relay;
 
-	r->write_wants_read = 0;
-	while (r->to_client.len > 0)
+	if (r->to_client.len > 0)
 	{
-		int			n;
-		int			len = r->to_client.len > INT_MAX ? INT_MAX : (int) r->to_client.len;
+		ssize_t		n = tls_write(c, r->to_client.data + r->to_client.off, r->to_client.len);
 
-		clear_tls_errors();
-		n = SSL_write(r->ssl, r->to_client.data + r->to_client.off, len);
-		if (n > 0)
-		{
-			queue_consume(&r->to_client, (size_t) n);
-			continue;
-		}
-		switch (SSL_get_error(r->ssl, n))
-		{
-			case SSL_ERROR_WANT_WRITE:
-				return 0;
-			case SSL_ERROR_WANT_READ:
-				r->write_wants_read = 1;
-				return 0;
-			default:
-				client_failed(c, SSL_get_error(r->ssl, n));
-				return -1;
-		}
+		if (n < 0)
+			return -1;
+		queue_consume(&r->to_client, (size_t) n);
+		if (r->to_client.len > 0)
+			return 0;
 	}
 	if (r->closing)
 	{
@@ -264,19 +285,21 @@ client_send(ag_client *c, const uint8_t *p, size_t n)
 
 	if (n == 0)
 		return 0;
-	if (queue_add(&r->to_client, p, n) < 0)
+	/* nothing queued: one SSL_write of the whole batch, straight from p */
+	if (r->to_client.len == 0 && !r->write_wants_read)
+	{
+		ssize_t		w = tls_write(c, p, n);
+
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t) w;
+	}
+	if (n > 0 && queue_add(&r->to_client, p, n) < 0)
 	{
 		ag_client_free(c, "out of memory");
 		return -1;
 	}
-	/*
-	 * When the queue held nothing this is one SSL_write of the whole batch.
-	 * The copy above is what lets a partial write be retried later with
-	 * the same bytes (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); it is small
-	 * next to the encryption.
-	 */
-	if (r->to_client.len == n && !r->write_wants_read && client_flush(c) < 0)
-		return -1;
 	if (r->to_client.len >= AG_RELAY_HIGH_WATER)
 		r->s_paused = 1;
 	return 0;
