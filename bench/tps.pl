@@ -3,10 +3,14 @@
 #
 #   direct      superuser straight to PostgreSQL (unix socket)
 #   agent       an agent role straight to PostgreSQL: the extension governs it
-#   pgbouncer   the agent role through PgBouncer (transaction pooling)
+#   pgbouncer   the agent role through PgBouncer (transaction pooling), on
+#               its unix socket
+#   pgbouncer_tls  the same, over TCP with TLS (PgBouncer's own TLS, the
+#               proxy's certificate): what the proxy path adds beyond
+#               encryption
 #   proxy       the agent through agentgate-proxy (TLS, token) + PgBouncer
 #
-# Rounds are interleaved (direct, agent, pgbouncer, proxy, direct, ...) so
+# Rounds are interleaved (direct, agent, pgbouncer, ..., proxy, direct, ...) so
 # drift on a shared machine hits every path alike; the median TPS of each
 # path and its ratio to direct are printed.
 use strict;
@@ -21,7 +25,7 @@ my $seconds = $ENV{BENCH_SECONDS} || 10;
 my $rounds  = $ENV{BENCH_ROUNDS}  || 3;
 my $clients = $ENV{BENCH_CLIENTS} || 8;
 
-my $s = AgentGate::Stack->new(name => 'bench', fsync => 1,
+my $s = AgentGate::Stack->new(name => 'bench', fsync => 1, pgbouncer_tls => 1,
 	pg_conf => "max_connections = 300\nshared_buffers = 256MB\n",
 	pgbouncer_conf => "default_pool_size = $clients\n");
 $s->start;
@@ -45,10 +49,12 @@ my %paths = (
 	direct    => { env => {}, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres' ] },
 	agent     => { env => $stamped, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', $role ] },
 	pgbouncer => { env => $stamped, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },
+	pgbouncer_tls => { env => { %$stamped, PGSSLMODE => 'require' },
+		args => [ '-h', '127.0.0.1', '-p', $s->pgbouncer_port, '-U', $role ] },
 	proxy     => { env => { PGPASSWORD => $tok, PGSSLMODE => 'require' },
 		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] },
 );
-my @order = qw(direct agent pgbouncer proxy);
+my @order = qw(direct agent pgbouncer pgbouncer_tls proxy);
 my %tps;
 
 for my $r (1 .. $rounds)
@@ -63,7 +69,7 @@ for my $r (1 .. $rounds)
 		my ($t) = $out =~ /tps = ([\d.]+) \(without initial connection time\)/;
 		($t) = $out =~ /tps = ([\d.]+)/ unless defined $t;
 		push @{ $tps{$p} }, $t;
-		printf "round %d %-10s %10.0f tps\n", $r, $p, $t;
+		printf "round %d %-13s %10.0f tps\n", $r, $p, $t;
 	}
 }
 
@@ -76,6 +82,7 @@ my %label = (
 	direct    => 'direct PostgreSQL (superuser)',
 	agent     => 'PostgreSQL + agentgate, as an agent role',
 	pgbouncer => 'via PgBouncer (transaction pool)',
+	pgbouncer_tls => 'via PgBouncer, TCP + TLS',
 	proxy     => 'via agentgate-proxy (TLS) + PgBouncer',
 );
 for my $p (@order)
@@ -85,4 +92,15 @@ for my $p (@order)
 }
 printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer alone',
 	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer} });
+printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer with TLS',
+	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer_tls} });
+
+# On a shared machine the load drifts between rounds; the ratio within each
+# round (paths measured seconds apart) is steadier than a ratio of medians.
+for my $vs (qw(pgbouncer pgbouncer_tls))
+{
+	my @r = map { $tps{proxy}[$_] / $tps{$vs}[$_] } 0 .. $rounds - 1;
+	printf "%-44s %19.2f  (rounds: %s)\n", "median of per-round proxy / $vs",
+		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
+}
 $s->stop;

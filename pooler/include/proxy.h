@@ -30,7 +30,7 @@
 #include "ag_pgproto.h"
 #include "proxy_config.h"
 
-/* Relay: stop reading a side when the other side has this much queued. */
+/* Relay: stop reading a side when the queue to the other has this much. */
 #define AG_RELAY_HIGH_WATER		(256 * 1024)
 #define AG_RELAY_LOW_WATER		(64 * 1024)
 
@@ -49,6 +49,7 @@ typedef enum ag_client_state
 } ag_client_state;
 
 struct ag_login_req;
+typedef struct ag_relay ag_relay;	/* proxy_relay.c */
 
 typedef struct ag_client
 {
@@ -58,8 +59,8 @@ typedef struct ag_client
 	ag_client_state state;
 	int			fd;
 	int			tls;			/* cbev is the TLS bufferevent */
-	struct bufferevent *cbev;	/* client side (plain, then TLS) */
-	struct bufferevent *sbev;	/* PgBouncer side */
+	struct bufferevent *cbev;	/* client side until the relay (plain, then TLS) */
+	ag_relay   *relay;			/* both sides from the relay on */
 	struct event *timer;		/* auth_timeout, then token expiry */
 	struct timeval started;
 	char		peer[64];
@@ -73,20 +74,6 @@ typedef struct ag_client
 	char		session[AG_PGPROTO_MAX_STAMP + 1];	/* middle part of stamp */
 	int64_t		exp;
 	struct ag_login_req *login; /* in flight on the admin connection */
-
-	/* relay framing state, client to server */
-	uint8_t		c2s_hdr[5];
-	int			c2s_hdrlen;
-	uint32_t	c2s_left;		/* bytes of the current message to pass */
-	uint64_t	c2s_syncs;		/* Query and Sync messages passed (+1 for startup) */
-	/* server to client: only to know where message boundaries are */
-	uint8_t		s2c_hdr[5];
-	int			s2c_hdrlen;
-	uint32_t	s2c_left;
-	char		s2c_last;		/* type of the last complete message */
-	uint8_t		s2c_status;		/* of the last ReadyForQuery: I, T, E */
-	uint64_t	s2c_ready;		/* ReadyForQuery messages passed */
-	int			pooler_authed;	/* PgBouncer's AuthenticationOk has passed */
 	const char *close_reason;	/* for the log line when CLOSING ends */
 } ag_client;
 
@@ -136,7 +123,9 @@ extern void ag_client_revoke(const char *identity);
 extern int	ag_client_shutdown_idle(void);
 
 /* proxy_relay.c */
-extern void ag_relay_start(ag_client *c);
+extern int	ag_relay_start(ag_client *c, const uint8_t *startup, size_t len);
+extern void ag_relay_close(ag_client *c, const uint8_t *msg, size_t len);
+extern void ag_relay_free(ag_client *c);
 extern int	ag_relay_at_boundary(const ag_client *c);
 extern int	ag_relay_idle(const ag_client *c);
 

@@ -151,9 +151,9 @@ ag_client_free(ag_client *c, const char *reason)
 
 	if (c->login)
 		ag_admin_forget(c->login);
-	if (c->sbev)
-		bufferevent_free(c->sbev);
-	if (c->tls && c->cbev)
+	if (c->relay)
+		ag_relay_free(c);		/* it owns the TLS session by now */
+	else if (c->tls && c->cbev)
 	{
 		SSL		   *ssl = bufferevent_openssl_get_ssl(c->cbev);
 
@@ -161,14 +161,12 @@ ag_client_free(ag_client *c, const char *reason)
 		if (ssl && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
 			SSL_shutdown(ssl);
 		ERR_clear_error();
-		bufferevent_free(c->cbev);	/* closes the socket */
+		bufferevent_free(c->cbev);
+		SSL_free(ssl);
 	}
-	else
-	{
-		if (c->cbev)
-			bufferevent_free(c->cbev);
-		close(c->fd);
-	}
+	else if (c->cbev)
+		bufferevent_free(c->cbev);
+	close(c->fd);
 	event_free(c->timer);
 	free(c->startup);
 	free(c);
@@ -187,15 +185,18 @@ closing_write_cb(struct bufferevent *bev, void *arg)
 static void
 send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
 {
-	if (c->sbev)
-	{
-		bufferevent_free(c->sbev);
-		c->sbev = NULL;
-	}
 	if (c->login)
 	{
 		ag_admin_forget(c->login);
 		c->login = NULL;
+	}
+	if (c->relay)
+	{
+		/* the timer first: the relay may free c at once */
+		c->state = AG_CS_CLOSING;
+		arm_timer(c, CLOSE_LINGER_SECONDS);
+		ag_relay_close(c, msg, len);
+		return;
 	}
 	if (len > 0)
 		bufferevent_write(c->cbev, msg, len);
@@ -212,7 +213,7 @@ void
 ag_client_finish(ag_client *c, const char *reason)
 {
 	c->close_reason = reason;
-	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+	if (c->relay == NULL && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
 	{
 		ag_client_free(c, reason);
 		return;
@@ -291,9 +292,9 @@ start_tls(ag_client *c)
 	}
 	c->state = AG_CS_STARTUP;
 	c->tls = 1;
+	/* no CLOSE_ON_FREE: the relay takes the session and socket over */
 	c->cbev = bufferevent_openssl_socket_new(ag_proxy_g.base, c->fd, ssl,
-											 BUFFEREVENT_SSL_ACCEPTING,
-											 BEV_OPT_CLOSE_ON_FREE);
+											 BUFFEREVENT_SSL_ACCEPTING, 0);
 	if (c->cbev == NULL)
 	{
 		SSL_free(ssl);
@@ -575,8 +576,6 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 	int			len;
 	const char *dot1;
 	const char *dot2;
-	struct sockaddr_storage ss;
-	socklen_t	sslen;
 
 	c->login = NULL;
 	if (!ok)
@@ -601,20 +600,6 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 		refuse(c, "28000", "login failed", NULL, NULL);
 		return;
 	}
-	if (ag_pgbouncer_addr(&ss, &sslen) < 0)
-	{
-		refuse(c, "08006", "login failed", NULL, NULL);
-		return;
-	}
-	c->sbev = bufferevent_socket_new(ag_proxy_g.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->sbev == NULL ||
-		bufferevent_socket_connect(c->sbev, (struct sockaddr *) &ss, (int) sslen) < 0)
-	{
-		ag_log(AG_LOG_ERROR, c, "could not connect to PgBouncer: %s", strerror(errno));
-		refuse(c, "08006", "could not connect to the pooler", NULL, NULL);
-		return;
-	}
-	bufferevent_write(c->sbev, pkt, (size_t) len);
 	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s client_user=%s peer=%s", c->role,
 		   c->params.database, c->params.user ? c->params.user : "", c->peer);
 
@@ -626,7 +611,12 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 
 	evtimer_del(c->timer);
 	arm_timer(c, (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL)));
-	ag_relay_start(c);
+	/* the relay connects to PgBouncer and sends pkt; it may free c */
+	if (ag_relay_start(c, pkt, (size_t) len) < 0)
+	{
+		ag_log(AG_LOG_ERROR, c, "could not connect to PgBouncer: %s", strerror(errno));
+		refuse(c, "08006", "could not connect to the pooler", NULL, NULL);
+	}
 }
 
 static void

@@ -57,6 +57,23 @@ ag_tls_context_new(const ag_proxy_config *cfg, char *err, size_t errlen)
 	 */
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+	/*
+	 * Fast and strong first, with the server's preference: X25519 key
+	 * exchange, AES-128-GCM (AES-NI) then ChaCha20-Poly1305 (fast without
+	 * it).  TLS 1.2 is limited to forward-secret AEAD suites.  The
+	 * certificate may be RSA or ECDSA; an ECDSA P-256 certificate makes
+	 * the handshake several times cheaper for the proxy than RSA-2048.
+	 */
+	if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1 ||
+		SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
+								 "TLS_AES_256_GCM_SHA384") != 1 ||
+		SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM+AES128:ECDHE+CHACHA20:ECDHE+AESGCM:!aNULL") != 1)
+	{
+		tls_error(err, errlen, "could not set TLS parameters", "");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1)
 	{
 		tls_error(err, errlen, "could not load certificate", cfg->tls_cert_file);

@@ -1,7 +1,8 @@
 /*
  * pgproto_test.c
  *	  Unit tests for the startup packet parser/filter/builder, ErrorResponse
- *	  building and client message framing checks.
+ *	  building, client message framing checks and the relay's stream
+ *	  scanners.
  */
 #include "ag_pgproto.h"
 
@@ -333,6 +334,194 @@ test_frame(void)
 	CHECK(ag_pgproto_check_frame(h, 1 << 20, &len) == AG_FRAME_OK, "copy data passes");
 }
 
+/* Append a message: type, int32 length, body. */
+static size_t
+put_msg(uint8_t *buf, size_t pos, char type, const char *body, size_t bodylen)
+{
+	buf[pos] = (uint8_t) type;
+	ag_pg_put32(buf + pos + 1, (uint32_t) (4 + bodylen));
+	memcpy(buf + pos + 5, body, bodylen);
+	return pos + 5 + bodylen;
+}
+
+/*
+ * Feed a stream in chunks of the given size the way the relay does:
+ * held bytes go in front of the next chunk.  Returns the bytes passed in
+ * total, or -1 at a refusal.
+ */
+static long
+feed_client(ag_pg_client_scan *sc, const uint8_t *stream, size_t len, size_t chunk)
+{
+	uint8_t		buf[256 + 16];
+	size_t		held = 0;
+	size_t		pos = 0;
+	long		passed_total = 0;
+
+	while (pos < len)
+	{
+		size_t		n = len - pos < chunk ? len - pos : chunk;
+		size_t		pass;
+
+		memcpy(buf + held, stream + pos, n);
+		pos += n;
+		n += held;
+		if (ag_pgproto_scan_client(sc, buf, n, 1 << 20, &pass) != AG_FRAME_OK)
+			return -1;
+		held = n - pass;
+		if (held >= 5)
+			return -2;
+		memmove(buf, buf + pass, held);
+		passed_total += (long) pass;
+	}
+	return passed_total;
+}
+
+static void
+test_scan_client(void)
+{
+	uint8_t		s[256];
+	size_t		len = 0;
+	size_t		chunk;
+	size_t		pass;
+	ag_pg_client_scan sc;
+
+	len = put_msg(s, len, 'P', "\0SELECT 1\0\0\0", 12);
+	len = put_msg(s, len, 'B', "\0\0\0\0\0\0\0\0\0\0", 10);
+	len = put_msg(s, len, 'E', "\0\0\0\0\0", 5);
+	len = put_msg(s, len, 'S', "", 0);
+	len = put_msg(s, len, 'Q', "SELECT 2\0", 9);
+
+	/* every chunk size gives the same result: all bytes pass, 2 syncs */
+	for (chunk = 1; chunk <= len; chunk++)
+	{
+		memset(&sc, 0, sizeof(sc));
+		if (feed_client(&sc, s, len, chunk) != (long) len || sc.syncs != 2 || sc.left != 0)
+			break;
+	}
+	CHECK(chunk > len, "client stream passes whole at every chunk size");
+
+	/* an incomplete header is held back, a partial body passes */
+	memset(&sc, 0, sizeof(sc));
+	CHECK(ag_pgproto_scan_client(&sc, s, 4, 1 << 20, &pass) == AG_FRAME_OK && pass == 0,
+		  "4 header bytes held");
+	CHECK(ag_pgproto_scan_client(&sc, s, 8, 1 << 20, &pass) == AG_FRAME_OK && pass == 8 &&
+		  sc.left == 17 - 8, "header and 3 body bytes pass");
+
+	/* FunctionCall after a valid message: pass stops before it */
+	len = put_msg(s, 0, 'Q', "SELECT 3\0", 9);
+	len = put_msg(s, len, 'F', "\0\0\0\1", 4);
+	memset(&sc, 0, sizeof(sc));
+	CHECK(ag_pgproto_scan_client(&sc, s, len, 1 << 20, &pass) == AG_FRAME_FUNCTION_CALL &&
+		  pass == 14, "FunctionCall refused, the Query before it may pass");
+	for (chunk = 1; chunk < len; chunk++)
+	{
+		memset(&sc, 0, sizeof(sc));
+		if (feed_client(&sc, s, len, chunk) != -1)
+			break;
+	}
+	CHECK(chunk == len, "FunctionCall refused at every chunk size");
+
+	/* a bad length, and one over the cap */
+	s[0] = 'Q';
+	ag_pg_put32(s + 1, 3);
+	memset(&sc, 0, sizeof(sc));
+	CHECK(ag_pgproto_scan_client(&sc, s, 5, 1 << 20, &pass) == AG_FRAME_BAD_LENGTH && pass == 0,
+		  "length 3 refused");
+	ag_pg_put32(s + 1, 100);
+	CHECK(ag_pgproto_scan_client(&sc, s, 5, 64, &pass) == AG_FRAME_BAD_LENGTH, "over the cap refused");
+
+	/* a body longer than the chunk: counted down across chunks */
+	memset(&sc, 0, sizeof(sc));
+	s[0] = 'd';
+	ag_pg_put32(s + 1, 4 + 1000);
+	CHECK(ag_pgproto_scan_client(&sc, s, 5, 1 << 20, &pass) == AG_FRAME_OK && pass == 5 &&
+		  sc.left == 1000, "CopyData header passes, body pending");
+	CHECK(ag_pgproto_scan_client(&sc, s, 200, 1 << 20, &pass) == AG_FRAME_OK && pass == 200 &&
+		  sc.left == 800, "body bytes pass uninspected");
+}
+
+static void
+test_scan_server(void)
+{
+	uint8_t		s[256];
+	uint8_t		auth[9];
+	size_t		len = 0;
+	size_t		chunk;
+	size_t		pass;
+	ag_pg_server_scan sc;
+
+	auth[0] = 'R';
+	ag_pg_put32(auth + 1, 8);
+	ag_pg_put32(auth + 5, 0);
+	memcpy(s, auth, 9);
+	len = 9;
+	len = put_msg(s, len, 'S', "TimeZone\0UTC\0", 13);
+	len = put_msg(s, len, 'Z', "I", 1);
+	len = put_msg(s, len, 'T', "\0\0", 2);
+	len = put_msg(s, len, 'D', "\0\1\0\0\0\1x", 7);
+	len = put_msg(s, len, 'C', "SELECT 1\0", 9);
+	len = put_msg(s, len, 'Z', "T", 1);
+
+	for (chunk = 1; chunk <= len; chunk++)
+	{
+		uint8_t		buf[256 + 16];
+		size_t		held = 0;
+		size_t		pos = 0;
+		size_t		total = 0;
+		int			ok = 1;
+
+		memset(&sc, 0, sizeof(sc));
+		while (pos < len && ok)
+		{
+			size_t		n = len - pos < chunk ? len - pos : chunk;
+
+			memcpy(buf + held, s + pos, n);
+			pos += n;
+			n += held;
+			ok = ag_pgproto_scan_server(&sc, buf, n, &pass) == AG_SERVER_OK;
+			held = n - pass;
+			memmove(buf, buf + pass, held);
+			total += pass;
+			/* mid-stream, the boundary flag matches the bytes passed */
+			if (total == 9 || total == len)
+				ok = ok && ag_pgproto_server_at_boundary(&sc);
+		}
+		if (!ok || total != len || sc.ready != 2 || sc.status != 'T' || sc.last != 'Z' ||
+			!sc.authed)
+			break;
+	}
+	CHECK(chunk > len, "server stream tracked at every chunk size");
+
+	/* an Authentication message is held until its code is here */
+	memset(&sc, 0, sizeof(sc));
+	CHECK(ag_pgproto_scan_server(&sc, auth, 8, &pass) == AG_SERVER_OK && pass == 0 && !sc.authed,
+		  "8 bytes of AuthenticationOk held");
+	/* a password request never passes */
+	ag_pg_put32(auth + 5, 5);	/* MD5 */
+	memset(&sc, 0, sizeof(sc));
+	memcpy(s, "E\0\0\0\5\0", 6);
+	memcpy(s + 6, auth, 9);
+	CHECK(ag_pgproto_scan_server(&sc, s, 15, &pass) == AG_SERVER_AUTH_REQUEST && pass == 6 &&
+		  sc.auth_request == 5, "password request refused, bytes before it pass");
+	/* after AuthenticationOk, 'R' is not looked at again (SASL continues only before it) */
+	memset(&sc, 0, sizeof(sc));
+	sc.authed = 1;
+	CHECK(ag_pgproto_scan_server(&sc, auth, 9, &pass) == AG_SERVER_OK && pass == 9,
+		  "after login an R message is just framed");
+	/* a length below 4 */
+	memcpy(s, "Z\0\0\0\3I", 6);
+	memset(&sc, 0, sizeof(sc));
+	CHECK(ag_pgproto_scan_server(&sc, s, 6, &pass) == AG_SERVER_BAD_LENGTH, "server length 3 refused");
+	/* mid-message is not a boundary */
+	len = put_msg(s, 0, 'D', "\0\1\0\0\0\1x", 7);
+	memset(&sc, 0, sizeof(sc));
+	sc.authed = 1;
+	CHECK(ag_pgproto_scan_server(&sc, s, 3, &pass) == AG_SERVER_OK && pass == 3 &&
+		  !ag_pgproto_server_at_boundary(&sc), "3 header bytes: not at a boundary");
+	CHECK(ag_pgproto_scan_server(&sc, s + 3, len - 3, &pass) == AG_SERVER_OK &&
+		  ag_pgproto_server_at_boundary(&sc) && sc.last == 'D', "rest of the message: boundary");
+}
+
 int
 main(void)
 {
@@ -341,6 +530,8 @@ main(void)
 	test_build();
 	test_error();
 	test_frame();
+	test_scan_client();
+	test_scan_server();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
