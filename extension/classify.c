@@ -7,7 +7,7 @@
  * statement the server can run, so an unknown statement cannot slip past
  * as "something else"), plus a few finer tags of ours for forms a DBA wants
  * to name on their own: COPY PROGRAM, COPY FILE, SET ROLE, SET SESSION
- * AUTHORIZATION, SET AGENTGATE and FUNCTION CALL.
+ * AUTHORIZATION, SET AGENTGATE, DROP COLUMN and FUNCTION CALL.
  *
  * The no-WHERE test reads the finished plan, not the statement text: after
  * the rewriter and planner every view, rule action, CTE and constant-true
@@ -39,7 +39,8 @@ static const char *const extra_tag_names[] = {
 	"COPY FILE",
 	"SET ROLE",
 	"SET SESSION AUTHORIZATION",
-	"SET AGENTGATE"
+	"SET AGENTGATE",
+	"DROP COLUMN"
 };
 
 static const char *const class_names[AG_NUM_CLASSES] = {
@@ -451,9 +452,27 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 			{
 				AlterTableStmt *s = (AlterTableStmt *) parsetree;
 
+				ListCell   *lc;
+
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				ev->relid = lookup_rel(s->relation);
 				ev->not_owner = rel_not_owned(ev->relid, who);
+
+				/*
+				 * Dropping a column (or a composite type's attribute, which
+				 * cascades to its typed tables) destroys stored data like a
+				 * DROP does; name it so the DROP baseline covers it.
+				 */
+				foreach(lc, s->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_DropColumn)
+					{
+						add_tag(ev, AG_TAG_DROP_COLUMN);
+						break;
+					}
+				}
 				events = lappend(events, ev);
 				break;
 			}

@@ -31,7 +31,8 @@
 #define AG_TAG_SET_ROLE				(COMMAND_TAG_NEXTTAG + 3)
 #define AG_TAG_SET_SESSION_AUTH		(COMMAND_TAG_NEXTTAG + 4)
 #define AG_TAG_SET_AGENTGATE		(COMMAND_TAG_NEXTTAG + 5)
-#define AG_NUM_TAGS					(COMMAND_TAG_NEXTTAG + 6)
+#define AG_TAG_DROP_COLUMN			(COMMAND_TAG_NEXTTAG + 6)
+#define AG_NUM_TAGS					(COMMAND_TAG_NEXTTAG + 7)
 
 /* Classes; a rule's commands may name them instead of tags. */
 typedef enum AgClass
