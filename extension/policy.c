@@ -39,6 +39,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/planner.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -75,6 +76,7 @@ static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 static fmgr_hook_type prev_fmgr = NULL;
+static planner_hook_type prev_planner = NULL;
 
 /* calls of agentgate's own SECURITY DEFINER functions now running */
 static int	agentgate_fn_depth = 0;
@@ -181,10 +183,109 @@ check_role_unchanged(Oid before, int level)
 	decide_event(&ev, NULL, level);
 }
 
+/*
+ * The identity last seen approved: the current role and session user at
+ * the first check of the session, or after a change was decided.  The
+ * role and session_authorization settings can also be changed where no
+ * statement hook wraps the change and compares before and after: by
+ * set_config() in a function the planner pre-evaluates, in a plpgsql
+ * simple expression (no executor of its own), in an AFTER or deferred
+ * trigger (ExecutorFinish, COMMIT), or in a fastpath call.  So each hook of
+ * a governed session (executor start, planning, function calls, utility
+ * statements, end of run, pre-commit) compares the live identity with the
+ * approved one, and decides any difference before anything else runs.
+ */
+static bool identity_known = false;
+static Oid	approved_role = InvalidOid;
+static Oid	approved_session = InvalidOid;
+
+/* While deciding a session authorization change: judge the old user. */
+static Oid	judged_override = InvalidOid;
+
+/* Deciding may read catalogs (and reach these hooks again) */
+static bool verifying_identity = false;
+
 static Oid
 judged_role(void)
 {
-	return collector ? collector->who : GetSessionUserId();
+	if (collector)
+		return collector->who;
+	if (OidIsValid(judged_override))
+		return judged_override;
+	return GetSessionUserId();
+}
+
+static void
+identity_approve(void)
+{
+	approved_role = GetCurrentRoleId();
+	approved_session = GetSessionUserId();
+	identity_known = true;
+}
+
+static void
+verify_identity(int level)
+{
+	Oid			role = GetCurrentRoleId();
+	Oid			sess = GetSessionUserId();
+
+	if (collector || verifying_identity || !IsTransactionState() || IsParallelWorker())
+		return;
+	if (!identity_known)
+	{
+		identity_approve();
+		return;
+	}
+	if (role == approved_role && sess == approved_session)
+		return;
+
+	if (sess != approved_session)
+	{
+		/*
+		 * Back to the login identity (RESET, DISCARD ALL) is never more
+		 * power; anything else a governed user does is SET SESSION
+		 * AUTHORIZATION, decided for the user it started as.
+		 */
+		if (ag_role_is_governed(approved_session) &&
+			sess != GetAuthenticatedUserId())
+		{
+			AgEvent		ev;
+
+			ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
+			ev.tags[ev.ntags++] = AG_TAG_SET_SESSION_AUTH;
+			verifying_identity = true;
+			judged_override = approved_session;
+			PG_TRY();
+			{
+				decide_event(&ev, NULL, level);
+			}
+			PG_FINALLY();
+			{
+				judged_override = InvalidOid;
+				verifying_identity = false;
+			}
+			PG_END_TRY();
+		}
+	}
+	else if (OidIsValid(role) && ag_session_is_governed())
+	{
+		/* back to no role at all (RESET ROLE, DISCARD ALL) is never more */
+		AgEvent		ev;
+
+		ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
+		ev.tags[ev.ntags++] = AG_TAG_SET_ROLE;
+		verifying_identity = true;
+		PG_TRY();
+		{
+			decide_event(&ev, NULL, level);
+		}
+		PG_FINALLY();
+		{
+			verifying_identity = false;
+		}
+		PG_END_TRY();
+	}
+	identity_approve();
 }
 
 /* ----------------------------------------------------------------
@@ -702,6 +803,7 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid			role_before = GetCurrentRoleId();
 	bool		sets_role = false;
 
+	verify_identity(nesting_level);
 	if (governed())
 	{
 		if (nesting_level == 0)
@@ -740,6 +842,10 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (pushed && !sets_role && IsTransactionState())
 		check_role_unchanged(role_before, ctx.level);
+	/* a SET ROLE or SESSION AUTHORIZATION that ran was decided as such */
+	if (pushed && sets_role && IsTransactionState())
+		identity_approve();
+	verify_identity(nesting_level);
 }
 
 static void
@@ -748,6 +854,7 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 	StmtCtx		ctx;
 	bool		pushed = false;
 
+	verify_identity(nesting_level);
 	if (governed())
 	{
 		/*
@@ -913,6 +1020,7 @@ ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 	PG_END_TRY();
 	if (GetCurrentRoleId() != role_before && governed())
 		check_role_unchanged(role_before, level);
+	verify_identity(level);
 	if (pending != NIL)
 		check_rows(queryDesc);
 }
@@ -933,6 +1041,8 @@ ag_policy_executor_finish(QueryDesc *queryDesc)
 		nesting_level--;
 	}
 	PG_END_TRY();
+	/* AFTER triggers ran in there */
+	verify_identity(nesting_level);
 	if (pending != NIL)
 		check_rows(queryDesc);
 }
@@ -966,6 +1076,8 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 
+	if (access == OAT_FUNCTION_EXECUTE)
+		verify_identity(cur_ctx ? cur_ctx->level : nesting_level);
 	if (access == OAT_FUNCTION_EXECUTE && governed() &&
 		!(cur_ctx && cur_ctx->explain_only))
 	{
@@ -1035,11 +1147,35 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 		agentgate_fn_depth--;
 }
 
+/*
+ * The planner pre-evaluates immutable and stable calls with constant
+ * arguments, outside any executor: compare the identity after planning.
+ */
+static PlannedStmt *
+ag_policy_planner(Query *parse, const char *query_string, int cursorOptions,
+				  ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+
+	verify_identity(nesting_level);
+	if (prev_planner)
+		result = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	verify_identity(nesting_level);
+	return result;
+}
+
 static void
 ag_policy_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* deferred triggers have run; refusing here aborts the commit */
+			verify_identity(0);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -1125,4 +1261,6 @@ ag_policy_init(void)
 	needs_fmgr_hook = ag_policy_needs_fmgr;
 	prev_fmgr = fmgr_hook;
 	fmgr_hook = ag_policy_fmgr;
+	prev_planner = planner_hook;
+	planner_hook = ag_policy_planner;
 }
