@@ -19,6 +19,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
@@ -26,6 +27,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -670,6 +672,87 @@ plan_children(Plan *plan)
 	return kids;
 }
 
+/* The range table of the plan ag_plan_no_where is looking at. */
+static List *nw_rtable = NIL;
+
+/*
+ * Is qual provably true for every row of relation relid scanned as
+ * scanrelid, from the catalog alone: "col IS NOT NULL" on a NOT NULL or
+ * system column (the planner also writes "col = col" that way)?  Such a
+ * WHERE restricts nothing, like WHERE true, which the planner folds away.
+ */
+static bool
+qual_always_true(Node *qual, Oid relid, Index scanrelid)
+{
+	NullTest   *nt;
+	Var		   *var;
+	HeapTuple	tup;
+	bool		notnull;
+
+	if (qual == NULL || !IsA(qual, NullTest))
+		return false;
+	nt = (NullTest *) qual;
+	if (nt->nulltesttype != IS_NOT_NULL || nt->argisrow || nt->arg == NULL ||
+		!IsA(nt->arg, Var))
+		return false;
+	var = (Var *) nt->arg;
+	if (var->varno != scanrelid || var->varlevelsup != 0)
+		return false;
+	if (var->varattno < 0)
+		return true;			/* system columns are never null */
+	if (var->varattno == 0 || !OidIsValid(relid))
+		return false;
+	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
+						  Int16GetDatum(var->varattno));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	notnull = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+	ReleaseSysCache(tup);
+	return notnull;
+}
+
+/* Does this qual list (implicit AND) restrict the scan's rows at all? */
+static bool
+quals_restrict(List *quals, Oid relid, Index scanrelid)
+{
+	ListCell   *lc;
+
+	foreach(lc, quals)
+		if (!qual_always_true((Node *) lfirst(lc), relid, scanrelid))
+			return true;
+	return false;
+}
+
+/*
+ * Does this scan of a modified relation filter rows?  As node_filters, but
+ * quals that are always true do not count.
+ */
+static bool
+scan_filters(Plan *plan)
+{
+	Index		scanrelid = ((Scan *) plan)->scanrelid;
+	Oid			relid = InvalidOid;
+
+	if (scanrelid > 0 && scanrelid <= list_length(nw_rtable))
+		relid = rt_fetch(scanrelid, nw_rtable)->relid;
+	if (quals_restrict(plan->qual, relid, scanrelid))
+		return true;
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+			return false;
+		case T_IndexScan:
+			return ((IndexScan *) plan)->indexqual != NIL &&
+				quals_restrict(((IndexScan *) plan)->indexqualorig, relid, scanrelid);
+		case T_BitmapHeapScan:
+			return ((BitmapHeapScan *) plan)->bitmapqualorig != NIL &&
+				quals_restrict(((BitmapHeapScan *) plan)->bitmapqualorig, relid, scanrelid);
+		default:
+			return node_filters(plan);
+	}
+}
+
 /* Does any node of this plan filter rows? */
 static bool
 plan_filters(Plan *plan)
@@ -713,7 +796,7 @@ scan_restricted(Plan *plan, Index rti)
 		case T_ForeignScan:
 		case T_CustomScan:
 			if (((Scan *) plan)->scanrelid == rti)
-				return node_filters(plan) ? 1 : 0;
+				return scan_filters(plan) ? 1 : 0;
 			break;
 		default:
 			break;
@@ -789,9 +872,11 @@ ag_plan_no_where(PlannedStmt *pstmt, Bitmapset **rtis)
 	bool		any = false;
 	ListCell   *lc;
 
+	nw_rtable = pstmt->rtable;
 	find_modify_tables(pstmt->planTree, &any, rtis);
 	/* data-modifying CTEs are subplans */
 	foreach(lc, pstmt->subplans)
 		find_modify_tables((Plan *) lfirst(lc), &any, rtis);
+	nw_rtable = NIL;
 	return any;
 }
