@@ -657,6 +657,10 @@ columns_match(AgRule *r, AgEvent *ev)
 	return false;
 }
 
+/*
+ * The statement's fingerprint; "" when the event has no statement text,
+ * "?" when libpg_query refuses the text (longer than its input limit...).
+ */
 static const char *
 event_fingerprint(AgEvent *ev)
 {
@@ -665,13 +669,30 @@ event_fingerprint(AgEvent *ev)
 		char		hex[AG_PGQ_FINGERPRINT_LEN + 1];
 		char	   *err = NULL;
 
-		if (ev->sql != NULL && ev->sql_len > 0 &&
-			ag_pgq_fingerprint(ev->sql, ev->sql_len, hex, &err))
+		if (ev->sql == NULL || ev->sql_len <= 0)
+			ev->fingerprint = "";
+		else if (ag_pgq_fingerprint(ev->sql, ev->sql_len, hex, &err))
 			ev->fingerprint = pstrdup(hex);
 		else
-			ev->fingerprint = "";
+			ev->fingerprint = "?";
 	}
 	return ev->fingerprint;
+}
+
+/*
+ * Does a fingerprint rule match?  A statement whose fingerprint cannot be
+ * computed might be the one a block rule names (padding it past
+ * libpg_query's input limit with a comment must not get it past the rule):
+ * block and log rules match it, allow rules do not.  Fail closed.
+ */
+static bool
+fingerprint_matches(AgRule *r, AgEvent *ev)
+{
+	const char *fp = event_fingerprint(ev);
+
+	if (strcmp(fp, "?") == 0)
+		return r->action != AG_ACTION_ALLOW;
+	return pg_strcasecmp(fp, r->fingerprint) == 0;
 }
 
 static bool
@@ -725,8 +746,7 @@ rule_matches(AgRule *r, AgEvent *ev)
 		return false;
 	if (r->ncols > 0 && (!OidIsValid(ev->relid) || !columns_match(r, ev)))
 		return false;
-	if (r->fingerprint != NULL &&
-		pg_strcasecmp(event_fingerprint(ev), r->fingerprint) != 0)
+	if (r->fingerprint != NULL && !fingerprint_matches(r, ev))
 		return false;
 	return true;
 }
