@@ -32,6 +32,9 @@
 #include "access/transam.h"
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
@@ -213,6 +216,42 @@ judged_role(void)
 	if (OidIsValid(judged_override))
 		return judged_override;
 	return GetSessionUserId();
+}
+
+/* Does the function carry a SET role or SET session_authorization clause? */
+static bool
+proconfig_sets_identity(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	bool		isnull;
+	Datum		d;
+	bool		found = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n && !found; i++)
+		{
+			char	   *item;
+
+			if (nulls[i])
+				continue;
+			item = TextDatumGetCString(elems[i]);
+			found = pg_strncasecmp(item, "role=", 5) == 0 ||
+				pg_strncasecmp(item, "session_authorization=", 22) == 0;
+			pfree(item);
+		}
+	}
+	ReleaseSysCache(tup);
+	return found;
 }
 
 static void
@@ -1136,9 +1175,20 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	{
 		Oid			nsp = ag_schema_oid();
 
-		*arg = (Datum) ((OidIsValid(nsp) &&
-						 get_func_namespace(flinfo->fn_oid) == nsp) ? 1 : 2);
+		if (OidIsValid(nsp) && get_func_namespace(flinfo->fn_oid) == nsp)
+			*arg = (Datum) 1;
+		else
+			*arg = (Datum) (proconfig_sets_identity(flinfo->fn_oid) ? 3 : 2);
 	}
+
+	/*
+	 * A function's own SET role clause has been applied when its call
+	 * starts: it was decided when the function was created or altered (as
+	 * SET ROLE), so the identity it installs is approved for the call.
+	 * Once the call returns the old identity is back and is seen as such.
+	 */
+	if (*arg == (Datum) 3 && event == FHET_START)
+		identity_approve();
 	if (*arg != (Datum) 1)
 		return;
 	if (event == FHET_START)

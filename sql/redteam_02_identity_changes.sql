@@ -78,6 +78,18 @@ RESET ROLE;
 RESET SESSION AUTHORIZATION;
 SELECT session_user = current_user AS back;
 
+-- a DBA's function with its own SET role clause (decided when it was
+-- created) runs with that role for the call, and the role is back after
+RESET SESSION AUTHORIZATION;
+CREATE FUNCTION regress_rt2_as_group() RETURNS text LANGUAGE sql SET role = regress_rt2_group
+AS $$ SELECT current_user || ': ' || (SELECT v FROM regress_rt2_secret) $$;
+GRANT EXECUTE ON FUNCTION regress_rt2_as_group() TO regress_rt2_agent;
+SET SESSION AUTHORIZATION regress_rt2_agent;
+SELECT regress_rt2_as_group();
+SELECT current_user;
+RESET SESSION AUTHORIZATION;
+DROP FUNCTION regress_rt2_as_group();
+
 -- a DBA may allow it: the change is then approved once and stays
 SELECT agentgate.allow(commands => '{SET ROLE}', applies_to => 'regress_rt2_agent',
                        priority => 2000, reason => 'regress: roles allowed') AS rule \gset
