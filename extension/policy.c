@@ -498,8 +498,13 @@ decide_event(AgEvent *ev, StmtCtx *ctx, int level)
  * ----------------------------------------------------------------
  */
 
+/*
+ * The columns of a permission bitmap as attnos of ev->relid.  When the
+ * bitmap is a parent's (from valid), its columns are found in ev->relid by
+ * name: a child's attribute numbers may differ.
+ */
 static void
-cols_from(AgEvent *ev, Bitmapset *cols)
+cols_from(AgEvent *ev, Bitmapset *cols, Oid from)
 {
 	int			m = -1;
 
@@ -509,8 +514,18 @@ cols_from(AgEvent *ev, Bitmapset *cols)
 
 		if (attno == InvalidAttrNumber)
 			ev->all_cols = true;
-		else if (attno > 0)
+		else if (attno > 0 && !OidIsValid(from))
 			ev->cols = bms_add_member(ev->cols, attno);
+		else if (attno > 0)
+		{
+			char	   *name = get_attname(from, (AttrNumber) attno, true);
+			AttrNumber	child = name ? get_attnum(ev->relid, name) : InvalidAttrNumber;
+
+			if (child > 0)
+				ev->cols = bms_add_member(ev->cols, child);
+			else
+				ev->all_cols = true;	/* cannot tell: fail closed */
+		}
 	}
 }
 
@@ -566,6 +581,8 @@ decide_rtable(List *rtable, StmtCtx *ctx, int level)
 		Oid			checkuser;
 		bool		lock_only;
 		AgEvent		ev;
+		List	   *targets;
+		ListCell   *lc2;
 		const char *sql = ctx ? ctx->sql : NULL;
 		int			sql_len = ctx ? ctx->sql_len : 0;
 
@@ -580,42 +597,56 @@ decide_rtable(List *rtable, StmtCtx *ctx, int level)
 		/* SELECT ... FOR UPDATE asks UPDATE permission but writes nothing */
 		lock_only = (perms & ACL_UPDATE) && bms_is_empty(rte->updatedCols);
 
-		if ((perms & ACL_SELECT) || lock_only)
+		/*
+		 * The relation itself, then (through a parent, without ONLY) each of
+		 * its partitions and inheritance children that a rule names: they
+		 * are read and written with no permission check of their own.
+		 */
+		targets = list_make1_oid(rte->relid);
+		if (rte->inh)
+			targets = list_concat(targets, ag_rules_descendants_named(rte->relid));
+		foreach(lc2, targets)
 		{
-			ag_event_init(&ev, CMDTAG_SELECT, AG_CLASS_READ);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			cols_from(&ev, rte->selectedCols);
-			decide_event(&ev, ctx, level);
-		}
-		if (perms & ACL_INSERT)
-		{
-			ag_event_init(&ev, CMDTAG_INSERT, AG_CLASS_WRITE);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			cols_from(&ev, rte->insertedCols);
-			decide_event(&ev, ctx, level);
-		}
-		if ((perms & ACL_UPDATE) && !lock_only)
-		{
-			ag_event_init(&ev, CMDTAG_UPDATE, AG_CLASS_WRITE);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			cols_from(&ev, rte->updatedCols);
-			ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
-			decide_event(&ev, ctx, level);
-		}
-		if (perms & ACL_DELETE)
-		{
-			ag_event_init(&ev, CMDTAG_DELETE, AG_CLASS_WRITE);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
-			decide_event(&ev, ctx, level);
+			Oid			relid = lfirst_oid(lc2);
+			Oid			from = (relid == rte->relid) ? InvalidOid : rte->relid;
+
+			if ((perms & ACL_SELECT) || lock_only)
+			{
+				ag_event_init(&ev, CMDTAG_SELECT, AG_CLASS_READ);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				cols_from(&ev, rte->selectedCols, from);
+				decide_event(&ev, ctx, level);
+			}
+			if (perms & ACL_INSERT)
+			{
+				ag_event_init(&ev, CMDTAG_INSERT, AG_CLASS_WRITE);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				cols_from(&ev, rte->insertedCols, from);
+				decide_event(&ev, ctx, level);
+			}
+			if ((perms & ACL_UPDATE) && !lock_only)
+			{
+				ag_event_init(&ev, CMDTAG_UPDATE, AG_CLASS_WRITE);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				cols_from(&ev, rte->updatedCols, from);
+				ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
+				decide_event(&ev, ctx, level);
+			}
+			if (perms & ACL_DELETE)
+			{
+				ag_event_init(&ev, CMDTAG_DELETE, AG_CLASS_WRITE);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
+				decide_event(&ev, ctx, level);
+			}
 		}
 	}
 }

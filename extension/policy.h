@@ -133,6 +133,7 @@ extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
+extern List *ag_rules_descendants_named(Oid relid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
 extern char *ag_normalize_command(const char *s);
 extern char *ag_parse_commands(Datum *elems, bool *nulls, int n,
