@@ -585,9 +585,15 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 				}
 				ev = new_event(tag, ag_tag_class(tag), sql, sql_len);
 				ev->relid = lookup_rel(rv);
-				/* creating an index or trigger on a table needs no ALTER */
-				if (!IsA(parsetree, IndexStmt) && !IsA(parsetree, CreateTrigStmt) &&
-					!IsA(parsetree, RuleStmt) && !IsA(parsetree, CreatePolicyStmt))
+				/*
+				 * Creating an index on a table changes what it does for no
+				 * one.  A trigger or a row security policy does: a trigger
+				 * on a table the agent owns only through a group runs the
+				 * agent's function in every session that writes the table,
+				 * a DBA's included, outside the agent's governance.  So
+				 * these count as altering the table.
+				 */
+				if (!IsA(parsetree, IndexStmt) && !IsA(parsetree, RuleStmt))
 					ev->not_owner = rel_not_owned(ev->relid, who);
 				/* RENAME, SET SCHEMA, OWNER TO of a function or procedure */
 				if (rv == NULL)
