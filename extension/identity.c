@@ -626,14 +626,7 @@ agentgate_terminate_at_commit(PG_FUNCTION_ARGS)
 static bool
 check_identity_setting(bool *newval, void **extra, GucSource source)
 {
-	if (source >= PGC_S_INTERACTIVE && IsNormalProcessingMode() &&
-		IsTransactionState() && ag_session_is_governed())
-	{
-		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
-		GUC_check_errmsg("agent roles may not change agentgate settings");
-		return false;
-	}
-	return true;
+	return !ag_setting_refused_for_agent(source);
 }
 
 void
