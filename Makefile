@@ -47,6 +47,10 @@ include $(PGXS)
 
 all: pooler
 
+# PGXS tracks no header dependencies: rebuild every object when any of the
+# extension's headers changes.
+$(OBJS): $(wildcard extension/*.h)
+
 $(DATA_built): $(SQL_PARTS) $(EXTENSION).control
 	( printf '%s\n' "-- generated from extension/sql/NN_*.sql; do not edit"; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \

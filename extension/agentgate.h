@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "utils/guc.h"
+
 #define AG_SCHEMA			"agentgate"
 #define AG_AGENT_ROLE		"agentgate_agent"	/* every governed role is a member */
 #define AG_PROXY_ROLE		"agentgate_proxy"	/* may call agentgate.login() */
@@ -24,6 +26,7 @@ extern void ag_governed_init(void);
 extern bool ag_session_is_governed(void);
 extern bool ag_role_is_governed(Oid roleid);
 extern Oid	ag_agent_role_oid(void);
+extern bool ag_setting_refused_for_agent(GucSource source);
 
 /* auth.c: agent roles may log in only through the pooler's private socket */
 extern void ag_auth_init(void);

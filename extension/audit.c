@@ -698,6 +698,19 @@ audit_failure(RowArgs *a, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 }
 
+/* Check hooks: agents may not loosen auditing (see governed.c). */
+static bool
+check_audit_bool(bool *newval, void **extra, GucSource source)
+{
+	return !ag_setting_refused_for_agent(source);
+}
+
+static bool
+check_audit_int(int *newval, void **extra, GucSource source)
+{
+	return !ag_setting_refused_for_agent(source);
+}
+
 /* ---- hooks ---- */
 
 static void
@@ -1196,21 +1209,21 @@ ag_audit_init(void)
 	DefineCustomBoolVariable("agentgate.audit_all_roles",
 							 "Audit the statements of every role, not only governed ones.",
 							 NULL, &audit_all_roles, false,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, check_audit_bool, NULL, NULL);
 	DefineCustomBoolVariable("agentgate.audit_raw_statements",
 							 "Keep the raw statement text (literals included) in the audit log.",
 							 "Off: literals are replaced by $n, so secrets typed into SQL stay out of the log.",
 							 &audit_raw_statements, false,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, check_audit_bool, NULL, NULL);
 	DefineCustomEnumVariable("agentgate.audit_normalizer",
 							 "How literals are taken out of audited statements: the server's lexer, or libpg_query then the lexer.",
 							 "Both remove every literal and comment; libpg_query costs several microseconds more per statement.",
 							 &audit_normalizer, AG_NORMALIZER_LEXER, normalizer_options,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, check_audit_int, NULL, NULL);
 	DefineCustomIntVariable("agentgate.audit_max_statement",
 							"Longest statement text kept in an audit row, in bytes.",
 							NULL, &audit_max_statement, 4096, 256, 32768,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+							PGC_SUSET, GUC_UNIT_BYTE, check_audit_int, NULL, NULL);
 	DefineCustomIntVariable("agentgate.audit_retention_days",
 							"Days of audit log kept; older daily partitions are dropped (0 keeps all).",
 							NULL, &ag_audit_retention_days, 0, 0, 100000,

@@ -40,16 +40,7 @@ typedef struct Token
 	bool		gap_before;		/* white space or comment before it */
 } Token;
 
-/* Clip s (NUL-terminated, length len) to at most max bytes, on a character. */
-static int
-clip_len(const char *s, int len, int max)
-{
-	if (len <= max)
-		return len;
-	return pg_mbcliplen(s, len, max);
-}
-
-/* Lexer output; lives in memory so it survives a longjmp out of the lexer. */
+/* Lexer output. */
 typedef struct TokenList
 {
 	Token	   *toks;
@@ -104,13 +95,17 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	TokenList  *tl;
 	StringInfoData out;
 	int			next_param;
-	MemoryContext cxt = CurrentMemoryContext;
 
 	*truncated = false;
-	/* input cap: the lexer is linear, but the row is not meant to be huge */
-	inlen = clip_len(sql, len, maxlen);
-	if (inlen < len)
-		*truncated = true;
+
+	/*
+	 * Lex the whole statement, not a prefix: the server has just parsed this
+	 * very text, so the lexer cannot fail on it, whereas a prefix cut inside
+	 * a literal or comment would make it raise an ERROR -- and this runs
+	 * while a refusal is being raised, where catching a second error would
+	 * wipe the first.  The cap applies to the output, at a token boundary.
+	 */
+	inlen = len;
 	buf = palloc(inlen + 1);
 	memcpy(buf, sql, inlen);
 	buf[inlen] = '\0';
@@ -118,25 +113,20 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	tl->maxtoks = 64;
 	tl->toks = palloc(sizeof(Token) * tl->maxtoks);
 
-	PG_TRY();
-	{
-		lex_tokens(buf, tl);
-	}
-	PG_CATCH();
-	{
-		/* a literal cut by the cap: keep the tokens before it */
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		*truncated = true;
-	}
-	PG_END_TRY();
+	lex_tokens(buf, tl);
 
 	initStringInfo(&out);
 	next_param = tl->highest_param + 1;
 	for (int i = 0; i < tl->ntoks; i++)
 	{
 		Token	   *t = &tl->toks[i];
+		int			need = (t->literal ? 12 : t->len) + 1;
 
+		if (out.len + need > maxlen)
+		{
+			*truncated = true;
+			break;
+		}
 		if (t->gap_before && out.len > 0)
 			appendStringInfoChar(&out, ' ');
 		if (t->literal)

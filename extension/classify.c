@@ -7,7 +7,7 @@
  * statement the server can run, so an unknown statement cannot slip past
  * as "something else"), plus a few finer tags of ours for forms a DBA wants
  * to name on their own: COPY PROGRAM, COPY FILE, SET ROLE, SET SESSION
- * AUTHORIZATION, SET AGENTGATE and FUNCTION CALL.
+ * AUTHORIZATION, SET AGENTGATE, DROP COLUMN and FUNCTION CALL.
  *
  * The no-WHERE test reads the finished plan, not the statement text: after
  * the rewriter and planner every view, rule action, CTE and constant-true
@@ -19,13 +19,19 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "parser/parse_func.h"
+#include "parser/parse_type.h"
+#include "utils/builtins.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -39,7 +45,8 @@ static const char *const extra_tag_names[] = {
 	"COPY FILE",
 	"SET ROLE",
 	"SET SESSION AUTHORIZATION",
-	"SET AGENTGATE"
+	"SET AGENTGATE",
+	"DROP COLUMN"
 };
 
 static const char *const class_names[AG_NUM_CLASSES] = {
@@ -259,6 +266,67 @@ rel_not_owned(Oid relid, Oid who)
 }
 
 static bool
+func_not_owned(Oid funcid, Oid who)
+{
+	HeapTuple	tup;
+	bool		result = false;
+
+	if (!OidIsValid(funcid))
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_proc) GETSTRUCT(tup))->proowner != who;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
+/*
+ * The function CREATE OR REPLACE FUNCTION would replace, or InvalidOid:
+ * same name, input argument types and creation schema.  An argument type
+ * that does not resolve means there is nothing to replace.
+ */
+static Oid
+replaced_function(CreateFunctionStmt *s)
+{
+	char	   *name;
+	Oid			nsp;
+	Oid			argtypes[FUNC_MAX_ARGS];
+	int			nargs = 0;
+	ListCell   *lc;
+	oidvector  *args;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	nsp = QualifiedNameGetCreationNamespace(s->funcname, &name);
+	foreach(lc, s->parameters)
+	{
+		FunctionParameter *fp = lfirst_node(FunctionParameter, lc);
+		Type		typtup;
+
+		if (fp->mode == FUNC_PARAM_OUT || fp->mode == FUNC_PARAM_TABLE)
+			continue;
+		if (nargs >= FUNC_MAX_ARGS)
+			return InvalidOid;
+		typtup = LookupTypeName(NULL, fp->argType, NULL, true);
+		if (typtup == NULL)
+			return InvalidOid;
+		argtypes[nargs++] = typeTypeId(typtup);
+		ReleaseSysCache(typtup);
+	}
+	args = buildoidvector(argtypes, nargs);
+	tup = SearchSysCache3(PROCNAMEARGSNSP, CStringGetDatum(name),
+						  PointerGetDatum(args), ObjectIdGetDatum(nsp));
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_proc) GETSTRUCT(tup))->oid;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
+static bool
 language_untrusted(const char *lang)
 {
 	HeapTuple	tup;
@@ -451,9 +519,27 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 			{
 				AlterTableStmt *s = (AlterTableStmt *) parsetree;
 
+				ListCell   *lc;
+
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				ev->relid = lookup_rel(s->relation);
 				ev->not_owner = rel_not_owned(ev->relid, who);
+
+				/*
+				 * Dropping a column (or a composite type's attribute, which
+				 * cascades to its typed tables) destroys stored data like a
+				 * DROP does; name it so the DROP baseline covers it.
+				 */
+				foreach(lc, s->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_DropColumn)
+					{
+						add_tag(ev, AG_TAG_DROP_COLUMN);
+						break;
+					}
+				}
 				events = lappend(events, ev);
 				break;
 			}
@@ -499,10 +585,43 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 				}
 				ev = new_event(tag, ag_tag_class(tag), sql, sql_len);
 				ev->relid = lookup_rel(rv);
-				/* creating an index or trigger on a table needs no ALTER */
-				if (!IsA(parsetree, IndexStmt) && !IsA(parsetree, CreateTrigStmt) &&
-					!IsA(parsetree, RuleStmt) && !IsA(parsetree, CreatePolicyStmt))
+				/*
+				 * Creating an index on a table changes what it does for no
+				 * one.  A trigger or a row security policy does: a trigger
+				 * on a table the agent owns only through a group runs the
+				 * agent's function in every session that writes the table,
+				 * a DBA's included, outside the agent's governance.  So
+				 * these count as altering the table.
+				 */
+				if (!IsA(parsetree, IndexStmt) && !IsA(parsetree, RuleStmt))
 					ev->not_owner = rel_not_owned(ev->relid, who);
+				/* RENAME, SET SCHEMA, OWNER TO of a function or procedure */
+				if (rv == NULL)
+				{
+					ObjectType	ot = OBJECT_TABLE;
+					Node	   *obj = NULL;
+
+					if (IsA(parsetree, RenameStmt))
+					{
+						ot = ((RenameStmt *) parsetree)->renameType;
+						obj = ((RenameStmt *) parsetree)->object;
+					}
+					else if (IsA(parsetree, AlterObjectSchemaStmt))
+					{
+						ot = ((AlterObjectSchemaStmt *) parsetree)->objectType;
+						obj = ((AlterObjectSchemaStmt *) parsetree)->object;
+					}
+					else if (IsA(parsetree, AlterOwnerStmt))
+					{
+						ot = ((AlterOwnerStmt *) parsetree)->objectType;
+						obj = ((AlterOwnerStmt *) parsetree)->object;
+					}
+					if ((ot == OBJECT_FUNCTION || ot == OBJECT_PROCEDURE ||
+						 ot == OBJECT_ROUTINE || ot == OBJECT_AGGREGATE) &&
+						obj != NULL && IsA(obj, ObjectWithArgs))
+						ev->not_owner = func_not_owned(LookupFuncWithArgs(ot, (ObjectWithArgs *) obj,
+																		  true), who);
+				}
 				events = lappend(events, ev);
 				break;
 			}
@@ -523,6 +642,9 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 					lang = "sql";
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				ev->untrusted_language = lang != NULL && language_untrusted(lang);
+				/* OR REPLACE of someone else's function is an ALTER of it */
+				if (s->replace)
+					ev->not_owner = func_not_owned(replaced_function(s), who);
 				events = lappend(events, ev);
 				if (options_set_role(s->options))
 					events = lappend(events, set_role_event(sql, sql_len));
@@ -532,9 +654,26 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 			{
 				AlterFunctionStmt *s = (AlterFunctionStmt *) parsetree;
 
-				events = lappend(events, new_event(tag, AG_CLASS_DDL, sql, sql_len));
+				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
+				ev->not_owner = func_not_owned(LookupFuncWithArgs(s->objtype, s->func, true),
+											   who);
+				events = lappend(events, ev);
 				if (options_set_role(s->actions))
 					events = lappend(events, set_role_event(sql, sql_len));
+				break;
+			}
+		case T_ViewStmt:
+			{
+				ViewStmt   *s = (ViewStmt *) parsetree;
+
+				/* OR REPLACE of someone else's view is an ALTER of it */
+				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
+				if (s->replace)
+				{
+					ev->relid = lookup_rel(s->view);
+					ev->not_owner = rel_not_owned(ev->relid, who);
+				}
+				events = lappend(events, ev);
 				break;
 			}
 		case T_ExplainStmt:
@@ -651,6 +790,87 @@ plan_children(Plan *plan)
 	return kids;
 }
 
+/* The range table of the plan ag_plan_no_where is looking at. */
+static List *nw_rtable = NIL;
+
+/*
+ * Is qual provably true for every row of relation relid scanned as
+ * scanrelid, from the catalog alone: "col IS NOT NULL" on a NOT NULL or
+ * system column (the planner also writes "col = col" that way)?  Such a
+ * WHERE restricts nothing, like WHERE true, which the planner folds away.
+ */
+static bool
+qual_always_true(Node *qual, Oid relid, Index scanrelid)
+{
+	NullTest   *nt;
+	Var		   *var;
+	HeapTuple	tup;
+	bool		notnull;
+
+	if (qual == NULL || !IsA(qual, NullTest))
+		return false;
+	nt = (NullTest *) qual;
+	if (nt->nulltesttype != IS_NOT_NULL || nt->argisrow || nt->arg == NULL ||
+		!IsA(nt->arg, Var))
+		return false;
+	var = (Var *) nt->arg;
+	if (var->varno != scanrelid || var->varlevelsup != 0)
+		return false;
+	if (var->varattno < 0)
+		return true;			/* system columns are never null */
+	if (var->varattno == 0 || !OidIsValid(relid))
+		return false;
+	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
+						  Int16GetDatum(var->varattno));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	notnull = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+	ReleaseSysCache(tup);
+	return notnull;
+}
+
+/* Does this qual list (implicit AND) restrict the scan's rows at all? */
+static bool
+quals_restrict(List *quals, Oid relid, Index scanrelid)
+{
+	ListCell   *lc;
+
+	foreach(lc, quals)
+		if (!qual_always_true((Node *) lfirst(lc), relid, scanrelid))
+			return true;
+	return false;
+}
+
+/*
+ * Does this scan of a modified relation filter rows?  As node_filters, but
+ * quals that are always true do not count.
+ */
+static bool
+scan_filters(Plan *plan)
+{
+	Index		scanrelid = ((Scan *) plan)->scanrelid;
+	Oid			relid = InvalidOid;
+
+	if (scanrelid > 0 && scanrelid <= list_length(nw_rtable))
+		relid = rt_fetch(scanrelid, nw_rtable)->relid;
+	if (quals_restrict(plan->qual, relid, scanrelid))
+		return true;
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+			return false;
+		case T_IndexScan:
+			return ((IndexScan *) plan)->indexqual != NIL &&
+				quals_restrict(((IndexScan *) plan)->indexqualorig, relid, scanrelid);
+		case T_BitmapHeapScan:
+			return ((BitmapHeapScan *) plan)->bitmapqualorig != NIL &&
+				quals_restrict(((BitmapHeapScan *) plan)->bitmapqualorig, relid, scanrelid);
+		default:
+			return node_filters(plan);
+	}
+}
+
 /* Does any node of this plan filter rows? */
 static bool
 plan_filters(Plan *plan)
@@ -694,7 +914,7 @@ scan_restricted(Plan *plan, Index rti)
 		case T_ForeignScan:
 		case T_CustomScan:
 			if (((Scan *) plan)->scanrelid == rti)
-				return node_filters(plan) ? 1 : 0;
+				return scan_filters(plan) ? 1 : 0;
 			break;
 		default:
 			break;
@@ -770,9 +990,11 @@ ag_plan_no_where(PlannedStmt *pstmt, Bitmapset **rtis)
 	bool		any = false;
 	ListCell   *lc;
 
+	nw_rtable = pstmt->rtable;
 	find_modify_tables(pstmt->planTree, &any, rtis);
 	/* data-modifying CTEs are subplans */
 	foreach(lc, pstmt->subplans)
 		find_modify_tables((Plan *) lfirst(lc), &any, rtis);
+	nw_rtable = NIL;
 	return any;
 }

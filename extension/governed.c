@@ -18,8 +18,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
 
@@ -89,4 +91,24 @@ ag_session_is_governed(void)
 		cached_valid = true;
 	}
 	return cached_governed;
+}
+
+/*
+ * ag_setting_refused_for_agent is for the check hooks of agentgate's own
+ * settings: a governed session may not change them, even when a DBA has
+ * granted it SET on the parameter (PostgreSQL 15's GRANT SET ON PARAMETER)
+ * or it reaches them through set_config().  Returns true (and sets the
+ * error the GUC machinery will report) when the change must be refused.
+ */
+bool
+ag_setting_refused_for_agent(GucSource source)
+{
+	if (source >= PGC_S_INTERACTIVE && IsNormalProcessingMode() &&
+		IsTransactionState() && ag_session_is_governed())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("agent roles may not change agentgate settings");
+		return true;
+	}
+	return false;
 }

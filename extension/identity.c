@@ -618,6 +618,17 @@ agentgate_terminate_at_commit(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
+/*
+ * The superuser-only settings also refuse a governed session that a DBA
+ * granted SET on them (GRANT SET ON PARAMETER): set_config() is a built-in
+ * call no statement hook sees, so the check is the setting's own.
+ */
+static bool
+check_identity_setting(bool *newval, void **extra, GucSource source)
+{
+	return !ag_setting_refused_for_agent(source);
+}
+
 void
 ag_identity_init(void)
 {
@@ -636,7 +647,7 @@ ag_identity_init(void)
 							 true,
 							 PGC_SUSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_identity_setting, NULL, NULL);
 	DefineCustomBoolVariable("agentgate.auto_provision",
 							 "Let agentgate.login() create a role for an identity it has not seen before.",
 							 "Off: only identities registered with agentgate.register() may log in.",
@@ -644,7 +655,7 @@ ag_identity_init(void)
 							 true,
 							 PGC_SUSET,
 							 GUC_SUPERUSER_ONLY,
-							 NULL, NULL, NULL);
+							 check_identity_setting, NULL, NULL);
 	DefineCustomStringVariable("agentgate.groups_claim",
 							   "Token claim holding the identity's groups; must match the proxy's groups_claim.",
 							   "A top-level claim name, or a JSON pointer starting with \"/\".",
@@ -660,7 +671,7 @@ ag_identity_init(void)
 							 true,
 							 PGC_SUSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_identity_setting, NULL, NULL);
 
 	CacheRegisterSyscacheCallback(AUTHOID, identity_authid_inval, (Datum) 0);
 	RegisterXactCallback(identity_xact_callback, NULL);

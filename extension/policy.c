@@ -32,6 +32,9 @@
 #include "access/transam.h"
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
@@ -39,6 +42,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/planner.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -75,6 +79,7 @@ static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 static fmgr_hook_type prev_fmgr = NULL;
+static planner_hook_type prev_planner = NULL;
 
 /* calls of agentgate's own SECURITY DEFINER functions now running */
 static int	agentgate_fn_depth = 0;
@@ -181,10 +186,145 @@ check_role_unchanged(Oid before, int level)
 	decide_event(&ev, NULL, level);
 }
 
+/*
+ * The identity last seen approved: the current role and session user at
+ * the first check of the session, or after a change was decided.  The
+ * role and session_authorization settings can also be changed where no
+ * statement hook wraps the change and compares before and after: by
+ * set_config() in a function the planner pre-evaluates, in a plpgsql
+ * simple expression (no executor of its own), in an AFTER or deferred
+ * trigger (ExecutorFinish, COMMIT), or in a fastpath call.  So each hook of
+ * a governed session (executor start, planning, function calls, utility
+ * statements, end of run, pre-commit) compares the live identity with the
+ * approved one, and decides any difference before anything else runs.
+ */
+static bool identity_known = false;
+static Oid	approved_role = InvalidOid;
+static Oid	approved_session = InvalidOid;
+
+/* While deciding a session authorization change: judge the old user. */
+static Oid	judged_override = InvalidOid;
+
+/* Deciding may read catalogs (and reach these hooks again) */
+static bool verifying_identity = false;
+
 static Oid
 judged_role(void)
 {
-	return collector ? collector->who : GetSessionUserId();
+	if (collector)
+		return collector->who;
+	if (OidIsValid(judged_override))
+		return judged_override;
+	return GetSessionUserId();
+}
+
+/* Does the function carry a SET role or SET session_authorization clause? */
+static bool
+proconfig_sets_identity(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	bool		isnull;
+	Datum		d;
+	bool		found = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n && !found; i++)
+		{
+			char	   *item;
+
+			if (nulls[i])
+				continue;
+			item = TextDatumGetCString(elems[i]);
+			found = pg_strncasecmp(item, "role=", 5) == 0 ||
+				pg_strncasecmp(item, "session_authorization=", 22) == 0;
+			pfree(item);
+		}
+	}
+	ReleaseSysCache(tup);
+	return found;
+}
+
+static void
+identity_approve(void)
+{
+	approved_role = GetCurrentRoleId();
+	approved_session = GetSessionUserId();
+	identity_known = true;
+}
+
+static void
+verify_identity(int level)
+{
+	Oid			role = GetCurrentRoleId();
+	Oid			sess = GetSessionUserId();
+
+	if (collector || verifying_identity || !IsTransactionState() || IsParallelWorker())
+		return;
+	if (!identity_known)
+	{
+		identity_approve();
+		return;
+	}
+	if (role == approved_role && sess == approved_session)
+		return;
+
+	if (sess != approved_session)
+	{
+		/*
+		 * Back to the login identity (RESET, DISCARD ALL) is never more
+		 * power; anything else a governed user does is SET SESSION
+		 * AUTHORIZATION, decided for the user it started as.
+		 */
+		if (ag_role_is_governed(approved_session) &&
+			sess != GetAuthenticatedUserId())
+		{
+			AgEvent		ev;
+
+			ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
+			ev.tags[ev.ntags++] = AG_TAG_SET_SESSION_AUTH;
+			verifying_identity = true;
+			judged_override = approved_session;
+			PG_TRY();
+			{
+				decide_event(&ev, NULL, level);
+			}
+			PG_FINALLY();
+			{
+				judged_override = InvalidOid;
+				verifying_identity = false;
+			}
+			PG_END_TRY();
+		}
+	}
+	else if (OidIsValid(role) && ag_session_is_governed())
+	{
+		/* back to no role at all (RESET ROLE, DISCARD ALL) is never more */
+		AgEvent		ev;
+
+		ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
+		ev.tags[ev.ntags++] = AG_TAG_SET_ROLE;
+		verifying_identity = true;
+		PG_TRY();
+		{
+			decide_event(&ev, NULL, level);
+		}
+		PG_FINALLY();
+		{
+			verifying_identity = false;
+		}
+		PG_END_TRY();
+	}
+	identity_approve();
 }
 
 /* ----------------------------------------------------------------
@@ -358,8 +498,13 @@ decide_event(AgEvent *ev, StmtCtx *ctx, int level)
  * ----------------------------------------------------------------
  */
 
+/*
+ * The columns of a permission bitmap as attnos of ev->relid.  When the
+ * bitmap is a parent's (from valid), its columns are found in ev->relid by
+ * name: a child's attribute numbers may differ.
+ */
 static void
-cols_from(AgEvent *ev, Bitmapset *cols)
+cols_from(AgEvent *ev, Bitmapset *cols, Oid from)
 {
 	int			m = -1;
 
@@ -369,8 +514,18 @@ cols_from(AgEvent *ev, Bitmapset *cols)
 
 		if (attno == InvalidAttrNumber)
 			ev->all_cols = true;
-		else if (attno > 0)
+		else if (attno > 0 && !OidIsValid(from))
 			ev->cols = bms_add_member(ev->cols, attno);
+		else if (attno > 0)
+		{
+			char	   *name = get_attname(from, (AttrNumber) attno, true);
+			AttrNumber	child = name ? get_attnum(ev->relid, name) : InvalidAttrNumber;
+
+			if (child > 0)
+				ev->cols = bms_add_member(ev->cols, child);
+			else
+				ev->all_cols = true;	/* cannot tell: fail closed */
+		}
 	}
 }
 
@@ -426,6 +581,8 @@ decide_rtable(List *rtable, StmtCtx *ctx, int level)
 		Oid			checkuser;
 		bool		lock_only;
 		AgEvent		ev;
+		List	   *targets;
+		ListCell   *lc2;
 		const char *sql = ctx ? ctx->sql : NULL;
 		int			sql_len = ctx ? ctx->sql_len : 0;
 
@@ -440,42 +597,56 @@ decide_rtable(List *rtable, StmtCtx *ctx, int level)
 		/* SELECT ... FOR UPDATE asks UPDATE permission but writes nothing */
 		lock_only = (perms & ACL_UPDATE) && bms_is_empty(rte->updatedCols);
 
-		if ((perms & ACL_SELECT) || lock_only)
+		/*
+		 * The relation itself, then (through a parent, without ONLY) each of
+		 * its partitions and inheritance children that a rule names: they
+		 * are read and written with no permission check of their own.
+		 */
+		targets = list_make1_oid(rte->relid);
+		if (rte->inh)
+			targets = list_concat(targets, ag_rules_descendants_named(rte->relid));
+		foreach(lc2, targets)
 		{
-			ag_event_init(&ev, CMDTAG_SELECT, AG_CLASS_READ);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			cols_from(&ev, rte->selectedCols);
-			decide_event(&ev, ctx, level);
-		}
-		if (perms & ACL_INSERT)
-		{
-			ag_event_init(&ev, CMDTAG_INSERT, AG_CLASS_WRITE);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			cols_from(&ev, rte->insertedCols);
-			decide_event(&ev, ctx, level);
-		}
-		if ((perms & ACL_UPDATE) && !lock_only)
-		{
-			ag_event_init(&ev, CMDTAG_UPDATE, AG_CLASS_WRITE);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			cols_from(&ev, rte->updatedCols);
-			ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
-			decide_event(&ev, ctx, level);
-		}
-		if (perms & ACL_DELETE)
-		{
-			ag_event_init(&ev, CMDTAG_DELETE, AG_CLASS_WRITE);
-			ev.relid = rte->relid;
-			ev.sql = sql;
-			ev.sql_len = sql_len;
-			ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
-			decide_event(&ev, ctx, level);
+			Oid			relid = lfirst_oid(lc2);
+			Oid			from = (relid == rte->relid) ? InvalidOid : rte->relid;
+
+			if ((perms & ACL_SELECT) || lock_only)
+			{
+				ag_event_init(&ev, CMDTAG_SELECT, AG_CLASS_READ);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				cols_from(&ev, rte->selectedCols, from);
+				decide_event(&ev, ctx, level);
+			}
+			if (perms & ACL_INSERT)
+			{
+				ag_event_init(&ev, CMDTAG_INSERT, AG_CLASS_WRITE);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				cols_from(&ev, rte->insertedCols, from);
+				decide_event(&ev, ctx, level);
+			}
+			if ((perms & ACL_UPDATE) && !lock_only)
+			{
+				ag_event_init(&ev, CMDTAG_UPDATE, AG_CLASS_WRITE);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				cols_from(&ev, rte->updatedCols, from);
+				ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
+				decide_event(&ev, ctx, level);
+			}
+			if (perms & ACL_DELETE)
+			{
+				ag_event_init(&ev, CMDTAG_DELETE, AG_CLASS_WRITE);
+				ev.relid = relid;
+				ev.sql = sql;
+				ev.sql_len = sql_len;
+				ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
+				decide_event(&ev, ctx, level);
+			}
 		}
 	}
 }
@@ -702,6 +873,7 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid			role_before = GetCurrentRoleId();
 	bool		sets_role = false;
 
+	verify_identity(nesting_level);
 	if (governed())
 	{
 		if (nesting_level == 0)
@@ -740,6 +912,10 @@ ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (pushed && !sets_role && IsTransactionState())
 		check_role_unchanged(role_before, ctx.level);
+	/* a SET ROLE or SESSION AUTHORIZATION that ran was decided as such */
+	if (pushed && sets_role && IsTransactionState())
+		identity_approve();
+	verify_identity(nesting_level);
 }
 
 static void
@@ -748,6 +924,7 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 	StmtCtx		ctx;
 	bool		pushed = false;
 
+	verify_identity(nesting_level);
 	if (governed())
 	{
 		/*
@@ -913,6 +1090,7 @@ ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 	PG_END_TRY();
 	if (GetCurrentRoleId() != role_before && governed())
 		check_role_unchanged(role_before, level);
+	verify_identity(level);
 	if (pending != NIL)
 		check_rows(queryDesc);
 }
@@ -933,6 +1111,8 @@ ag_policy_executor_finish(QueryDesc *queryDesc)
 		nesting_level--;
 	}
 	PG_END_TRY();
+	/* AFTER triggers ran in there */
+	verify_identity(nesting_level);
 	if (pending != NIL)
 		check_rows(queryDesc);
 }
@@ -966,6 +1146,8 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 
+	if (access == OAT_FUNCTION_EXECUTE)
+		verify_identity(cur_ctx ? cur_ctx->level : nesting_level);
 	if (access == OAT_FUNCTION_EXECUTE && governed() &&
 		!(cur_ctx && cur_ctx->explain_only))
 	{
@@ -1024,9 +1206,20 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	{
 		Oid			nsp = ag_schema_oid();
 
-		*arg = (Datum) ((OidIsValid(nsp) &&
-						 get_func_namespace(flinfo->fn_oid) == nsp) ? 1 : 2);
+		if (OidIsValid(nsp) && get_func_namespace(flinfo->fn_oid) == nsp)
+			*arg = (Datum) 1;
+		else
+			*arg = (Datum) (proconfig_sets_identity(flinfo->fn_oid) ? 3 : 2);
 	}
+
+	/*
+	 * A function's own SET role clause has been applied when its call
+	 * starts: it was decided when the function was created or altered (as
+	 * SET ROLE), so the identity it installs is approved for the call.
+	 * Once the call returns the old identity is back and is seen as such.
+	 */
+	if (*arg == (Datum) 3 && event == FHET_START)
+		identity_approve();
 	if (*arg != (Datum) 1)
 		return;
 	if (event == FHET_START)
@@ -1035,11 +1228,35 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 		agentgate_fn_depth--;
 }
 
+/*
+ * The planner pre-evaluates immutable and stable calls with constant
+ * arguments, outside any executor: compare the identity after planning.
+ */
+static PlannedStmt *
+ag_policy_planner(Query *parse, const char *query_string, int cursorOptions,
+				  ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+
+	verify_identity(nesting_level);
+	if (prev_planner)
+		result = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	verify_identity(nesting_level);
+	return result;
+}
+
 static void
 ag_policy_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* deferred triggers have run; refusing here aborts the commit */
+			verify_identity(0);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -1125,4 +1342,6 @@ ag_policy_init(void)
 	needs_fmgr_hook = ag_policy_needs_fmgr;
 	prev_fmgr = fmgr_hook;
 	fmgr_hook = ag_policy_fmgr;
+	prev_planner = planner_hook;
+	planner_hook = ag_policy_planner;
 }

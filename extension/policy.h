@@ -31,7 +31,8 @@
 #define AG_TAG_SET_ROLE				(COMMAND_TAG_NEXTTAG + 3)
 #define AG_TAG_SET_SESSION_AUTH		(COMMAND_TAG_NEXTTAG + 4)
 #define AG_TAG_SET_AGENTGATE		(COMMAND_TAG_NEXTTAG + 5)
-#define AG_NUM_TAGS					(COMMAND_TAG_NEXTTAG + 6)
+#define AG_TAG_DROP_COLUMN			(COMMAND_TAG_NEXTTAG + 6)
+#define AG_NUM_TAGS					(COMMAND_TAG_NEXTTAG + 7)
 
 /* Classes; a rule's commands may name them instead of tags. */
 typedef enum AgClass
@@ -132,6 +133,7 @@ extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
+extern List *ag_rules_descendants_named(Oid relid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
 extern char *ag_normalize_command(const char *s);
 extern char *ag_parse_commands(Datum *elems, bool *nulls, int n,

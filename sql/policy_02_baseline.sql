@@ -172,6 +172,7 @@ CREATE RULE regress_base_rule AS ON INSERT TO regress_base_t DO ALSO NOTHING;
 -- error:
 ALTER TABLE regress_base_group_t ADD COLUMN x int;
 ALTER TABLE regress_base_t ADD COLUMN extra int;
+-- error: dropping a column is a DROP (the baseline's DROP COLUMN tag)
 ALTER TABLE regress_base_t DROP COLUMN extra;
 RESET SESSION AUTHORIZATION;
 

@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "ag_jwt.h"
+#include "ag_test.h"
 #include "../src/jwt_int.h"		/* the b64url functions, tested directly */
 
 #define NOW			1700000000
@@ -33,28 +34,7 @@
 #define BASE		"\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"exp\":1700000300"
 #define STD			"{" BASE ",\"sub\":\"agent-7\",\"iat\":1700000000}"
 
-static int	npass,
-			nfail;
 
-static void ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-
-static void
-ok(int cond, const char *fmt, ...)
-{
-	va_list		ap;
-
-	if (cond)
-	{
-		npass++;
-		return;
-	}
-	nfail++;
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 /* ---- base64url, written independently of b64url.c ---- */
 
@@ -1483,6 +1463,5 @@ main(void)
 	EVP_PKEY_free(ed1.pk);
 	EVP_PKEY_free(attacker.pk);
 
-	printf("%d passed, %d failed\n", npass, nfail);
-	return nfail ? 1 : 0;
+	return ag_test_report();
 }

@@ -29,32 +29,12 @@
 #include <openssl/x509v3.h>
 
 #include "ag_jwt.h"
+#include "ag_test.h"
 
-static int	npass,
-			nfail;
 static char dir[256];
 static pid_t server_pid;
 static int	port;
 
-static void ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-
-static void
-ok(int cond, const char *fmt, ...)
-{
-	va_list		ap;
-
-	if (cond)
-	{
-		npass++;
-		return;
-	}
-	nfail++;
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 static char *
 path(const char *name)
@@ -475,6 +455,5 @@ main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", dir);
 	}
-	printf("%d passed, %d failed\n", npass, nfail);
-	return nfail ? 1 : 0;
+	return ag_test_report();
 }

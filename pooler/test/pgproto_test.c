@@ -10,19 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int	passed;
-static int	failed;
-
-#define CHECK(cond, what) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what); \
-		} \
-	} while (0)
+#include "ag_test.h"
 
 /* Build a startup packet from NULL-terminated name/value pairs. */
 static size_t
@@ -532,6 +520,5 @@ main(void)
 	test_frame();
 	test_scan_client();
 	test_scan_server();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return ag_test_report();
 }

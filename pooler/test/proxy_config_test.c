@@ -9,19 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int	passed;
-static int	failed;
-
-#define CHECK(cond, what) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what); \
-		} \
-	} while (0)
+#include "ag_test.h"
 
 static char path[] = "/tmp/proxy_config_test_XXXXXX";
 
@@ -118,6 +106,5 @@ main(void)
 	cfg = ag_proxy_config_load(path, err, sizeof(err));
 	CHECK(cfg == NULL && strstr(err, "could not open"), "missing file");
 
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return ag_test_report();
 }

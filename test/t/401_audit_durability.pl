@@ -65,10 +65,22 @@ sub lost_since
 
 sub wait_ready
 {
-	$node->poll_query_until('postgres', 'SELECT true') or die "server not back";
-	# the writer is back once a flush returns
-	$node->poll_query_until('postgres', 'SELECT agentgate.audit_flush()')
-	  or die "writer not back";
+	# While the server restarts, psql may exit before it has read its
+	# query, and IPC::Run dies writing into the closed pipe: retry instead
+	# of poll_query_until.
+	for my $what ([ 'SELECT true', 'server not back' ],
+		[ 'SELECT agentgate.audit_flush()', 'writer not back' ])
+	{
+		my ($sql, $fail) = @$what;
+		my $ok = 0;
+		for (1 .. 600)
+		{
+			$ok = eval { $node->safe_psql('postgres', $sql) eq 't' };
+			last if $ok;
+			Time::HiRes::usleep(100_000);
+		}
+		die $fail unless $ok;
+	}
 }
 
 sub pgbench_run

@@ -1,0 +1,81 @@
+# A role change made where no statement hook runs: a libpq fastpath call
+# of a function that calls set_config('role', ...).  The change is decided
+# as SET ROLE before the call's transaction commits (and before any
+# statement runs under it), so the baseline refuses it and it is undone.
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $top = $ENV{AG_TOP} // '.';
+my $bindir = tempdir(CLEANUP => 1);
+my $client = "$bindir/policy_client";
+my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
+chomp(my $incdir = `$pg_config --includedir`);
+chomp(my $libdir = `$pg_config --libdir`);
+my $cflags = "-I$incdir";
+if (!-f "$incdir/libpq-fe.h")
+{
+	chomp($cflags = `pkg-config --cflags libpq 2>/dev/null` || '');
+	chomp($libdir = `pkg-config --variable=libdir libpq 2>/dev/null` || $libdir);
+}
+system("cc -Wall -Werror -o $client $cflags $top/test/policy_client.c -L$libdir -lpq") == 0
+  or BAIL_OUT('cannot build test/policy_client.c');
+
+my $node = PostgreSQL::Test::Cluster->new('redteam_fastpath');
+$node->init;
+my $sockdir = $node->host;
+$node->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'agentgate'
+agentgate.session_key = 'tap-session-key-0123456789abcdef0123456789abcdef'
+agentgate.pooler_socket_directory = '$sockdir'
+agentgate.require_session_stamp = off
+});
+$node->start;
+
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION agentgate;
+CREATE ROLE regress_rt_agent LOGIN NOINHERIT IN ROLE agentgate_agent;
+CREATE ROLE regress_rt_group NOLOGIN;
+GRANT regress_rt_group TO regress_rt_agent;
+CREATE TABLE regress_rt_secret (v text);
+INSERT INTO regress_rt_secret VALUES ('secret');
+ALTER TABLE regress_rt_secret OWNER TO regress_rt_group;
+CREATE FUNCTION regress_rt_become(text) RETURNS text LANGUAGE plpgsql
+AS $$ BEGIN RETURN set_config('role', $1, false); END $$;
+CREATE FUNCTION regress_rt_become_and_read(text) RETURNS text LANGUAGE plpgsql
+AS $$
+DECLARE x text;
+BEGIN
+    x := set_config('role', $1, false);
+    RETURN (SELECT v FROM regress_rt_secret);
+END $$;
+});
+
+my $agent_ci = $node->connstr('postgres') . ' user=regress_rt_agent';
+my $become = $node->safe_psql('postgres',
+	"SELECT 'regress_rt_become(text)'::regprocedure::oid");
+my $become_read = $node->safe_psql('postgres',
+	"SELECT 'regress_rt_become_and_read(text)'::regprocedure::oid");
+
+my $out = `$client fastpath '$agent_ci' $become text regress_rt_group`;
+like($out, qr/^fastpath: error 42501 agentgate: SET ROLE is not allowed$/m,
+	'fastpath role change refused before its transaction commits');
+
+$out = `$client fastpath '$agent_ci' $become_read text regress_rt_group`;
+like($out, qr/^fastpath: error 42501 agentgate: SET ROLE is not allowed$/m,
+	'no statement runs under a role changed in a fastpath call');
+unlike($out, qr/secret/, 'the group\'s table was not read');
+
+# a DBA's rule allowing SET ROLE lets the same call through
+$node->safe_psql('postgres',
+	"SELECT agentgate.allow(commands => '{SET ROLE}', applies_to => 'regress_rt_agent', priority => 2000)");
+$out = `$client fastpath '$agent_ci' $become_read text regress_rt_group`;
+like($out, qr/^fastpath: ok 6 bytes$/m, 'allowed by a rule, the call runs');
+
+done_testing();
