@@ -60,6 +60,9 @@ setup_cluster() {    # name port preload
             echo "agentgate.pooler_socket_directory = '$work'"
             # pgbench connects directly, without the proxy's session stamp
             echo "agentgate.require_session_stamp = off"
+            # the policy engine alone: audit has its own benchmark
+            # (bench/audit_bench.sh); AUDIT=on measures both together
+            echo "agentgate.audit = ${AUDIT:-off}"
         fi
     } >> "$work/$name/postgresql.conf"
     as_user "$PG_BINDIR/pg_ctl" -D "$work/$name" -l "$work/$name.log" -w start >/dev/null
@@ -130,8 +133,11 @@ nrules=$(as_user "$PG_BINDIR/psql" -X -At -h "$work" -p $PORT_BASE -d postgres \
 echo "rules loaded: $nrules"
 
 # sanity: the agent is governed on "with" (the baseline refuses this)
-if ! as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postgres \
-        -c "DELETE FROM pgbench_history" 2>&1 | grep -q 'agentgate: DELETE is not allowed'; then
+# (psql exits non-zero on the expected refusal, so capture before matching:
+# with pipefail a pipeline would fail even when grep matches)
+refusal=$(as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postgres \
+        -c "DELETE FROM pgbench_history" 2>&1 || true)
+if ! grep -q 'agentgate: DELETE is not allowed' <<<"$refusal"; then
     echo "bench: the agent role is not governed by the policy on the policy cluster" >&2
     exit 1
 fi

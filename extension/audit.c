@@ -89,6 +89,12 @@ static const struct config_enum_entry overflow_options[] = {
 static int	audit_overflow = AG_OVERFLOW_BLOCK;
 static int	audit_block_timeout = 5000;
 static int	audit_sync_timeout = 10000;
+/*
+ * agentgate.audit: off means no statement is audited at all.  Postmaster
+ * context and superuser-only, so only a DBA restarting the server can turn
+ * it off (used to measure the policy engine alone).
+ */
+static bool audit_enabled = true;
 static bool audit_all_roles = false;
 static bool audit_raw_statements = false;
 static int	audit_max_statement = 4096;
@@ -286,7 +292,7 @@ lookup_identity(Oid roleid, const char *rolename)
 static bool
 session_audited(void)
 {
-	if (MyBackendType != B_BACKEND || !ag_audit_ring_ready())
+	if (!audit_enabled || MyBackendType != B_BACKEND || !ag_audit_ring_ready())
 		return false;
 	if (IsTransactionState())
 	{
@@ -1098,7 +1104,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 static void
 audit_emit_log(ErrorData *edata)
 {
-	if (edata->elevel == ERROR && !in_emit_log && MyBackendType == B_BACKEND &&
+	if (edata->elevel == ERROR && audit_enabled && !in_emit_log && MyBackendType == B_BACKEND &&
 		debug_query_string != NULL && ag_audit_ring_ready())
 	{
 		if (error_audited)
@@ -1176,6 +1182,11 @@ agentgate_audit_ring_status(PG_FUNCTION_ARGS)
 void
 ag_audit_init(void)
 {
+	DefineCustomBoolVariable("agentgate.audit",
+							 "Audits the statements of governed roles.",
+							 "Off audits nothing; the policy still applies.",
+							 &audit_enabled, true,
+							 PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentgate.audit_ring_slots",
 							"Slots of the shared-memory audit ring (512 bytes each).",
 							"Bounds the records that a crash can lose.",
