@@ -44,75 +44,41 @@ CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @ex
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._rules_changed();
 
 -- Helpers: agentgate.block(commands => ARRAY['DELETE'], relation => 'orders',
--- reason => '...').  Each returns the new rule's id.
-CREATE FUNCTION @extschema@.block(
-    commands    text[] DEFAULT NULL,
-    relation    regclass DEFAULT NULL,
-    columns     text[] DEFAULT NULL,
-    condition   text DEFAULT NULL,
-    max_rows    bigint DEFAULT NULL,
-    fingerprint text DEFAULT NULL,
-    functions   regprocedure[] DEFAULT NULL,
-    schema      regnamespace DEFAULT NULL,
-    reason      text DEFAULT '',
-    applies_to  regrole DEFAULT 'agentgate_agent'::text::regrole,
-    priority    integer DEFAULT 100)
-RETURNS bigint
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    INSERT INTO @extschema@.rules (commands, relation, columns, condition, max_rows,
-                                   fingerprint, functions, schema, reason, applies_to,
-                                   priority, action)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''), $10, $11, 'block')
-    RETURNING id
-$$;
-
-CREATE FUNCTION @extschema@.allow(
-    commands    text[] DEFAULT NULL,
-    relation    regclass DEFAULT NULL,
-    columns     text[] DEFAULT NULL,
-    condition   text DEFAULT NULL,
-    max_rows    bigint DEFAULT NULL,
-    fingerprint text DEFAULT NULL,
-    functions   regprocedure[] DEFAULT NULL,
-    schema      regnamespace DEFAULT NULL,
-    reason      text DEFAULT '',
-    applies_to  regrole DEFAULT 'agentgate_agent'::text::regrole,
-    priority    integer DEFAULT 100)
-RETURNS bigint
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    INSERT INTO @extschema@.rules (commands, relation, columns, condition, max_rows,
-                                   fingerprint, functions, schema, reason, applies_to,
-                                   priority, action)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''), $10, $11, 'allow')
-    RETURNING id
-$$;
-
-CREATE FUNCTION @extschema@.log(
-    commands    text[] DEFAULT NULL,
-    relation    regclass DEFAULT NULL,
-    columns     text[] DEFAULT NULL,
-    condition   text DEFAULT NULL,
-    max_rows    bigint DEFAULT NULL,
-    fingerprint text DEFAULT NULL,
-    functions   regprocedure[] DEFAULT NULL,
-    schema      regnamespace DEFAULT NULL,
-    reason      text DEFAULT '',
-    applies_to  regrole DEFAULT 'agentgate_agent'::text::regrole,
-    priority    integer DEFAULT 100)
-RETURNS bigint
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    INSERT INTO @extschema@.rules (commands, relation, columns, condition, max_rows,
-                                   fingerprint, functions, schema, reason, applies_to,
-                                   priority, action)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''), $10, $11, 'log')
-    RETURNING id
-$$;
+-- reason => '...'), and likewise allow() and log().  Each returns the new
+-- rule's id.  The three differ only in the action they insert, so they are
+-- made from one definition.
+DO $helpers$
+DECLARE
+    act text;
+BEGIN
+    FOREACH act IN ARRAY ARRAY['block', 'allow', 'log']
+    LOOP
+        EXECUTE format($def$
+            CREATE FUNCTION @extschema@.%I(
+                commands    text[] DEFAULT NULL,
+                relation    regclass DEFAULT NULL,
+                columns     text[] DEFAULT NULL,
+                condition   text DEFAULT NULL,
+                max_rows    bigint DEFAULT NULL,
+                fingerprint text DEFAULT NULL,
+                functions   regprocedure[] DEFAULT NULL,
+                schema      regnamespace DEFAULT NULL,
+                reason      text DEFAULT '',
+                applies_to  regrole DEFAULT 'agentgate_agent'::text::regrole,
+                priority    integer DEFAULT 100)
+            RETURNS bigint
+            LANGUAGE sql
+            SET search_path = pg_catalog, pg_temp
+            AS $body$
+                INSERT INTO @extschema@.rules (commands, relation, columns, condition, max_rows,
+                                               fingerprint, functions, schema, reason, applies_to,
+                                               priority, action)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''), $10, $11, %L)
+                RETURNING id
+            $body$$def$, act, act);
+    END LOOP;
+END
+$helpers$;
 
 -- The helpers run with the caller's rights: only whoever may write
 -- agentgate.rules (a DBA) gets anything from them.
