@@ -18,11 +18,18 @@
  *	  for: waiting inside error reporting is not safe in every state, and
  *	  no catalog access happens there (cached names only).
  *
- * Durability tiers: rows of writes, DDL and anything refused or failed at
- * top level are waited for (the statement is acknowledged only after its
- * row is committed); reads are asynchronous.  A nested write makes the
- * enclosing top-level statement wait, which also covers the nested rows:
- * the worker commits in sequence order.
+ * Durability tiers: a write or DDL never commits before its row; anything
+ * refused or failed at top level is reported only after its row is
+ * committed and flushed; reads are asynchronous.  An autocommit write waits
+ * at the end of the statement; writes inside a transaction block wait once,
+ * at PRE_COMMIT (or PRE_PREPARE), for the last of their rows: until then
+ * their effects are invisible to everyone else and vanish with the
+ * transaction, and one wait per transaction instead of one per statement
+ * is what makes write-heavy work affordable.  A nested write makes the
+ * enclosing top-level statement (or its commit) wait, which also covers the
+ * nested rows: the worker commits in sequence order.  The worker commits
+ * asynchronously; a waiting write's own commit flushes WAL past the audit
+ * rows (WAL is flushed in order), every other waiter flushes it itself.
  *
  * The audit hooks are installed last, so they are the outermost: they see
  * what policy and identity refuse.
@@ -32,6 +39,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -134,8 +142,9 @@ static ClientAuthentication_hook_type prev_client_auth = NULL;
 
 static int	nesting_depth = 0;		/* enclosing statements being executed */
 static int	statement_level = 0;	/* level of the statement being started */
-static bool pending_sync = false;	/* a nested write needs the top-level wait */
-static uint64 pending_sync_rseq = 0;	/* ... for this record */
+static bool pending_sync = false;	/* a write's row must be waited for ... */
+static uint64 pending_sync_rseq = 0;	/* ... up to this record, by the
+										 * top-level statement or the commit */
 static bool error_audited = false;	/* the error in flight already has a row */
 static bool in_emit_log = false;
 
@@ -184,19 +193,22 @@ ag_audit_statement_level(void)
 	return statement_level;
 }
 
-static void wait_durable(uint64 rseq, bool may_fail);
+static void wait_durable(uint64 rseq, bool may_fail, bool commit_follows);
 
 static void
 audit_xact_callback(XactEvent event, void *arg)
 {
 	/*
-	 * A nested write (a procedure that COMMITs, a function's INSERT) must
-	 * not commit before its audit row: wait here, where failing still
-	 * aborts the commit.
+	 * A write (in a transaction block, or nested: a procedure that COMMITs,
+	 * a function's INSERT) must not commit before its audit row: wait here,
+	 * where failing still aborts the commit.  The commit record that follows
+	 * flushes WAL past the row when the transaction has an xid.
 	 */
-	if (event == XACT_EVENT_PRE_COMMIT && pending_sync)
+	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) &&
+		pending_sync)
 	{
-		wait_durable(pending_sync_rseq, true);
+		wait_durable(pending_sync_rseq, true,
+					 TransactionIdIsValid(GetTopTransactionIdIfAny()));
 		pending_sync = false;
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
@@ -211,9 +223,10 @@ audit_xact_callback(XactEvent event, void *arg)
 		if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
 			event != XACT_EVENT_PREPARE)
 		{
-			/* an error unwound every level */
+			/* an error unwound every level; the writes are gone */
 			nesting_depth = 0;
 			statement_level = 0;
+			pending_sync = false;
 		}
 	}
 }
@@ -509,11 +522,23 @@ append_record(AgAuditEntry *e, bool may_fail, uint64 *rseq)
 	return false;
 }
 
+/*
+ * Wait until record rseq is committed by the worker.  Unless a commit
+ * record of this backend follows (commit_follows: it will flush WAL past
+ * the worker's commit), also flush WAL up to the worker's commit, so the
+ * row survives a crash from the moment the caller goes on.
+ */
 static void
-wait_durable(uint64 rseq, bool may_fail)
+wait_durable(uint64 rseq, bool may_fail, bool commit_follows)
 {
-	if (ag_audit_ring_wait_flushed(rseq, audit_sync_timeout))
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	if (ag_audit_ring_wait_flushed(rseq, audit_sync_timeout, &lsn))
+	{
+		if (!commit_follows && lsn != InvalidXLogRecPtr && !RecoveryInProgress())
+			XLogFlush(lsn);
 		return;
+	}
 	if (may_fail)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -660,8 +685,6 @@ audit_success(RowArgs *a, bool write)
 {
 	AgAuditEntry e;
 	uint64		rseq;
-	bool		sync;
-
 	build_entry(&e, a);
 	if (a->level > 0)
 	{
@@ -674,10 +697,27 @@ audit_success(RowArgs *a, bool write)
 	}
 	error_audited = false;
 	last_source = NULL;
-	sync = write || pending_sync || e.hdr.decision == AG_AUDIT_BLOCKED;
-	pending_sync = false;
-	if (append_record(&e, true, &rseq) && sync)
-		wait_durable(rseq, true);
+	if (!append_record(&e, true, &rseq))
+		return;
+	if (e.hdr.decision == AG_AUDIT_BLOCKED)
+	{
+		/* recorded as a refusal: durable before anything else happens */
+		wait_durable(rseq, true, false);
+		pending_sync = false;
+	}
+	else if ((write || pending_sync) && IsTransactionBlock())
+	{
+		/* one wait for the whole transaction, at its commit */
+		pending_sync = true;
+		pending_sync_rseq = rseq;
+	}
+	else if (write || pending_sync)
+	{
+		/* autocommit: the commit follows at once */
+		wait_durable(rseq, true,
+					 TransactionIdIsValid(GetTopTransactionIdIfAny()));
+		pending_sync = false;
+	}
 }
 
 /*
@@ -697,7 +737,7 @@ audit_failure(RowArgs *a, MemoryContext cxt)
 	build_entry(&e, a);
 	if (append_record(&e, false, &rseq) &&
 		(a->level == 0 || e.hdr.decision == AG_AUDIT_BLOCKED || pending_sync))
-		wait_durable(rseq, false);
+		wait_durable(rseq, false, false);
 	if (a->level == 0)
 		pending_sync = false;
 	error_audited = true;
@@ -1155,8 +1195,15 @@ agentgate_audit_flush(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("agentgate audit ring is not available")));
-	if (upto > 0 && !ag_audit_ring_wait_flushed(upto - 1, -1))
-		PG_RETURN_BOOL(false);
+	if (upto > 0)
+	{
+		XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+		if (!ag_audit_ring_wait_flushed(upto - 1, -1, &lsn))
+			PG_RETURN_BOOL(false);
+		if (lsn != InvalidXLogRecPtr && !RecoveryInProgress())
+			XLogFlush(lsn);
+	}
 	PG_RETURN_BOOL(true);
 }
 

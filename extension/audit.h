@@ -17,6 +17,7 @@
 #ifndef AG_AUDIT_H
 #define AG_AUDIT_H
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
 
@@ -105,7 +106,8 @@ extern void ag_audit_ring_startup(void);
 extern bool ag_audit_ring_ready(void);
 extern AgAppendResult ag_audit_ring_append(AgAuditEntry *e, uint64 *rseq_out);
 extern bool ag_audit_ring_wait_space(uint32 nslots, int timeout_ms);
-extern bool ag_audit_ring_wait_flushed(uint64 rseq, int timeout_ms);
+extern bool ag_audit_ring_wait_flushed(uint64 rseq, int timeout_ms,
+									   XLogRecPtr *commit_lsn);
 extern uint64 ag_audit_ring_appended(void);
 extern uint32 ag_audit_slots_needed(AgAuditEntry *e);
 extern void ag_audit_ring_count_drop(void);
@@ -123,7 +125,7 @@ typedef struct AgAuditBatch
 
 extern void ag_audit_ring_set_worker(int pgprocno);
 extern int	ag_audit_ring_take(AgAuditBatch *b, int max);
-extern void ag_audit_ring_release(AgAuditBatch *b);
+extern void ag_audit_ring_release(AgAuditBatch *b, XLogRecPtr commit_lsn);
 extern uint64 ag_audit_ring_take_dropped(void);
 extern void ag_audit_ring_return_dropped(uint64 n);
 extern int64 ag_audit_ring_epoch(void);

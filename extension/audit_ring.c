@@ -14,7 +14,13 @@
  *
  * tail and flushed_rseq move together, under the spinlock, and only after
  * the worker's transaction has committed: a backend that sees
- * flushed_rseq > its rseq knows its row is durable.
+ * flushed_rseq > its rseq knows its row is committed.  The worker commits
+ * without waiting for its WAL flush and publishes its commit record's end
+ * (flushed_lsn, written before flushed_rseq): a waiting backend whose own
+ * commit flushes WAL past that point needs nothing more, because WAL is
+ * flushed in order; any other waiter flushes up to it itself
+ * (audit.c, wait_durable).  The worker flushes right after waking the
+ * waiters, so the asynchronous tier's loss bound does not grow.
  *
  * Crash accounting: the postmaster writes the epoch and the number of
  * records appended into a small file when its shared memory goes away
@@ -52,6 +58,7 @@ typedef struct AgAuditRing
 	uint64		tail;			/* first slot position not yet committed */
 	uint64		next_rseq;		/* next record sequence number */
 	pg_atomic_uint64 flushed_rseq;	/* every rseq below this is committed */
+	pg_atomic_uint64 flushed_lsn;	/* end of the commit record that did it */
 	pg_atomic_uint64 dropped;	/* records dropped, not yet reported */
 	int64		epoch;			/* identifies this incarnation of the ring */
 	int			worker_pgprocno;	/* -1 when no worker runs */
@@ -145,6 +152,7 @@ ag_audit_ring_startup(void)
 		ring->tail = 0;
 		ring->next_rseq = 0;
 		pg_atomic_init_u64(&ring->flushed_rseq, 0);
+		pg_atomic_init_u64(&ring->flushed_lsn, 0);
 		pg_atomic_init_u64(&ring->dropped, 0);
 		/* microseconds since 2000: distinct for every incarnation */
 		ring->epoch = GetCurrentTimestamp();
@@ -384,12 +392,25 @@ cond_room(uint64 nslots, uint64 unused)
 	return ag_audit_ring_has_room((uint32) nslots);
 }
 
+/*
+ * Wait until record rseq is committed.  *commit_lsn (if not NULL) gets a
+ * WAL position at or after the end of the commit record that wrote it:
+ * flushing WAL up to there makes the row durable.
+ */
 bool
-ag_audit_ring_wait_flushed(uint64 rseq, int timeout_ms)
+ag_audit_ring_wait_flushed(uint64 rseq, int timeout_ms, XLogRecPtr *commit_lsn)
 {
 	if (ring == NULL)
 		return false;
-	return wait_until(cond_flushed, rseq, 0, timeout_ms);
+	if (!wait_until(cond_flushed, rseq, 0, timeout_ms))
+		return false;
+	if (commit_lsn)
+	{
+		/* pairs with the write barrier in ag_audit_ring_release() */
+		pg_read_barrier();
+		*commit_lsn = (XLogRecPtr) pg_atomic_read_u64(&ring->flushed_lsn);
+	}
+	return true;
 }
 
 bool
@@ -461,10 +482,16 @@ ag_audit_ring_take(AgAuditBatch *b, int max)
 	return b->n;
 }
 
-/* After the commit: free the slots and wake whoever waits on them. */
+/*
+ * After the commit: free the slots and wake whoever waits on them.
+ * commit_lsn is the end of the worker's commit record.
+ */
 void
-ag_audit_ring_release(AgAuditBatch *b)
+ag_audit_ring_release(AgAuditBatch *b, XLogRecPtr commit_lsn)
 {
+	if ((uint64) commit_lsn > pg_atomic_read_u64(&ring->flushed_lsn))
+		pg_atomic_write_u64(&ring->flushed_lsn, (uint64) commit_lsn);
+	pg_write_barrier();
 	SpinLockAcquire(&ring->mutex);
 	ring->tail = b->end_pos;
 	pg_atomic_write_u64(&ring->flushed_rseq, b->end_rseq);

@@ -128,19 +128,23 @@ SELECT count(*) FROM t;
 	$node->safe_psql('postgres', "DELETE FROM agentgate.audit_log WHERE role_name = 'agent1'");
 }
 
-# ---- the row of a write is committed before the write returns, while the
-# agent's transaction is still open, and stays after its ROLLBACK
+# ---- a write never commits before its row: an autocommit write waits at
+# its end, a transaction block once, at COMMIT; the row of a rolled-back
+# write is kept
 {
 	my $agent = $node->background_psql('postgres',
 		extra_params => [ '-U', 'agent1' ]);
 	$agent->query_safe('BEGIN');
 	$agent->query_safe('INSERT INTO t (v) VALUES (7)');
+	$agent->query_safe('COMMIT');
 	is($node->safe_psql('postgres',
 			"SELECT count(*) FROM agentgate.audit_log WHERE role_name = 'agent1' AND command_tag = 'INSERT'"),
-		1, 'the write\'s row is visible while the agent\'s transaction is open');
+		1, 'the row of a write in a transaction block is committed when COMMIT returns');
+	$agent->query_safe('BEGIN');
+	$agent->query_safe('INSERT INTO t (v) VALUES (8)');
 	$agent->query_safe('ROLLBACK');
 	$agent->quit;
-	is(count_rows("command_tag = 'INSERT'"), 1, 'and survives the ROLLBACK');
+	is(count_rows("command_tag = 'INSERT'"), 2, 'the row of a rolled-back write is kept');
 	$node->safe_psql('postgres', "DELETE FROM agentgate.audit_log WHERE role_name = 'agent1'");
 }
 
@@ -235,6 +239,17 @@ is($node->safe_psql('postgres',
 		'a write is refused when its audit row cannot be committed');
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE v = 42'), 0,
 		'the refused write did not happen');
+
+	# in a transaction block the write returns; its COMMIT waits for the
+	# row and is refused, and the write is rolled back
+	($ret, $out, $err) = $node->psql('postgres',
+		"BEGIN;\nINSERT INTO t (v) VALUES (43) RETURNING 'inserted';\nCOMMIT;",
+		connstr => $agent_connstr, on_error_stop => 0);
+	like($out, qr/inserted/, 'in a transaction block the write itself does not wait');
+	like($err, qr/audit row not committed in time/,
+		'its COMMIT waits for the row and is refused when the row cannot be committed');
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE v = 43'), 0,
+		'that write did not commit');
 
 	# reads fill the ring, then wait and are refused
 	my ($h, $pout, $perr) = pgbench_run("SELECT 1;\n", 4, [ '-T', 4 ]);
