@@ -8,6 +8,9 @@
 #   pgbouncer_tls  the same, over TCP with TLS (PgBouncer's own TLS, the
 #               proxy's certificate): what the proxy path adds beyond
 #               encryption
+#   tls_floor   the agent through bench/tls_floor.c + PgBouncer: the least
+#               any TLS-terminating hop costs here (one epoll loop that only
+#               copies bytes; no token, no framing, no checks)
 #   proxy       the agent through agentgate-proxy (TLS, token) + PgBouncer
 #
 # Rounds are interleaved (direct, agent, pgbouncer, ..., proxy, direct, ...) so
@@ -18,7 +21,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../test/perl";
 use AgentGate::Stack;
-use IPC::Run qw(run);
+use IPC::Run qw(run start);
+use File::Temp qw(tempdir);
 
 $ENV{AG_TOP} //= "$FindBin::Bin/..";
 my $seconds = $ENV{BENCH_SECONDS} || 10;
@@ -54,13 +58,30 @@ my %paths = (
 	proxy     => { env => { PGPASSWORD => $tok, PGSSLMODE => 'require' },
 		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] },
 );
-my @order = qw(direct agent pgbouncer pgbouncer_tls proxy);
+# the control hop: built here, listening next to the proxy
+my $floor_dir = tempdir(CLEANUP => 1);
+my $floor_port = $s->proxy_port + 7;
+my $cc = $ENV{CC} || 'cc';
+run([ $cc, '-O2', '-o', "$floor_dir/tls_floor", "$FindBin::Bin/tls_floor.c", '-lssl', '-lcrypto' ],
+	'>', \$o, '2>', \$e) or die "building tls_floor failed: $e";
+my $floor = start([ "$floor_dir/tls_floor", $floor_port, $s->ca_file, $s->tls_key_file,
+	$s->pgbouncer_socket_dir . '/.s.PGSQL.' . $s->pgbouncer_port ]);
+$paths{tls_floor} = { env => { %$stamped, PGSSLMODE => 'require' },
+	args => [ '-h', '127.0.0.1', '-p', $floor_port, '-U', $role ] };
+
+my @order = qw(direct agent pgbouncer pgbouncer_tls tls_floor proxy);
 my %tps;
 
 for my $r (1 .. $rounds)
 {
 	for my $p (@order)
 	{
+		if ($r == $rounds && $p eq 'proxy')
+		{
+			# the statement mix of the last proxy run is counted below
+			$s->admin_psql('SELECT agentgate.audit_flush()');
+			$s->admin_psql('TRUNCATE agentgate.audit_log');
+		}
 		local %ENV = (%ENV, %{ $paths{$p}{env} });
 		my ($out, $err) = ('', '');
 		run([ $pgbench, '-S', '-n', '-c', $clients, '-j', 2, '-T', $seconds,
@@ -83,6 +104,7 @@ my %label = (
 	agent     => 'PostgreSQL + agentgate, as an agent role',
 	pgbouncer => 'via PgBouncer (transaction pool)',
 	pgbouncer_tls => 'via PgBouncer, TCP + TLS',
+	tls_floor => 'via a bare TLS relay (control) + PgBouncer',
 	proxy     => 'via agentgate-proxy (TLS) + PgBouncer',
 );
 for my $p (@order)
@@ -94,13 +116,24 @@ printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer alone',
 	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer} });
 printf "%-44s %19.2f\n", 'proxy+PgBouncer / PgBouncer with TLS',
 	median(@{ $tps{proxy} }) / median(@{ $tps{pgbouncer_tls} });
+printf "%-44s %19.2f\n", 'bare TLS relay+PgBouncer / PgBouncer alone',
+	median(@{ $tps{tls_floor} }) / median(@{ $tps{pgbouncer} });
 
 # On a shared machine the load drifts between rounds; the ratio within each
 # round (paths measured seconds apart) is steadier than a ratio of medians.
-for my $vs (qw(pgbouncer pgbouncer_tls))
+for my $vs (qw(pgbouncer pgbouncer_tls tls_floor))
 {
 	my @r = map { $tps{proxy}[$_] / $tps{$vs}[$_] } 0 .. $rounds - 1;
 	printf "%-44s %19.2f  (rounds: %s)\n", "median of per-round proxy / $vs",
 		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
 }
+# What reaches the server per transaction through the proxy: PgBouncer
+# re-sends SET application_name whenever a transaction lands on a server
+# connection last used by another client (each connection has its own
+# session stamp).
+$s->admin_psql('SELECT agentgate.audit_flush()');
+print "\nstatements the server ran for the agent in the last proxy run (audit log):\n",
+	$s->admin_psql("SELECT command_tag || ' ' || count(*) FROM agentgate.audit_log"
+	  . " WHERE role_name = '$role' GROUP BY command_tag ORDER BY 1"), "\n";
+$floor->kill_kill;
 $s->stop;

@@ -41,6 +41,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/ip.h"
@@ -65,6 +66,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "common/hashfn.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "access/genam.h"
 #include "access/table.h"
@@ -565,16 +567,26 @@ plan_relations(PlannedStmt *ps)
 		char	   *rel;
 		char	   *nsp;
 
+		HeapTuple	tp;
+		Form_pg_class cls;
+
 		if (rte->rtekind != RTE_RELATION || list_member_oid(seen, rte->relid))
 			continue;
+		/* one syscache lookup for partition flag, name and schema */
+		tp = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		if (!HeapTupleIsValid(tp))
+			continue;
+		cls = (Form_pg_class) GETSTRUCT(tp);
 		/* partitions the planner added under their parent: name the parent */
-		if (!rte->inh && get_rel_relispartition(rte->relid))
+		if (!rte->inh && cls->relispartition)
+		{
+			ReleaseSysCache(tp);
 			continue;
+		}
 		seen = lappend_oid(seen, rte->relid);
-		rel = get_rel_name(rte->relid);
-		nsp = get_namespace_name(get_rel_namespace(rte->relid));
-		if (rel == NULL)
-			continue;
+		rel = pstrdup(NameStr(cls->relname));
+		nsp = get_namespace_name(cls->relnamespace);
+		ReleaseSysCache(tp);
 		if (buf.len + strlen(rel) + (nsp ? strlen(nsp) : 0) + 8 > AG_MAX_REL_TEXT)
 			break;
 		if (buf.len > 0)

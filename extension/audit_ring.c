@@ -432,8 +432,11 @@ ag_audit_ring_set_worker(int pgprocno)
 }
 
 /*
- * Copy up to max published records, in order, from the tail.  The slots
- * stay reserved until ag_audit_ring_release() after the commit.
+ * Take up to max published records, in order, from the tail.  The slots
+ * stay reserved until ag_audit_ring_release() after the commit, and no
+ * backend writes a reserved slot, so a record that does not wrap around
+ * the end of the ring is read in place; one that wraps is copied out.
+ * b->recs must not be used after the release.
  */
 int
 ag_audit_ring_take(AgAuditBatch *b, int max)
@@ -471,8 +474,13 @@ ag_audit_ring_take(AgAuditBatch *b, int max)
 			b->recs = b->recs ? repalloc(b->recs, sizeof(char *) * b->cap)
 				: palloc(sizeof(char *) * b->cap);
 		}
-		copy = palloc(len);
-		ring_copy_out((pos % ring->nslots) * AG_AUDIT_SLOT_SIZE, copy, len);
+		if ((pos % ring->nslots) + hdr.nslots <= ring->nslots)
+			copy = (char *) rec;	/* contiguous: read in place until release */
+		else
+		{
+			copy = palloc(len);
+			ring_copy_out((pos % ring->nslots) * AG_AUDIT_SLOT_SIZE, copy, len);
+		}
 		b->recs[b->n++] = copy;
 		pos += hdr.nslots;
 		rseq++;

@@ -182,6 +182,7 @@ sub issuer        { $_[0]{issuer} }
 sub audience      { $_[0]{audience} }
 sub jwks_file     { "$_[0]{keys}/jwks.json" }
 sub ca_file       { "$_[0]{keys}/tls.crt" }
+sub tls_key_file  { "$_[0]{keys}/tls.key" }
 sub proxy_conf_file { "$_[0]{base}/proxy.conf" }
 sub log_file      { "$_[0]{base}/$_[1].log" }
 
