@@ -69,8 +69,27 @@ my $floor = start([ "$floor_dir/tls_floor", $floor_port, $s->ca_file, $s->tls_ke
 $paths{tls_floor} = { env => { %$stamped, PGSSLMODE => 'require' },
 	args => [ '-h', '127.0.0.1', '-p', $floor_port, '-U', $role ] };
 
-my @order = qw(direct agent pgbouncer pgbouncer_tls tls_floor proxy);
+# One connection per identity, as when each agent has its own: N pgbench
+# processes of one client each, their TPS summed.  Each identity has its
+# own PgBouncer pool, so no transaction lands on a server connection that
+# another client's session stamp left behind.
+my (@ids_proxy, @ids_pgb);
+for my $i (1 .. $clients)
+{
+	my $t = $s->token(sub => "bench-agent-$i", ttl => 3600);
+	my ($rc2, $r2, $err2) = $s->agent_psql($t, 'SELECT session_user');
+	die "agent login failed: $err2" if $rc2;
+	push @ids_proxy, { env => { PGPASSWORD => $t, PGSSLMODE => 'require' },
+		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] };
+	push @ids_pgb, { env => { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT agentgate.session_stamp('$r2')") },
+		args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $r2 ] };
+}
+$paths{pgbouncer_ids} = { multi => \@ids_pgb };
+$paths{proxy_ids} = { multi => \@ids_proxy };
+
+my @order = qw(direct agent pgbouncer pgbouncer_tls tls_floor proxy pgbouncer_ids proxy_ids);
 my %tps;
+my $mix = '';
 
 for my $r (1 .. $rounds)
 {
@@ -82,16 +101,50 @@ for my $r (1 .. $rounds)
 			$s->admin_psql('SELECT agentgate.audit_flush()');
 			$s->admin_psql('TRUNCATE agentgate.audit_log');
 		}
-		local %ENV = (%ENV, %{ $paths{$p}{env} });
-		my ($out, $err) = ('', '');
-		run([ $pgbench, '-S', '-n', '-c', $clients, '-j', 2, '-T', $seconds,
-			@{ $paths{$p}{args} }, $s->db ], '>', \$out, '2>', \$err)
-		  or die "pgbench ($p) failed: $err$out";
-		my ($t) = $out =~ /tps = ([\d.]+) \(without initial connection time\)/;
-		($t) = $out =~ /tps = ([\d.]+)/ unless defined $t;
+		my $t = 0;
+		if ($paths{$p}{multi})
+		{
+			my @h;
+			for my $one (@{ $paths{$p}{multi} })
+			{
+				local %ENV = (%ENV, %{ $one->{env} });
+				my ($out, $err) = ('', '');
+				push @h, [ start([ $pgbench, '-S', '-n', '-c', 1, '-j', 1, '-T', $seconds,
+					@{ $one->{args} }, $s->db ], '>', \$out, '2>', \$err), \$out, \$err ];
+			}
+			for my $x (@h)
+			{
+				$x->[0]->finish or die "pgbench ($p) failed: ${$x->[2]}${$x->[1]}";
+				$t += pgbench_tps(${ $x->[1] });
+			}
+		}
+		else
+		{
+			local %ENV = (%ENV, %{ $paths{$p}{env} });
+			my ($out, $err) = ('', '');
+			run([ $pgbench, '-S', '-n', '-c', $clients, '-j', 2, '-T', $seconds,
+				@{ $paths{$p}{args} }, $s->db ], '>', \$out, '2>', \$err)
+			  or die "pgbench ($p) failed: $err$out";
+			$t = pgbench_tps($out);
+		}
 		push @{ $tps{$p} }, $t;
+		if ($r == $rounds && $p eq 'proxy')
+		{
+			$s->admin_psql('SELECT agentgate.audit_flush()');
+			$mix = $s->admin_psql("SELECT string_agg(command_tag || ' ' || n, ', ' ORDER BY command_tag)"
+				  . " FROM (SELECT command_tag, count(*) AS n FROM agentgate.audit_log"
+				  . " WHERE role_name = '$role' GROUP BY 1) c");
+		}
 		printf "round %d %-13s %10.0f tps\n", $r, $p, $t;
 	}
+}
+
+sub pgbench_tps
+{
+	my ($out) = @_;
+	my ($t) = $out =~ /tps = ([\d.]+) \(without initial connection time\)/;
+	($t) = $out =~ /tps = ([\d.]+)/ unless defined $t;
+	return $t;
 }
 
 sub median { my @v = sort { $a <=> $b } @_; return $v[ int(@v / 2) ]; }
@@ -105,6 +158,8 @@ my %label = (
 	pgbouncer => 'via PgBouncer (transaction pool)',
 	pgbouncer_tls => 'via PgBouncer, TCP + TLS',
 	tls_floor => 'via a bare TLS relay (control) + PgBouncer',
+	pgbouncer_ids => "via PgBouncer, $clients identities x 1 conn.",
+	proxy_ids => "via proxy + PgBouncer, $clients identities x 1",
 	proxy     => 'via agentgate-proxy (TLS) + PgBouncer',
 );
 for my $p (@order)
@@ -121,19 +176,22 @@ printf "%-44s %19.2f\n", 'bare TLS relay+PgBouncer / PgBouncer alone',
 
 # On a shared machine the load drifts between rounds; the ratio within each
 # round (paths measured seconds apart) is steadier than a ratio of medians.
+printf "%-44s %19.2f\n", "proxy / PgBouncer, $clients identities x 1 conn.",
+	median(@{ $tps{proxy_ids} }) / median(@{ $tps{pgbouncer_ids} });
 for my $vs (qw(pgbouncer pgbouncer_tls tls_floor))
 {
 	my @r = map { $tps{proxy}[$_] / $tps{$vs}[$_] } 0 .. $rounds - 1;
 	printf "%-44s %19.2f  (rounds: %s)\n", "median of per-round proxy / $vs",
 		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
 }
-# What reaches the server per transaction through the proxy: PgBouncer
-# re-sends SET application_name whenever a transaction lands on a server
-# connection last used by another client (each connection has its own
-# session stamp).
-$s->admin_psql('SELECT agentgate.audit_flush()');
-print "\nstatements the server ran for the agent in the last proxy run (audit log):\n",
-	$s->admin_psql("SELECT command_tag || ' ' || count(*) FROM agentgate.audit_log"
-	  . " WHERE role_name = '$role' GROUP BY command_tag ORDER BY 1"), "\n";
+# What reached the server through the proxy: PgBouncer re-sends SET
+# application_name whenever a transaction lands on a server connection last
+# used by another client (each connection has its own session stamp).
+{
+	my @r = map { $tps{proxy_ids}[$_] / $tps{tls_floor}[$_] } 0 .. $rounds - 1;
+	printf "%-44s %19.2f  (rounds: %s)\n", "median of per-round proxy_ids / tls_floor",
+		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
+}
+print "\nstatements the server ran in the last proxy run (one identity, $clients connections): $mix\n";
 $floor->kill_kill;
 $s->stop;

@@ -63,6 +63,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "common/hashfn.h"
@@ -550,6 +551,70 @@ wait_durable(uint64 rseq, bool may_fail, bool commit_follows)
 				 errhint("Retry later; a database administrator should check the audit writer and locks on agentgate.audit_log.")));
 }
 
+/*
+ * Qualified names of recently audited relations, so that an agent's
+ * repeated statements do not look the same names up and quote them again
+ * for every row.  Direct-mapped by OID; emptied on any relcache or
+ * pg_namespace invalidation (renames, drops), which is rare next to
+ * statements.
+ */
+#define AG_RELNAME_CACHE 32
+
+typedef struct RelNameEntry
+{
+	Oid			relid;			/* InvalidOid: empty */
+	bool		partition;		/* relispartition */
+	char		name[4 * NAMEDATALEN + 8];	/* quoted "schema.table" */
+} RelNameEntry;
+
+static RelNameEntry relname_cache[AG_RELNAME_CACHE];
+
+static void
+relname_cache_reset(Datum arg, Oid relid)
+{
+	if (OidIsValid(relid))
+	{
+		RelNameEntry *e = &relname_cache[relid % AG_RELNAME_CACHE];
+
+		if (e->relid == relid)
+			e->relid = InvalidOid;
+		return;
+	}
+	for (int i = 0; i < AG_RELNAME_CACHE; i++)
+		relname_cache[i].relid = InvalidOid;
+}
+
+static void
+relname_cache_reset_nsp(Datum arg, int cacheid, uint32 hashvalue)
+{
+	relname_cache_reset(arg, InvalidOid);
+}
+
+/* The cache entry for relid, filled from the catalogs; NULL if it is gone. */
+static RelNameEntry *
+relname_lookup(Oid relid)
+{
+	RelNameEntry *e = &relname_cache[relid % AG_RELNAME_CACHE];
+	HeapTuple	tp;
+	Form_pg_class cls;
+	char	   *nsp;
+	const char *q;
+
+	if (e->relid == relid)
+		return e;
+	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tp))
+		return NULL;
+	cls = (Form_pg_class) GETSTRUCT(tp);
+	nsp = get_namespace_name(cls->relnamespace);
+	q = quote_qualified_identifier(nsp, NameStr(cls->relname));
+	e->partition = cls->relispartition;
+	strlcpy(e->name, q, sizeof(e->name));
+	ReleaseSysCache(tp);
+	e->relid = relid;
+	return e;
+}
+
 /* Collect "schema.table" names of the relations a plan reads or writes. */
 static char *
 plan_relations(PlannedStmt *ps)
@@ -564,34 +629,22 @@ plan_relations(PlannedStmt *ps)
 	foreach(lc, ps->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
-		char	   *rel;
-		char	   *nsp;
-
-		HeapTuple	tp;
-		Form_pg_class cls;
+		RelNameEntry *e;
 
 		if (rte->rtekind != RTE_RELATION || list_member_oid(seen, rte->relid))
 			continue;
-		/* one syscache lookup for partition flag, name and schema */
-		tp = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
-		if (!HeapTupleIsValid(tp))
+		e = relname_lookup(rte->relid);
+		if (e == NULL)
 			continue;
-		cls = (Form_pg_class) GETSTRUCT(tp);
 		/* partitions the planner added under their parent: name the parent */
-		if (!rte->inh && cls->relispartition)
-		{
-			ReleaseSysCache(tp);
+		if (!rte->inh && e->partition)
 			continue;
-		}
 		seen = lappend_oid(seen, rte->relid);
-		rel = pstrdup(NameStr(cls->relname));
-		nsp = get_namespace_name(cls->relnamespace);
-		ReleaseSysCache(tp);
-		if (buf.len + strlen(rel) + (nsp ? strlen(nsp) : 0) + 8 > AG_MAX_REL_TEXT)
+		if (buf.len + strlen(e->name) + 2 > AG_MAX_REL_TEXT)
 			break;
 		if (buf.len > 0)
 			appendStringInfoChar(&buf, AG_AUDIT_RELSEP);
-		appendStringInfoString(&buf, quote_qualified_identifier(nsp, rel));
+		appendStringInfoString(&buf, e->name);
 	}
 	list_free(seen);
 	if (buf.len == 0)
@@ -1302,6 +1355,8 @@ ag_audit_init(void)
 	audit_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit",
 									  ALLOCSET_SMALL_SIZES);
 	RegisterXactCallback(audit_xact_callback, NULL);
+	CacheRegisterRelcacheCallback(relname_cache_reset, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, relname_cache_reset_nsp, (Datum) 0);
 
 	ag_audit_worker_register();
 

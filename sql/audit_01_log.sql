@@ -134,6 +134,28 @@ SELECT command_tag, decision, rule_id = :block_rule AS block_rule, rule_id = :lo
  ORDER BY ts, seq;
 DELETE FROM agentgate.rules WHERE id IN (:block_rule, :log_rule);
 
+-- relation names follow renames of the table and of its schema
+CREATE SCHEMA regress_audit_s;
+CREATE TABLE regress_audit_s.moved (id int);
+GRANT USAGE ON SCHEMA regress_audit_s TO regress_audit_agent;
+GRANT SELECT ON regress_audit_s.moved TO regress_audit_agent;
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT count(*) AS before_rename FROM regress_audit_s.moved;
+RESET SESSION AUTHORIZATION;
+ALTER TABLE regress_audit_s.moved RENAME TO "Renamed";
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT count(*) AS after_table_rename FROM regress_audit_s."Renamed";
+RESET SESSION AUTHORIZATION;
+ALTER SCHEMA regress_audit_s RENAME TO regress_audit_s2;
+SET SESSION AUTHORIZATION regress_audit_agent;
+SELECT count(*) AS after_schema_rename FROM regress_audit_s2."Renamed";
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+SELECT relations FROM agentgate.audit_log
+ WHERE role_name = 'regress_audit_agent' AND relations::text LIKE '%regress_audit_s%'
+ ORDER BY ts, seq;
+DROP SCHEMA regress_audit_s2 CASCADE;
+
 -- non-governed roles are not audited (agentgate.audit_all_roles is off)
 SELECT count(*) AS superuser_rows FROM agentgate.audit_log WHERE role_name = current_user;
 
