@@ -125,7 +125,10 @@ typedef struct AgAuditBatch
 
 extern void ag_audit_ring_set_worker(int pgprocno);
 extern int	ag_audit_ring_take(AgAuditBatch *b, int max);
-extern void ag_audit_ring_release(AgAuditBatch *b, XLogRecPtr commit_lsn);
+extern void ag_audit_ring_committed(AgAuditBatch *b, XLogRecPtr commit_lsn);
+extern bool ag_audit_ring_unfreed(uint64 *upto, XLogRecPtr *lsn);
+extern void ag_audit_ring_free(uint64 upto);
+extern int	ag_audit_ring_used_pct(void);
 extern uint64 ag_audit_ring_take_dropped(void);
 extern void ag_audit_ring_return_dropped(uint64 n);
 extern int64 ag_audit_ring_epoch(void);

@@ -12,15 +12,18 @@
  * only records whose header says they are complete, and in order, so one
  * slow writer delays the flush of later records by the time of a memcpy.
  *
- * tail and flushed_rseq move together, under the spinlock, and only after
+ * committed_pos and flushed_rseq move together, under the spinlock, once
  * the worker's transaction has committed: a backend that sees
  * flushed_rseq > its rseq knows its row is committed.  The worker commits
  * without waiting for its WAL flush and publishes its commit record's end
  * (flushed_lsn, written before flushed_rseq): a waiting backend whose own
  * commit flushes WAL past that point needs nothing more, because WAL is
  * flushed in order; any other waiter flushes up to it itself
- * (audit.c, wait_durable).  The worker flushes right after waking the
- * waiters, so the asynchronous tier's loss bound does not grow.
+ * (audit.c, wait_durable).  The slots are freed (tail moves up to
+ * committed_pos) only once WAL is flushed past the commit, by whoever
+ * flushed it: usually the waiting backend's own commit, otherwise the
+ * worker after a few milliseconds.  So a crash can lose only records that
+ * still hold slots, and the loss stays bounded by the ring size.
  *
  * Crash accounting: the postmaster writes the epoch and the number of
  * records appended into a small file when its shared memory goes away
@@ -55,7 +58,8 @@ typedef struct AgAuditRing
 {
 	slock_t		mutex;
 	uint64		head;			/* next slot position to reserve */
-	uint64		tail;			/* first slot position not yet committed */
+	uint64		tail;			/* first slot position not yet freed */
+	uint64		committed_pos;	/* first slot position not yet committed */
 	uint64		next_rseq;		/* next record sequence number */
 	pg_atomic_uint64 flushed_rseq;	/* every rseq below this is committed */
 	pg_atomic_uint64 flushed_lsn;	/* end of the commit record that did it */
@@ -150,6 +154,7 @@ ag_audit_ring_startup(void)
 		SpinLockInit(&ring->mutex);
 		ring->head = 0;
 		ring->tail = 0;
+		ring->committed_pos = 0;
 		ring->next_rseq = 0;
 		pg_atomic_init_u64(&ring->flushed_rseq, 0);
 		pg_atomic_init_u64(&ring->flushed_lsn, 0);
@@ -406,7 +411,7 @@ ag_audit_ring_wait_flushed(uint64 rseq, int timeout_ms, XLogRecPtr *commit_lsn)
 		return false;
 	if (commit_lsn)
 	{
-		/* pairs with the write barrier in ag_audit_ring_release() */
+		/* pairs with the write barrier in ag_audit_ring_committed() */
 		pg_read_barrier();
 		*commit_lsn = (XLogRecPtr) pg_atomic_read_u64(&ring->flushed_lsn);
 	}
@@ -432,11 +437,11 @@ ag_audit_ring_set_worker(int pgprocno)
 }
 
 /*
- * Take up to max published records, in order, from the tail.  The slots
- * stay reserved until ag_audit_ring_release() after the commit, and no
+ * Take up to max published records, in order, after the last committed
+ * one.  The slots stay reserved until ag_audit_ring_free(), and no
  * backend writes a reserved slot, so a record that does not wrap around
  * the end of the ring is read in place; one that wraps is copied out.
- * b->recs must not be used after the release.
+ * b->recs must not be used after the commit.
  */
 int
 ag_audit_ring_take(AgAuditBatch *b, int max)
@@ -446,7 +451,7 @@ ag_audit_ring_take(AgAuditBatch *b, int max)
 	uint64		head;
 
 	SpinLockAcquire(&ring->mutex);
-	pos = ring->tail;
+	pos = ring->committed_pos;
 	rseq = pg_atomic_read_u64(&ring->flushed_rseq);
 	head = ring->head;
 	SpinLockRelease(&ring->mutex);
@@ -491,20 +496,62 @@ ag_audit_ring_take(AgAuditBatch *b, int max)
 }
 
 /*
- * After the commit: free the slots and wake whoever waits on them.
- * commit_lsn is the end of the worker's commit record.
+ * After the commit: publish it and wake whoever waits for it.  commit_lsn
+ * is the end of the worker's commit record.  The slots stay taken until
+ * ag_audit_ring_free() (WAL flushed past commit_lsn).
  */
 void
-ag_audit_ring_release(AgAuditBatch *b, XLogRecPtr commit_lsn)
+ag_audit_ring_committed(AgAuditBatch *b, XLogRecPtr commit_lsn)
 {
 	if ((uint64) commit_lsn > pg_atomic_read_u64(&ring->flushed_lsn))
 		pg_atomic_write_u64(&ring->flushed_lsn, (uint64) commit_lsn);
 	pg_write_barrier();
 	SpinLockAcquire(&ring->mutex);
-	ring->tail = b->end_pos;
+	ring->committed_pos = b->end_pos;
 	pg_atomic_write_u64(&ring->flushed_rseq, b->end_rseq);
 	SpinLockRelease(&ring->mutex);
 	ConditionVariableBroadcast(&ring->flushed_cv);
+}
+
+/*
+ * Committed records not yet freed: *upto is the position to free up to,
+ * *lsn the WAL position that must be flushed first.  False if none.
+ */
+bool
+ag_audit_ring_unfreed(uint64 *upto, XLogRecPtr *lsn)
+{
+	bool		any;
+
+	SpinLockAcquire(&ring->mutex);
+	*upto = ring->committed_pos;
+	any = ring->committed_pos > ring->tail;
+	SpinLockRelease(&ring->mutex);
+	pg_read_barrier();
+	*lsn = (XLogRecPtr) pg_atomic_read_u64(&ring->flushed_lsn);
+	return any;
+}
+
+/* WAL is flushed past the commit of everything below upto: free it. */
+void
+ag_audit_ring_free(uint64 upto)
+{
+	SpinLockAcquire(&ring->mutex);
+	if (upto > ring->tail && upto <= ring->committed_pos)
+		ring->tail = upto;
+	SpinLockRelease(&ring->mutex);
+	ConditionVariableBroadcast(&ring->flushed_cv);
+}
+
+/* Share of the slots in use, in percent (committed or not). */
+int
+ag_audit_ring_used_pct(void)
+{
+	uint64		used;
+
+	SpinLockAcquire(&ring->mutex);
+	used = ring->head - ring->tail;
+	SpinLockRelease(&ring->mutex);
+	return (int) (used * 100 / ring->nslots);
 }
 
 uint64

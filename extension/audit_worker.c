@@ -61,6 +61,7 @@
 
 #define AG_BATCH_MAX			2000
 #define AG_DIRECT_CHUNK			128	/* rows per table_multi_insert() */
+#define AG_FREE_DELAY_MS		5	/* longest wait for someone else's WAL flush */
 #define AG_DRAIN_LIMIT_MS		10000
 #define AG_MAINTAIN_EVERY_MS	(3600 * 1000)
 #define AG_DAYS_AHEAD			3
@@ -674,15 +675,14 @@ flush_batch(void)
 
 	/*
 	 * The commit above did not wait for its WAL flush (synchronous_commit is
-	 * off in this worker): wake the waiters first, with the position to
-	 * flush to, then flush.  A waiting write is made durable by its own
-	 * commit's flush, which covers ours; see audit_ring.c.
+	 * off in this worker): wake the waiters now, with the position to flush
+	 * to.  A waiting write's own commit flushes WAL past ours (see
+	 * audit_ring.c); the slots are freed by free_committed() once WAL is
+	 * flushed, by anyone.
 	 */
 	commit_lsn = XactLastCommitEnd;
 	if (n > 0)
-		ag_audit_ring_release(&batch, commit_lsn);
-	if (commit_lsn != InvalidXLogRecPtr)
-		XLogFlush(commit_lsn);
+		ag_audit_ring_committed(&batch, commit_lsn);
 	return n;
 }
 
@@ -824,6 +824,40 @@ process_config(void)
 	}
 }
 
+/*
+ * Free the slots of committed batches once WAL is flushed past their
+ * commit.  Usually a waiting backend's commit has done that already; if
+ * not, the worker flushes itself when asked to (force), when the records
+ * have waited AG_FREE_DELAY_MS, or when the ring is half full.  Returns
+ * true while slots still wait for a flush.
+ */
+static bool
+free_committed(bool force)
+{
+	static TimestampTz unfreed_since = 0;
+	uint64		upto;
+	XLogRecPtr	lsn;
+
+	if (!ag_audit_ring_unfreed(&upto, &lsn))
+	{
+		unfreed_since = 0;
+		return false;
+	}
+	if (lsn != InvalidXLogRecPtr && GetFlushRecPtr(NULL) < lsn)
+	{
+		if (unfreed_since == 0)
+			unfreed_since = GetCurrentTimestamp();
+		if (!force && ag_audit_ring_used_pct() < 50 &&
+			!TimestampDifferenceExceeds(unfreed_since, GetCurrentTimestamp(),
+										AG_FREE_DELAY_MS))
+			return true;
+		XLogFlush(lsn);
+	}
+	ag_audit_ring_free(upto);
+	unfreed_since = 0;
+	return false;
+}
+
 /* Shutdown: drain while client backends can still append. */
 static void
 drain_and_exit(void)
@@ -833,7 +867,8 @@ drain_and_exit(void)
 	for (;;)
 	{
 		while (flush_batch() > 0)
-			;
+			(void) free_committed(false);
+		(void) free_committed(true);
 		if (ag_audit_ring_pending() == 0 && CountDBConnections(InvalidOid) == 0)
 			break;
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), AG_DRAIN_LIMIT_MS))
@@ -850,6 +885,8 @@ agentgate_audit_worker_main(Datum arg)
 {
 	TimestampTz last_maintain;
 	int			waited = 0;
+	bool		unfreed;
+	int			rc;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -903,6 +940,7 @@ agentgate_audit_worker_main(Datum arg)
 			drain_and_exit();
 
 		n = flush_batch();
+		unfreed = free_committed(false);
 		if (n >= AG_BATCH_MAX)
 			continue;			/* more is waiting */
 
@@ -913,9 +951,13 @@ agentgate_audit_worker_main(Datum arg)
 			last_maintain = GetCurrentTimestamp();
 		}
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ag_audit_flush_interval, PG_WAIT_EXTENSION);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   unfreed ? Min(AG_FREE_DELAY_MS, ag_audit_flush_interval)
+					   : ag_audit_flush_interval,
+					   PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (unfreed && (rc & WL_TIMEOUT))
+			(void) free_committed(true);
 	}
 }
 
