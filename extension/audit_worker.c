@@ -220,6 +220,23 @@ columns_init(Columns *c, int cap)
 	}
 }
 
+/* Prepare sql once for the worker's lifetime. */
+static SPIPlanPtr
+kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "agentgate audit worker: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
 static void
 prepare_insert(void)
 {
@@ -231,11 +248,7 @@ prepare_insert(void)
 	argtypes[1] = INT8OID;
 	for (int i = 0; i < AG_NCOLS; i++)
 		argtypes[i + 2] = get_array_type(col_types[i]);
-	insert_plan = SPI_prepare(insert_sql, AG_NCOLS + 2, argtypes);
-	if (insert_plan == NULL)
-		elog(ERROR, "agentgate audit worker: SPI_prepare failed: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(insert_plan);
+	kept_plan(&insert_plan, insert_sql, AG_NCOLS + 2, argtypes);
 }
 
 /* Run the insert for the collected columns (inside a transaction + SPI). */
@@ -568,23 +581,10 @@ static void
 update_state(int64 last_seq)
 {
 	Datum		args[2];
+	Oid			types[2] = {INT8OID, INT8OID};
 
-	if (state_plan == NULL)
-	{
-		state_plan = SPI_prepare(state_sql, 2, (Oid[]) {INT8OID, INT8OID});
-		if (state_plan == NULL)
-			elog(ERROR, "agentgate audit worker: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(state_plan);
-	}
-	if (state_update_plan == NULL)
-	{
-		state_update_plan = SPI_prepare(state_update_sql, 2, (Oid[]) {INT8OID, INT8OID});
-		if (state_update_plan == NULL)
-			elog(ERROR, "agentgate audit worker: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(state_update_plan);
-	}
+	kept_plan(&state_plan, state_sql, 2, types);
+	kept_plan(&state_update_plan, state_update_sql, 2, types);
 	args[0] = Int64GetDatum(ag_audit_ring_epoch());
 	args[1] = Int64GetDatum(last_seq);
 	if (SPI_execute_plan(state_update_plan, args, NULL, false, 0) == SPI_OK_UPDATE &&

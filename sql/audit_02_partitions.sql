@@ -54,6 +54,30 @@ SET SESSION AUTHORIZATION regress_audit_agent2;
 SELECT agentgate.audit_maintain(1, 0);
 RESET SESSION AUTHORIZATION;
 
+-- a DBA's trigger on the log (shipping rows elsewhere, say) fires for the
+-- writer's rows: batches go through the SQL path when the day's partition
+-- has triggers
+SELECT agentgate.audit_flush();   -- rows from before the trigger are written
+CREATE TABLE regress_shipped (role_name name, command_tag text);
+CREATE FUNCTION regress_ship() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.regress_shipped VALUES (NEW.role_name, NEW.command_tag);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER regress_ship AFTER INSERT ON agentgate.audit_log
+    FOR EACH ROW EXECUTE FUNCTION regress_ship();
+SELECT set_config('application_name', 'psql ' || agentgate.session_stamp('regress_audit_agent2'), false) IS NOT NULL AS stamped;
+SET SESSION AUTHORIZATION regress_audit_agent2;
+SELECT 'shipped' AS ship;
+SELECT agentgate.audit_flush();
+RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush();
+SELECT command_tag, count(*) FROM regress_shipped WHERE role_name = 'regress_audit_agent2'
+ GROUP BY 1 ORDER BY 1;
+DROP TRIGGER regress_ship ON agentgate.audit_log;
+DROP TABLE regress_shipped;
+DROP FUNCTION regress_ship();
+
 -- clean up the days attached above (beyond what the writer keeps)
 DELETE FROM agentgate.audit_log WHERE statement = 'regress: early row';
 DO $$
