@@ -1326,7 +1326,7 @@ ag_audit_init(void)
 							NULL, &audit_block_timeout, 5000, 0, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentgate.audit_sync_timeout",
-							"How long a write waits for its audit row to be committed before it is refused.",
+							"How long a write, or the COMMIT of a transaction that wrote, waits for its audit rows to be committed before it is refused.",
 							NULL, &audit_sync_timeout, 10000, 0, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("agentgate.audit_all_roles",
