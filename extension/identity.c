@@ -186,6 +186,70 @@ stamp_mac(const char *sid, const char *role, char *out)
 }
 
 /*
+ * Stamps that verified, by role name.  A MAC is a pure function of the key,
+ * the session id and the role name, so entries stay true until the key
+ * changes (stamp_cache_reset).  Under PgBouncer's transaction pooling one
+ * backend sees the stamps of every connection of its role in turn (PgBouncer
+ * re-sends application_name when a transaction lands on a server connection
+ * another client used); without this cache each of them cost an HMAC three
+ * times per transaction.  Only successes are cached; the MAC part is
+ * compared in constant time.
+ */
+#define AG_STAMP_CACHE		16
+
+typedef struct StampCacheEntry
+{
+	bool		valid;
+	char		role[NAMEDATALEN];
+	char		stamp[AG_STAMP_LEN + 1];
+} StampCacheEntry;
+
+static StampCacheEntry verified_stamps[AG_STAMP_CACHE];
+static int	verified_next = 0;
+
+static void
+verified_stamps_reset(void)
+{
+	memset(verified_stamps, 0, sizeof(verified_stamps));
+	verified_next = 0;
+}
+
+static bool
+verified_stamp_known(const char *stamp, const char *role)
+{
+	size_t		pub = strlen(AG_STAMP_PREFIX) + AG_STAMP_SID_HEX + 1;
+
+	for (int i = 0; i < AG_STAMP_CACHE; i++)
+	{
+		StampCacheEntry *e = &verified_stamps[i];
+		int			diff = 0;
+
+		if (!e->valid || strcmp(e->role, role) != 0 ||
+			memcmp(e->stamp, stamp, pub) != 0)
+			continue;
+		for (size_t k = pub; k < AG_STAMP_LEN; k++)
+			diff |= e->stamp[k] ^ stamp[k];
+		return diff == 0;
+	}
+	return false;
+}
+
+static void
+verified_stamp_add(const char *stamp, const char *role)
+{
+	StampCacheEntry *e;
+
+	if (strlen(role) >= NAMEDATALEN)
+		return;
+	e = &verified_stamps[verified_next];
+	verified_next = (verified_next + 1) % AG_STAMP_CACHE;
+	strlcpy(e->role, role, sizeof(e->role));
+	memcpy(e->stamp, stamp, AG_STAMP_LEN);
+	e->stamp[AG_STAMP_LEN] = '\0';
+	e->valid = true;
+}
+
+/*
  * ag_stamp_verify checks the stamp at the end of appname (after its last
  * space, or the whole value) for role.  On success copies the session id
  * into sid_out (AG_STAMP_SID_HEX + 1 bytes) and returns true.
@@ -215,6 +279,12 @@ ag_stamp_verify(const char *appname, const char *role, char *sid_out)
 		return false;
 	memcpy(sid, p, AG_STAMP_SID_HEX);
 	sid[AG_STAMP_SID_HEX] = '\0';
+	if (verified_stamp_known(stamp, role))
+	{
+		if (sid_out)
+			strlcpy(sid_out, sid, AG_STAMP_SID_HEX + 1);
+		return true;
+	}
 	if (!stamp_mac(sid, role, mac))
 		return false;
 	/* constant-time compare: the MAC is the only secret-dependent value */
@@ -227,6 +297,7 @@ ag_stamp_verify(const char *appname, const char *role, char *sid_out)
 		if (diff != 0)
 			return false;
 	}
+	verified_stamp_add(stamp, role);
 	if (sid_out)
 		strlcpy(sid_out, sid, AG_STAMP_SID_HEX + 1);
 	return true;
@@ -278,6 +349,7 @@ agentgate_session_id(PG_FUNCTION_ARGS)
 static void
 stamp_cache_reset(void)
 {
+	verified_stamps_reset();
 	stamp_ok_valid = false;
 	stamp_ok_role = InvalidOid;
 	stamp_ok_app[0] = '\0';
