@@ -220,6 +220,154 @@ columns_init(Columns *c, int cap)
 	}
 }
 
+/* ---- per-session summary (agentgate.audit_sessions) ----
+ *
+ * One upsert per session present in the batch, in the batch's transaction,
+ * so the summary always matches the rows.  Gap rows belong to no session.
+ */
+#define AG_SESS_COUNTS 9		/* statements, then one per decision below */
+
+static const char *const sess_decisions[AG_SESS_COUNTS - 1] = {
+	"allowed", "blocked", "error", "monitored", "logged", "masked",
+	"approved", "denied"
+};
+
+typedef struct SessAgg
+{
+	char	   *key;			/* session id, or "backend:" || backend_session */
+	int			keylen;
+	Datum		identity;		/* text; 0 when NULL */
+	Datum		role;			/* text; 0 when NULL */
+	TimestampTz started;
+	TimestampTz ended;
+	int64		counts[AG_SESS_COUNTS];
+} SessAgg;
+
+static const char *sessions_sql =
+"INSERT INTO " AG_SCHEMA ".audit_sessions AS s"
+"   (session_id, identity, role_name, started, ended, statements, allowed,"
+"    blocked, errors, monitored, logged, masked, approved, denied)"
+" VALUES ($1, $2, $3::pg_catalog.name, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+" ON CONFLICT (session_id) DO UPDATE SET"
+"   identity = LEAST(s.identity, excluded.identity),"
+"   role_name = LEAST(s.role_name, excluded.role_name),"
+"   started = LEAST(s.started, excluded.started),"
+"   ended = GREATEST(s.ended, excluded.ended),"
+"   statements = s.statements + excluded.statements,"
+"   allowed = s.allowed + excluded.allowed,"
+"   blocked = s.blocked + excluded.blocked,"
+"   errors = s.errors + excluded.errors,"
+"   monitored = s.monitored + excluded.monitored,"
+"   logged = s.logged + excluded.logged,"
+"   masked = s.masked + excluded.masked,"
+"   approved = s.approved + excluded.approved,"
+"   denied = s.denied + excluded.denied";
+static SPIPlanPtr sessions_plan = NULL;
+
+static SPIPlanPtr kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
+
+/* The session key of row i, as a palloc'd string; NULL for none. */
+static char *
+session_key(Columns *c, int i, int *len)
+{
+	if (!c->isnull[4][i])
+	{
+		text	   *t = DatumGetTextPP(c->v[4][i]);
+
+		*len = VARSIZE_ANY_EXHDR(t);
+		return pnstrdup(VARDATA_ANY(t), *len);
+	}
+	if (!c->isnull[5][i])
+	{
+		char	   *k = psprintf("backend:%s", TextDatumGetCString(c->v[5][i]));
+
+		*len = strlen(k);
+		return k;
+	}
+	return NULL;
+}
+
+static void
+update_sessions(Columns *c)
+{
+	SessAgg    *agg = NULL;
+	int			nagg = 0;
+	int			cap = 0;
+	int			last = -1;
+	Oid			types[5 + AG_SESS_COUNTS] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+
+	for (int i = 0; i < c->n; i++)
+	{
+		int			len;
+		char	   *key;
+		SessAgg    *a = NULL;
+		TimestampTz ts = DatumGetTimestampTz(c->v[0][i]);
+		TimestampTz end = ts;
+		char	   *decision;
+
+		if (!c->isnull[22][i])
+			continue;			/* a gap row */
+		key = session_key(c, i, &len);
+		if (key == NULL)
+			continue;
+		/* rows of one session often come together: try the last one first */
+		if (last >= 0 && agg[last].keylen == len && memcmp(agg[last].key, key, len) == 0)
+			a = &agg[last];
+		for (int k = 0; a == NULL && k < nagg; k++)
+			if (agg[k].keylen == len && memcmp(agg[k].key, key, len) == 0)
+				a = &agg[k];
+		if (a == NULL)
+		{
+			if (nagg == cap)
+			{
+				cap = Max(16, cap * 2);
+				agg = agg ? repalloc(agg, sizeof(SessAgg) * cap) : palloc(sizeof(SessAgg) * cap);
+			}
+			a = &agg[nagg++];
+			memset(a, 0, sizeof(SessAgg));
+			a->key = key;
+			a->keylen = len;
+			a->started = ts;
+			a->ended = ts;
+		}
+		last = a - agg;
+		if (!c->isnull[2][i] && a->identity == (Datum) 0)
+			a->identity = c->v[2][i];
+		if (!c->isnull[3][i] && a->role == (Datum) 0)
+			a->role = c->v[3][i];
+		if (!c->isnull[18][i])
+			end = ts + (TimestampTz) (DatumGetFloat8(c->v[18][i]) * 1000.0);
+		a->started = Min(a->started, ts);
+		a->ended = Max(a->ended, end);
+		a->counts[0]++;
+		decision = c->isnull[13][i] ? "" : TextDatumGetCString(c->v[13][i]);
+		for (int d = 0; d < AG_SESS_COUNTS - 1; d++)
+			if (strcmp(decision, sess_decisions[d]) == 0)
+				a->counts[d + 1]++;
+	}
+
+	for (int k = 0; k < nagg; k++)
+	{
+		Datum		args[5 + AG_SESS_COUNTS];
+		char		nulls[5 + AG_SESS_COUNTS];
+
+		memset(nulls, ' ', sizeof(nulls));
+		args[0] = PointerGetDatum(cstring_to_text_with_len(agg[k].key, agg[k].keylen));
+		args[1] = agg[k].identity;
+		nulls[1] = agg[k].identity == (Datum) 0 ? 'n' : ' ';
+		args[2] = agg[k].role;
+		nulls[2] = agg[k].role == (Datum) 0 ? 'n' : ' ';
+		args[3] = TimestampTzGetDatum(agg[k].started);
+		args[4] = TimestampTzGetDatum(agg[k].ended);
+		for (int d = 0; d < AG_SESS_COUNTS; d++)
+			args[5 + d] = Int64GetDatum(agg[k].counts[d]);
+		if (SPI_execute_plan(kept_plan(&sessions_plan, sessions_sql, 5 + AG_SESS_COUNTS, types),
+							 args, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "agentgate audit worker: updating audit_sessions failed");
+	}
+}
+
 /* Prepare sql once for the worker's lifetime. */
 static SPIPlanPtr
 kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
@@ -660,6 +808,7 @@ flush_batch(void)
 			update_state((int64) batch.end_rseq - 1);
 		else
 			execute_insert(&c, (int64) batch.end_rseq - 1);
+		update_sessions(&c);
 		end_xact();
 	}
 	PG_CATCH();

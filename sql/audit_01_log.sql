@@ -76,6 +76,23 @@ SELECT count(*) AS leaked FROM agentgate.audit_log
 -- the session summary and its replay
 SELECT identity, role_name, statements, allowed, blocked, errors, started <= ended AS ordered
   FROM agentgate.sessions WHERE role_name = 'regress_audit_agent';
+-- the writer's per-session summary matches the rows it summarises
+SELECT count(*) AS sessions,
+       bool_and(s.statements = l.statements AND s.allowed = l.allowed AND
+                s.blocked = l.blocked AND s.errors = l.errors AND
+                s.started = l.started AND
+                abs(extract(epoch FROM s.ended - l.ended)) < 0.00001) AS summary_matches
+  FROM agentgate.sessions s
+  JOIN (SELECT coalesce(session_id, 'backend:' || backend_session) AS session_id,
+               count(*) AS statements,
+               count(*) FILTER (WHERE decision = 'allowed') AS allowed,
+               count(*) FILTER (WHERE decision = 'blocked') AS blocked,
+               count(*) FILTER (WHERE decision = 'error') AS errors,
+               min(ts) AS started,
+               max(ts + coalesce(duration_ms, 0) * interval '1 millisecond') AS ended
+          FROM agentgate.audit_log
+         WHERE decision <> 'gap' AND role_name = 'regress_audit_agent'
+         GROUP BY 1) l USING (session_id);
 SELECT command_tag, decision, nested
   FROM agentgate.session_replay((SELECT session_id FROM agentgate.sessions
                                   WHERE role_name = 'regress_audit_agent'))

@@ -110,6 +110,9 @@ BEGIN
             BEGIN
                 EXECUTE format('ALTER TABLE @extschema@.audit_log DETACH PARTITION @extschema@.%I', r.relname);
                 EXECUTE format('DROP TABLE @extschema@.%I', r.relname);
+                -- sessions that ended on or before that day went with it
+                DELETE FROM @extschema@.audit_sessions
+                 WHERE ended < (to_date(substr(r.relname, 11), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC';
             EXCEPTION WHEN lock_not_available OR object_in_use THEN
                 RAISE WARNING 'agentgate: could not drop audit partition %: %', r.relname, SQLERRM;
             END;
@@ -118,26 +121,34 @@ BEGIN
 END
 $$;
 
--- sessions: one row per agent session (the verified session id; sessions
--- without a stamp are keyed by their backend).
+-- audit_sessions: one row per agent session (the verified session id;
+-- sessions without a stamp are keyed by their backend), kept by the writer
+-- in the same transaction as the session's rows, so that listing sessions
+-- and finding one's time span never aggregates the whole log.
+CREATE TABLE @extschema@.audit_sessions (
+    session_id  text PRIMARY KEY,
+    identity    text,
+    role_name   name,
+    started     timestamptz NOT NULL,
+    ended       timestamptz NOT NULL,
+    statements  bigint NOT NULL DEFAULT 0,
+    allowed     bigint NOT NULL DEFAULT 0,
+    blocked     bigint NOT NULL DEFAULT 0,
+    errors      bigint NOT NULL DEFAULT 0,
+    monitored   bigint NOT NULL DEFAULT 0,
+    logged      bigint NOT NULL DEFAULT 0,
+    masked      bigint NOT NULL DEFAULT 0,
+    approved    bigint NOT NULL DEFAULT 0,
+    denied      bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX audit_sessions_ended ON @extschema@.audit_sessions (ended);
+COMMENT ON TABLE @extschema@.audit_sessions IS
+    'agentgate: per-session summary of audit_log, kept by the audit writer';
+
 CREATE VIEW @extschema@.sessions AS
-SELECT coalesce(session_id, 'backend:' || backend_session) AS session_id,
-       min(identity)                                       AS identity,
-       min(role_name::text)::name                          AS role_name,
-       min(ts)                                             AS started,
-       max(ts + coalesce(duration_ms, 0) * interval '1 millisecond') AS ended,
-       count(*)                                            AS statements,
-       count(*) FILTER (WHERE decision = 'allowed')        AS allowed,
-       count(*) FILTER (WHERE decision = 'blocked')        AS blocked,
-       count(*) FILTER (WHERE decision = 'error')          AS errors,
-       count(*) FILTER (WHERE decision = 'monitored')      AS monitored,
-       count(*) FILTER (WHERE decision = 'logged')         AS logged,
-       count(*) FILTER (WHERE decision = 'masked')         AS masked,
-       count(*) FILTER (WHERE decision = 'approved')       AS approved,
-       count(*) FILTER (WHERE decision = 'denied')         AS denied
-  FROM @extschema@.audit_log
- WHERE decision <> 'gap'
- GROUP BY 1;
+SELECT session_id, identity, role_name, started, ended, statements,
+       allowed, blocked, errors, monitored, logged, masked, approved, denied
+  FROM @extschema@.audit_sessions;
 COMMENT ON VIEW @extschema@.sessions IS
     'agentgate: one row per agent session with counts by decision';
 
@@ -154,7 +165,10 @@ AS $$
            a.relations, a.decision, a.rule_id, a.sqlstate, a.error_message,
            a.rows, a.duration_ms
       FROM @extschema@.audit_log a
+      JOIN @extschema@.audit_sessions s ON s.session_id = session_replay.session_id
      WHERE coalesce(a.session_id, 'backend:' || a.backend_session) = session_replay.session_id
+       -- the session's span: partitions outside it are pruned at run time
+       AND a.ts >= s.started AND a.ts <= s.ended
      ORDER BY a.ts, a.epoch, a.seq
 $$;
 
@@ -171,11 +185,11 @@ LANGUAGE C VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'agentgate_audit_ring_status';
 
 REVOKE ALL ON TABLE @extschema@.audit_log, @extschema@.audit_log_default,
-    @extschema@.audit_state, @extschema@.sessions FROM PUBLIC;
+    @extschema@.audit_state, @extschema@.audit_sessions, @extschema@.sessions FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.audit_maintain(integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.session_replay(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.audit_ring_status() FROM PUBLIC;
-GRANT SELECT ON @extschema@.audit_log, @extschema@.sessions TO agentgate_auditor;
+GRANT SELECT ON @extschema@.audit_log, @extschema@.audit_sessions, @extschema@.sessions TO agentgate_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.session_replay(text) TO agentgate_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_ring_status() TO agentgate_auditor;
 -- audit_flush reveals nothing and only waits: tools acting as agents may
