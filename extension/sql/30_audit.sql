@@ -152,24 +152,40 @@ SELECT session_id, identity, role_name, started, ended, statements,
 COMMENT ON VIEW @extschema@.sessions IS
     'agentgate: one row per agent session with counts by decision';
 
--- session_replay: what a session did, in order.
+-- session_replay: what a session did, in order.  The summary gives the
+-- session's time span; with it as plain values the planner prunes the
+-- partitions outside it and the BRIN index on ts skips the rest.  A session
+-- without a summary (rows older than the summary table) is searched for in
+-- the whole log.
 CREATE FUNCTION @extschema@.session_replay(session_id text)
 RETURNS TABLE (ts timestamptz, seq bigint, pid integer, nested boolean,
                command_tag text, statement text, relations text[],
                decision text, rule_id bigint, sqlstate text,
                error_message text, rows bigint, duration_ms double precision)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+DECLARE
+    lo  timestamptz := '-infinity';
+    hi  timestamptz := 'infinity';
+BEGIN
+    SELECT s.started, s.ended INTO lo, hi
+      FROM @extschema@.audit_sessions s
+     WHERE s.session_id = session_replay.session_id;
+    IF NOT FOUND THEN
+        lo := '-infinity';
+        hi := 'infinity';
+    END IF;
+    RETURN QUERY
     SELECT a.ts, a.seq, a.pid, a.nested, a.command_tag, a.statement,
            a.relations, a.decision, a.rule_id, a.sqlstate, a.error_message,
            a.rows, a.duration_ms
       FROM @extschema@.audit_log a
-      JOIN @extschema@.audit_sessions s ON s.session_id = session_replay.session_id
      WHERE coalesce(a.session_id, 'backend:' || a.backend_session) = session_replay.session_id
-       -- the session's span: partitions outside it are pruned at run time
-       AND a.ts >= s.started AND a.ts <= s.ended
-     ORDER BY a.ts, a.epoch, a.seq
+       AND a.ts >= lo AND a.ts <= hi
+     ORDER BY a.ts, a.epoch, a.seq;
+END
 $$;
 
 CREATE FUNCTION @extschema@.audit_flush() RETURNS boolean
