@@ -236,8 +236,8 @@ typedef struct SessAgg
 {
 	char	   *key;			/* session id, or "backend:" || backend_session */
 	int			keylen;
-	Datum		identity;		/* text; 0 when NULL */
-	Datum		role;			/* text; 0 when NULL */
+	Datum		identity;		/* text, the first in the batch; 0 when NULL */
+	Datum		role;			/* text, likewise; LEAST() across batches */
 	TimestampTz started;
 	TimestampTz ended;
 	int64		counts[AG_SESS_COUNTS];
@@ -266,25 +266,41 @@ static SPIPlanPtr sessions_plan = NULL;
 
 static SPIPlanPtr kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
 
-/* The session key of row i, as a palloc'd string; NULL for none. */
-static char *
-session_key(Columns *c, int i, int *len)
+/*
+ * The session key of row i (the session id, or "backend:" and the backend
+ * session for rows without a stamp) into buf; its length, or -1 for none.
+ */
+static int
+session_key(Columns *c, int i, char *buf, int bufsize)
 {
-	if (!c->isnull[4][i])
+	if (!c->isnull[4][i])		/* session_id */
 	{
 		text	   *t = DatumGetTextPP(c->v[4][i]);
+		int			len = Min((int) VARSIZE_ANY_EXHDR(t), bufsize);
 
-		*len = VARSIZE_ANY_EXHDR(t);
-		return pnstrdup(VARDATA_ANY(t), *len);
+		memcpy(buf, VARDATA_ANY(t), len);
+		return len;
 	}
-	if (!c->isnull[5][i])
+	if (!c->isnull[5][i])		/* backend_session */
 	{
-		char	   *k = psprintf("backend:%s", TextDatumGetCString(c->v[5][i]));
+		text	   *t = DatumGetTextPP(c->v[5][i]);
+		int			len = Min((int) VARSIZE_ANY_EXHDR(t), bufsize - 8);
 
-		*len = strlen(k);
-		return k;
+		memcpy(buf, "backend:", 8);
+		memcpy(buf + 8, VARDATA_ANY(t), len);
+		return len + 8;
 	}
-	return NULL;
+	return -1;
+}
+
+/* Is text datum d equal to the C string s? */
+static bool
+text_is(Datum d, const char *s)
+{
+	text	   *t = DatumGetTextPP(d);
+	size_t		len = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
 }
 
 static void
@@ -299,17 +315,16 @@ update_sessions(Columns *c)
 
 	for (int i = 0; i < c->n; i++)
 	{
+		char		key[2 * AG_AUDIT_SID_LEN + 16];
 		int			len;
-		char	   *key;
 		SessAgg    *a = NULL;
 		TimestampTz ts = DatumGetTimestampTz(c->v[0][i]);
 		TimestampTz end = ts;
-		char	   *decision;
 
 		if (!c->isnull[22][i])
 			continue;			/* a gap row */
-		key = session_key(c, i, &len);
-		if (key == NULL)
+		len = session_key(c, i, key, sizeof(key));
+		if (len < 0)
 			continue;
 		/* rows of one session often come together: try the last one first */
 		if (last >= 0 && agg[last].keylen == len && memcmp(agg[last].key, key, len) == 0)
@@ -326,7 +341,7 @@ update_sessions(Columns *c)
 			}
 			a = &agg[nagg++];
 			memset(a, 0, sizeof(SessAgg));
-			a->key = key;
+			a->key = pnstrdup(key, len);
 			a->keylen = len;
 			a->started = ts;
 			a->ended = ts;
@@ -341,10 +356,12 @@ update_sessions(Columns *c)
 		a->started = Min(a->started, ts);
 		a->ended = Max(a->ended, end);
 		a->counts[0]++;
-		decision = c->isnull[13][i] ? "" : TextDatumGetCString(c->v[13][i]);
-		for (int d = 0; d < AG_SESS_COUNTS - 1; d++)
-			if (strcmp(decision, sess_decisions[d]) == 0)
+		for (int d = 0; d < AG_SESS_COUNTS - 1 && !c->isnull[13][i]; d++)
+			if (text_is(c->v[13][i], sess_decisions[d]))
+			{
 				a->counts[d + 1]++;
+				break;
+			}
 	}
 
 	for (int k = 0; k < nagg; k++)
