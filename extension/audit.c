@@ -1020,6 +1020,18 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 	statement_level = saved_level;
 }
 
+/* ExecutorRun or ExecutorFinish failed: leave the level, record the row. */
+static void
+executor_stage_failed(QueryDesc *queryDesc)
+{
+	StmtFrame  *f;
+
+	nesting_depth--;
+	f = find_frame(queryDesc);
+	if (f)
+		executor_failure(queryDesc, f);
+}
+
 static void
 audit_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				   bool execute_once)
@@ -1034,12 +1046,7 @@ audit_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	PG_CATCH();
 	{
-		StmtFrame  *f;
-
-		nesting_depth--;
-		f = find_frame(queryDesc);
-		if (f)
-			executor_failure(queryDesc, f);
+		executor_stage_failed(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1059,12 +1066,7 @@ audit_executor_finish(QueryDesc *queryDesc)
 	}
 	PG_CATCH();
 	{
-		StmtFrame  *f;
-
-		nesting_depth--;
-		f = find_frame(queryDesc);
-		if (f)
-			executor_failure(queryDesc, f);
+		executor_stage_failed(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -16,20 +16,37 @@ int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_MSG		(1 << 16)
 
-/* Returns the bytes passed before a refusal or the end; *st the outcome. */
+typedef int (*scan_fn) (void *sc, const uint8_t *buf, size_t n, size_t *pass);
+
+static int
+scan_client(void *sc, const uint8_t *buf, size_t n, size_t *pass)
+{
+	return ag_pgproto_scan_client(sc, buf, n, MAX_MSG, pass);
+}
+
+static int
+scan_server(void *sc, const uint8_t *buf, size_t n, size_t *pass)
+{
+	return ag_pgproto_scan_server(sc, buf, n, pass);
+}
+
+/*
+ * Feed s to scan in chunks, as the relay reads: the bytes a scan holds back
+ * go in front of the next chunk, and never more than max_held of them.
+ * Returns the bytes passed before a refusal or the end; *st the outcome.
+ */
 static size_t
-client_chunked(const uint8_t *s, size_t len, size_t chunk, int *st, uint64_t *syncs)
+chunked(const uint8_t *s, size_t len, size_t chunk, scan_fn scan, void *sc,
+		int ok, size_t max_held, int *st)
 {
 	uint8_t    *buf = malloc(chunk + 16);
-	ag_pg_client_scan sc;
 	size_t		held = 0;
 	size_t		pos = 0;
 	size_t		total = 0;
 
 	if (buf == NULL)
 		abort();
-	memset(&sc, 0, sizeof(sc));
-	*st = AG_FRAME_OK;
+	*st = ok;
 	while (pos < len)
 	{
 		size_t		n = len - pos < chunk ? len - pos : chunk;
@@ -38,18 +55,29 @@ client_chunked(const uint8_t *s, size_t len, size_t chunk, int *st, uint64_t *sy
 		memcpy(buf + held, s + pos, n);
 		pos += n;
 		n += held;
-		*st = ag_pgproto_scan_client(&sc, buf, n, MAX_MSG, &pass);
+		*st = scan(sc, buf, n, &pass);
 		if (pass > n)
 			abort();
 		total += pass;
-		if (*st != AG_FRAME_OK)
+		if (*st != ok)
 			break;
 		held = n - pass;
-		if (held >= 5)
+		if (held > max_held)
 			abort();
 		memmove(buf, buf + pass, held);
 	}
 	free(buf);
+	return total;
+}
+
+static size_t
+client_chunked(const uint8_t *s, size_t len, size_t chunk, int *st, uint64_t *syncs)
+{
+	ag_pg_client_scan sc;
+	size_t		total;
+
+	memset(&sc, 0, sizeof(sc));
+	total = chunked(s, len, chunk, scan_client, &sc, AG_FRAME_OK, 4, st);
 	*syncs = sc.syncs;
 	return total;
 }
@@ -57,36 +85,11 @@ client_chunked(const uint8_t *s, size_t len, size_t chunk, int *st, uint64_t *sy
 static size_t
 server_chunked(const uint8_t *s, size_t len, size_t chunk, int *st, uint64_t *ready)
 {
-	uint8_t    *buf = malloc(chunk + 16);
 	ag_pg_server_scan sc;
-	size_t		held = 0;
-	size_t		pos = 0;
-	size_t		total = 0;
+	size_t		total;
 
-	if (buf == NULL)
-		abort();
 	memset(&sc, 0, sizeof(sc));
-	*st = AG_SERVER_OK;
-	while (pos < len)
-	{
-		size_t		n = len - pos < chunk ? len - pos : chunk;
-		size_t		pass;
-
-		memcpy(buf + held, s + pos, n);
-		pos += n;
-		n += held;
-		*st = ag_pgproto_scan_server(&sc, buf, n, &pass);
-		if (pass > n)
-			abort();
-		total += pass;
-		if (*st != AG_SERVER_OK)
-			break;
-		held = n - pass;
-		if (held >= 9)
-			abort();
-		memmove(buf, buf + pass, held);
-	}
-	free(buf);
+	total = chunked(s, len, chunk, scan_server, &sc, AG_SERVER_OK, 8, st);
 	*ready = sc.ready;
 	return total;
 }
