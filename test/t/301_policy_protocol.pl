@@ -6,27 +6,13 @@ use strict;
 use warnings;
 
 use Config;
-use File::Temp qw(tempdir);
+use AgentGate::PolicyClient;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 # the small libpq client for the protocol paths psql cannot take
-my $top = $ENV{AG_TOP} // '.';
-my $bindir = tempdir(CLEANUP => 1);
-my $client = "$bindir/policy_client";
-my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
-chomp(my $incdir = `$pg_config --includedir`);
-chomp(my $libdir = `$pg_config --libdir`);
-my $cflags = "-I$incdir";
-# a relocated server build may not carry libpq's headers: ask pkg-config
-if (!-f "$incdir/libpq-fe.h")
-{
-	chomp($cflags = `pkg-config --cflags libpq 2>/dev/null` || '');
-	chomp($libdir = `pkg-config --variable=libdir libpq 2>/dev/null` || $libdir);
-}
-system("cc -Wall -Werror -o $client $cflags $top/test/policy_client.c -L$libdir -lpq") == 0
-  or BAIL_OUT('cannot build test/policy_client.c');
+my $client = AgentGate::PolicyClient::build();
 
 my $node = PostgreSQL::Test::Cluster->new('policy');
 $node->init;
