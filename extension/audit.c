@@ -82,6 +82,7 @@
 
 PG_FUNCTION_INFO_V1(agentgate_audit_flush);
 PG_FUNCTION_INFO_V1(agentgate_audit_ring_status);
+PG_FUNCTION_INFO_V1(agentgate_audit_statement_text);
 
 /* ---- settings ---- */
 
@@ -1248,6 +1249,21 @@ audit_emit_log(ErrorData *edata)
 }
 
 /* ---- SQL functions ---- */
+
+/*
+ * agentgate.audit_statement_text(sql) is what the statement column of an
+ * audit row would hold for sql, taken as a statement the server parsed.
+ */
+Datum
+agentgate_audit_statement_text(PG_FUNCTION_ARGS)
+{
+	text	   *sql = PG_GETARG_TEXT_PP(0);
+	uint16		flags = 0;
+	char	   *s;
+
+	s = statement_text(VARDATA_ANY(sql), VARSIZE_ANY_EXHDR(sql), true, &flags);
+	PG_RETURN_TEXT_P(cstring_to_text(s));
+}
 
 /*
  * agentgate.audit_flush() waits until every record appended so far (by any

@@ -87,6 +87,133 @@ lex_tokens(const char *buf, TokenList *tl)
 	scanner_finish(scanner);
 }
 
+/*
+ * The common case without the lexer: statements made only of identifiers,
+ * keywords, plain integers, '...' strings, punctuation and white space --
+ * what agents and ORMs send most -- split into tokens exactly where the
+ * lexer splits literals from the rest.  The output is rebuilt from literal
+ * positions and white space alone, so this only has to agree with the
+ * lexer on those; anything whose reading depends on context (comments,
+ * quoted identifiers, $ parameters and dollar quotes, backslashes, string
+ * prefixes such as E'' U&'' B'' X'' N'', string continuation across lines,
+ * decimals and exponents, numbers glued to letters, non-ASCII bytes,
+ * control characters) returns false and the lexer does the whole statement.
+ * The caller also keeps it away from text long enough to be cut, where
+ * token granularity would matter (fast_need).
+ */
+#define FAST_IDENT(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '_')
+#define FAST_DIGIT(c)	((c) >= '0' && (c) <= '9')
+#define FAST_SPACE(c)	((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || (c) == '\f')
+
+static bool
+fast_tokens(const char *buf, int len, TokenList *tl)
+{
+	int			i = 0;
+	int			prev_end = 0;
+
+	while (i < len)
+	{
+		unsigned char c = (unsigned char) buf[i];
+		int			start = i;
+		bool		literal = false;
+		Token	   *t;
+
+		if (FAST_SPACE(c))
+		{
+			i++;
+			continue;
+		}
+		if (FAST_IDENT(c))
+		{
+			while (i < len && (FAST_IDENT((unsigned char) buf[i]) ||
+							   FAST_DIGIT((unsigned char) buf[i])))
+				i++;
+			/* ident$, E'..', U&'..' and friends are the lexer's */
+			if (i < len && (buf[i] == '$' || buf[i] == '\'' || buf[i] == '&'))
+				return false;
+		}
+		else if (FAST_DIGIT(c))
+		{
+			/* a number glued to a name ("t1" was read as a name above) */
+			if (start > 0 && buf[start - 1] == '.')
+				return false;
+			while (i < len && FAST_DIGIT((unsigned char) buf[i]))
+				i++;
+			if (i < len && (FAST_IDENT((unsigned char) buf[i]) || buf[i] == '.' ||
+							buf[i] == '$' || buf[i] == '\''))
+				return false;
+			literal = true;
+		}
+		else if (c == '\'')
+		{
+			i++;
+			for (;;)
+			{
+				if (i >= len)
+					return false;	/* unterminated: the lexer's error */
+				if (buf[i] == '\\' || buf[i] == '\0')
+					return false;
+				if (buf[i] == '\'')
+				{
+					if (i + 1 < len && buf[i + 1] == '\'')
+					{
+						i += 2;
+						continue;
+					}
+					i++;
+					break;
+				}
+				i++;
+			}
+			/* 'a' 'b' on two lines is one literal to the lexer */
+			for (int j = i; j < len && (FAST_SPACE((unsigned char) buf[j]) ||
+										buf[j] == '\''); j++)
+				if (buf[j] == '\'')
+					return false;
+			literal = true;
+		}
+		else if (strchr("(),;:[]=<>+*%^!~@#|?", c) != NULL ||
+				 (c == '-' && !(i + 1 < len && buf[i + 1] == '-')) ||
+				 (c == '/' && !(i + 1 < len && buf[i + 1] == '*')) ||
+				 (c == '.' && !(i + 1 < len && FAST_DIGIT((unsigned char) buf[i + 1]))))
+		{
+			/* '*' followed by '/' is harmless: no comment is open here */
+			i++;
+		}
+		else
+			return false;
+
+		if (tl->ntoks >= tl->maxtoks)
+		{
+			tl->maxtoks *= 2;
+			tl->toks = repalloc(tl->toks, sizeof(Token) * tl->maxtoks);
+		}
+		t = &tl->toks[tl->ntoks++];
+		t->loc = start;
+		t->len = i - start;
+		t->literal = literal;
+		t->gap_before = start > prev_end;
+		prev_end = i;
+	}
+	return true;
+}
+
+/*
+ * What the builder below would charge for every token.  The lexer splits
+ * literals where fast_tokens does and the rest no finer, so its charge is
+ * no higher: when this fits, neither reading is cut and the two outputs
+ * are the same.
+ */
+static int
+fast_need(TokenList *tl)
+{
+	int			need = 0;
+
+	for (int i = 0; i < tl->ntoks; i++)
+		need += (tl->toks[i].literal ? 12 : tl->toks[i].len) + 1;
+	return need;
+}
+
 char *
 ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 {
@@ -113,7 +240,11 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	tl->maxtoks = 64;
 	tl->toks = palloc(sizeof(Token) * tl->maxtoks);
 
-	lex_tokens(buf, tl);
+	if (!fast_tokens(buf, inlen, tl) || fast_need(tl) > maxlen)
+	{
+		tl->ntoks = 0;
+		lex_tokens(buf, tl);
+	}
 
 	initStringInfo(&out);
 	next_param = tl->highest_param + 1;

@@ -194,6 +194,15 @@ AS 'MODULE_PATHNAME', 'agentgate_audit_flush';
 COMMENT ON FUNCTION @extschema@.audit_flush() IS
     'agentgate: wait until every audit record appended so far is committed';
 
+-- What the statement column of a row would hold for this text, under the
+-- current settings (normaliser, raw text, length cap): for checking that a
+-- secret typed into SQL stays out of the log.  The text must lex as SQL.
+CREATE FUNCTION @extschema@.audit_statement_text(sql text) RETURNS text
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'agentgate_audit_statement_text';
+COMMENT ON FUNCTION @extschema@.audit_statement_text(text) IS
+    'agentgate: the statement text an audit row would carry for sql';
+
 CREATE FUNCTION @extschema@.audit_ring_status(OUT slots bigint, OUT appended bigint,
                                               OUT pending bigint, OUT epoch bigint)
 RETURNS record
@@ -205,9 +214,11 @@ REVOKE ALL ON TABLE @extschema@.audit_log, @extschema@.audit_log_default,
 REVOKE ALL ON FUNCTION @extschema@.audit_maintain(integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.session_replay(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.audit_ring_status() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.audit_statement_text(text) FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_log, @extschema@.audit_sessions, @extschema@.sessions TO agentgate_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.session_replay(text) TO agentgate_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_ring_status() TO agentgate_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_statement_text(text) TO agentgate_auditor;
 -- audit_flush reveals nothing and only waits: tools acting as agents may
 -- call it before they read their own results elsewhere.
 GRANT EXECUTE ON FUNCTION @extschema@.audit_flush() TO PUBLIC;
