@@ -775,6 +775,12 @@ end_xact(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/*
+	 * A background worker has no idle loop that sends its statistics; without
+	 * this, autovacuum and ANALYZE never hear of the rows it inserts and the
+	 * summaries it updates (at most once a second unless forced).
+	 */
+	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

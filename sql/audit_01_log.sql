@@ -176,6 +176,25 @@ DROP SCHEMA regress_audit_s2 CASCADE;
 -- non-governed roles are not audited (agentgate.audit_all_roles is off)
 SELECT count(*) AS superuser_rows FROM agentgate.audit_log WHERE role_name = current_user;
 
+-- the writer reports its statistics, so autovacuum and ANALYZE know of the
+-- rows it inserts and the summaries it updates (sent at most once a second)
+DO $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXIT WHEN (SELECT sum(n_tup_ins) FROM pg_stat_user_tables
+                    WHERE schemaname = 'agentgate' AND relname LIKE 'audit_log_%') > 0
+              AND (SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables
+                    WHERE schemaname = 'agentgate' AND relname = 'audit_sessions') > 0;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT sum(n_tup_ins) > 0 AS log_inserts_counted FROM pg_stat_user_tables
+ WHERE schemaname = 'agentgate' AND relname LIKE 'audit_log_%';
+SELECT n_tup_ins + n_tup_upd > 0 AS summaries_counted FROM pg_stat_user_tables
+ WHERE schemaname = 'agentgate' AND relname = 'audit_sessions';
+
 DELETE FROM agentgate.audit_log WHERE role_name = 'regress_audit_agent';
 DELETE FROM agentgate.agents WHERE identity = 'regress-audit@example.com';
 DROP FUNCTION regress_audit_f(int);
