@@ -27,6 +27,7 @@
 #include "mb/pg_wchar.h"
 #include "parser/gramparse.h"
 #include "parser/scanner.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "agentgate.h"
@@ -261,7 +262,12 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 		if (t->gap_before && out.len > 0)
 			appendStringInfoChar(&out, ' ');
 		if (t->literal)
-			appendStringInfo(&out, "$%d", next_param++);
+		{
+			char		num[12];
+
+			appendStringInfoChar(&out, '$');
+			appendBinaryStringInfo(&out, num, pg_ltoa(next_param++, num));
+		}
 		else
 			appendBinaryStringInfo(&out, buf + t->loc, t->len);
 	}
