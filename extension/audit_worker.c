@@ -1030,7 +1030,38 @@ free_committed(bool force)
 	return false;
 }
 
-/* Shutdown: drain while client backends can still append. */
+/*
+ * The worker runs SQL as the bootstrap superuser in a database that may be
+ * owned by someone else.  Settings that database or its owner can set must
+ * not change what that SQL resolves to or whether it can run: a search_path
+ * with the owner's schema first would let an operator in it run as
+ * superuser; read-only defaults, timeouts or SERIALIZABLE would stop the
+ * log.  PGC_S_OVERRIDE wins over database, role and file settings, also
+ * after a reload.
+ */
+static void
+pin_settings(void)
+{
+	static const char *const pinned[][2] = {
+		{"search_path", "pg_catalog, pg_temp"},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+	};
+
+	for (int i = 0; i < lengthof(pinned); i++)
+		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * Shutdown: drain while client backends can still append.  The exit code
+ * is 1 so that the postmaster starts the worker again when this was not a
+ * shutdown but a stray termination (pg_terminate_backend): without the
+ * worker the ring fills and governed sessions stop.  During a shutdown the
+ * postmaster starts no worker, so this costs nothing there.
+ */
 static void
 drain_and_exit(void)
 {
@@ -1049,7 +1080,7 @@ drain_and_exit(void)
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	proc_exit(0);
+	proc_exit(1);
 }
 
 void
@@ -1071,6 +1102,7 @@ agentgate_audit_worker_main(Datum arg)
 	 * waking the waiters (audit_ring.c explains why nothing is lost).
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	pin_settings();
 	/* a large keeper block: batches reuse it instead of faulting pages in */
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit batch",
 									  2 * 1024 * 1024, 2 * 1024 * 1024,
@@ -1094,7 +1126,7 @@ agentgate_audit_worker_main(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 		process_config();
 		if (ShutdownRequestPending)
-			proc_exit(0);
+			proc_exit(1);		/* see drain_and_exit */
 	}
 
 	/* partitions first: nothing should land in the DEFAULT safety net */
