@@ -76,6 +76,7 @@
 
 #include "agentgate.h"
 #include "audit.h"
+#include "audit_scan.h"
 #include "identity.h"
 #include "pgquery.h"
 #include "verdict.h"

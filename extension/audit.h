@@ -147,7 +147,5 @@ extern PGDLLEXPORT void agentgate_audit_worker_main(Datum arg);
 /* audit_text.c */
 extern char *ag_audit_normalize(const char *sql, int len, int maxlen,
 								bool *truncated);
-extern char *ag_audit_scrub(const char *sql, int len, int maxlen,
-							bool *truncated);
 
 #endif							/* AG_AUDIT_H */

@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_scan.h
+ *	  Statement-text scanners that need no backend state (audit_scan.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AG_AUDIT_SCAN_H
+#define AG_AUDIT_SCAN_H
+
+/* One token of a statement: where it is, and whether it is a literal. */
+typedef struct AgAuditToken
+{
+	int			loc;
+	int			len;
+	bool		literal;
+	bool		gap_before;		/* white space or comment before it */
+} AgAuditToken;
+
+typedef struct AgAuditTokens
+{
+	AgAuditToken *toks;			/* palloc'd, maxtoks entries */
+	int			ntoks;
+	int			maxtoks;
+	int			highest_param;	/* highest $n already in the statement */
+} AgAuditTokens;
+
+extern bool ag_audit_fast_tokens(const char *buf, int len, AgAuditTokens *tl);
+extern char *ag_audit_scrub(const char *sql, int len, int maxlen,
+							bool *truncated);
+
+#endif							/* AG_AUDIT_SCAN_H */
