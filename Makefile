@@ -67,9 +67,11 @@ install: pooler-install
 pooler-install: pooler
 	$(MAKE) -C pooler install
 
-clean: pooler-clean
+clean: pooler-clean fuzz-clean
 pooler-clean:
 	$(MAKE) -C pooler clean
+fuzz-clean:
+	$(MAKE) -C test/fuzz clean
 
 # Test suites; each needs the extension installed.  test/run drops root
 # privileges for the servers and runs them on free ports.
