@@ -723,9 +723,16 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	 * need compute_query_id for every session of the cluster.)
 	 */
 	if (text && (h->flags & AG_AUDIT_NORMALIZED))
-		snprintf(h->fingerprint, sizeof(h->fingerprint), "%016llx",
-				 (unsigned long long) hash_bytes_extended((const unsigned char *) text,
-														  h->stmt_len, 0));
+	{
+		uint64		fp = hash_bytes_extended((const unsigned char *) text,
+											 h->stmt_len, 0);
+
+		StaticAssertStmt(sizeof(h->fingerprint) >= 17, "fingerprint holds 16 hex digits");
+		/* "%016llx" without a printf: this runs for every statement */
+		for (int i = 15; i >= 0; i--, fp >>= 4)
+			h->fingerprint[i] = "0123456789abcdef"[fp & 0xf];
+		h->fingerprint[16] = '\0';
+	}
 	if (a->edata)
 	{
 		strlcpy(h->sqlstate, unpack_sql_state(a->edata->sqlerrcode), sizeof(h->sqlstate));

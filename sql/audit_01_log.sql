@@ -70,6 +70,11 @@ SELECT count(*) AS rows, count(DISTINCT session_id) AS sessions,
        bool_and(duration_ms >= 0) AS duration_ok,
        bool_and(fingerprint IS NOT NULL OR command_tag IS NULL) AS fingerprint_ok
   FROM agentgate.audit_log WHERE role_name = 'regress_audit_agent';
+-- the fingerprint is the 64-bit hash of the normalised text, in hex
+SELECT count(*) FILTER (WHERE normalized) > 0 AS normalized_rows,
+       bool_and(fingerprint = lpad(to_hex(hashtextextended(statement, 0)), 16, '0'))
+           FILTER (WHERE normalized) AS fingerprint_is_hash
+  FROM agentgate.audit_log WHERE role_name = 'regress_audit_agent';
 -- no literal reached the log
 SELECT count(*) AS leaked FROM agentgate.audit_log
  WHERE statement ~ '(hunter2|rolled back|typo secret|from function|ignored|abc123secret)';
