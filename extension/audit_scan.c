@@ -85,11 +85,12 @@ ag_audit_fast_tokens(const char *buf, int len, AgAuditTokens *tl)
 		}
 		else if (FAST_DIGIT(c))
 		{
-			/* a number glued to a name ("t1" was read as a name above) */
+			/* ".5", "t.1": decimals and the like are the lexer's */
 			if (start > 0 && buf[start - 1] == '.')
 				return false;
 			while (i < len && FAST_DIGIT((unsigned char) buf[i]))
 				i++;
+			/* so are numbers glued to letters, "1.", "1e5" ("t1" is a name) */
 			if (i < len && (FAST_IDENT((unsigned char) buf[i]) || buf[i] == '.' ||
 							buf[i] == '$' || buf[i] == '\''))
 				return false;
@@ -123,7 +124,7 @@ ag_audit_fast_tokens(const char *buf, int len, AgAuditTokens *tl)
 					return false;
 			literal = true;
 		}
-		else if (strchr("(),;:[]=<>+*%^!~@#|?", c) != NULL ||
+		else if ((c != '\0' && strchr("(),;:[]=<>+*%^!~@#|?", c) != NULL) ||
 				 (c == '-' && !(i + 1 < len && buf[i + 1] == '-')) ||
 				 (c == '/' && !(i + 1 < len && buf[i + 1] == '*')) ||
 				 (c == '.' && !(i + 1 < len && FAST_DIGIT((unsigned char) buf[i + 1]))))

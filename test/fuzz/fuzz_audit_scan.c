@@ -48,7 +48,8 @@ check_tokens(const char *buf, int len, AgAuditTokens *tl)
 		}
 		else
 		{
-			if (memchr(buf + t->loc, '\'', t->len) != NULL)
+			if (memchr(buf + t->loc, '\'', t->len) != NULL ||
+				memchr(buf + t->loc, '\0', t->len) != NULL)
 				abort();
 			if (buf[t->loc] >= '0' && buf[t->loc] <= '9')
 				abort();
