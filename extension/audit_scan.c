@@ -49,7 +49,7 @@ append_param(StringInfo out, int n)
  * decimals and exponents, numbers glued to letters, non-ASCII bytes,
  * control characters) returns false and the lexer does the whole statement.
  * The caller also keeps it away from text long enough to be cut, where
- * token granularity would matter (fast_need in audit_text.c).  tl->toks
+ * token granularity would matter (fast_fits in audit_text.c).  tl->toks
  * must hold at least one entry; it grows with repalloc.
  */
 #define FAST_IDENT(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '_')

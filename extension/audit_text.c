@@ -77,14 +77,14 @@ lex_tokens(const char *buf, AgAuditTokens *tl)
  * charge is no higher: when this fits, neither reading is cut and the two
  * outputs are the same.
  */
-static int
-fast_need(AgAuditTokens *tl)
+static bool
+fast_fits(AgAuditTokens *tl, int maxlen)
 {
 	int			need = 0;
 
-	for (int i = 0; i < tl->ntoks; i++)
+	for (int i = 0; i < tl->ntoks && need <= maxlen; i++)
 		need += (tl->toks[i].literal ? 12 : tl->toks[i].len) + 1;
-	return need;
+	return need <= maxlen;
 }
 
 char *
@@ -92,7 +92,7 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 {
 	char	   *buf;
 	int			inlen;
-	AgAuditTokens  *tl;
+	AgAuditTokens *tl;
 	StringInfoData out;
 	int			next_param;
 
@@ -113,7 +113,7 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	tl->maxtoks = 64;
 	tl->toks = palloc(sizeof(AgAuditToken) * tl->maxtoks);
 
-	if (!ag_audit_fast_tokens(buf, inlen, tl) || fast_need(tl) > maxlen)
+	if (!ag_audit_fast_tokens(buf, inlen, tl) || !fast_fits(tl, maxlen))
 	{
 		tl->ntoks = 0;
 		lex_tokens(buf, tl);
