@@ -253,6 +253,7 @@ ag_audit_ring_append(AgAuditEntry *e, uint64 *rseq_out)
 	uint64		pos;
 	uint64		rseq;
 	uint64		used;
+	uint64		uncommitted;
 	AgAuditRecord *rec;
 	Size		off;
 
@@ -270,6 +271,7 @@ ag_audit_ring_append(AgAuditEntry *e, uint64 *rseq_out)
 	ring->head += nslots;
 	rseq = ring->next_rseq++;
 	used = ring->head - ring->tail;
+	uncommitted = ring->head - ring->committed_pos;
 	SpinLockRelease(&ring->mutex);
 
 	/* From here to the publication: no ereport, no palloc. */
@@ -292,7 +294,15 @@ ag_audit_ring_append(AgAuditEntry *e, uint64 *rseq_out)
 	pg_write_barrier();
 	rec->ready = rseq + 1;
 
-	if (used >= ring->nslots / 4)
+	/*
+	 * Wake the worker when a quarter of the ring waits to be committed, not
+	 * when a quarter is merely in use: committed slots stay in use until WAL
+	 * is flushed past them (a few milliseconds), and counting them woke the
+	 * worker for every single record appended meanwhile -- a signal per
+	 * statement and batches of a few rows, each its own transaction.  Near
+	 * full, wake it anyway: it then flushes WAL and frees them at once.
+	 */
+	if (uncommitted >= ring->nslots / 4 || used >= ring->nslots / 4 * 3)
 		wake_worker();
 	if (rseq_out)
 		*rseq_out = rseq;

@@ -1087,6 +1087,8 @@ void
 agentgate_audit_worker_main(Datum arg)
 {
 	TimestampTz last_maintain;
+	TimestampTz last_batch = 0;
+	bool		batch_due = true;
 	int			waited = 0;
 	bool		unfreed;
 	int			rc;
@@ -1136,14 +1138,19 @@ agentgate_audit_worker_main(Datum arg)
 
 	for (;;)
 	{
-		int			n;
+		int			n = 0;
+		long		wait_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		process_config();
 		if (ShutdownRequestPending)
 			drain_and_exit();
 
-		n = flush_batch();
+		if (batch_due)
+		{
+			last_batch = GetCurrentTimestamp();
+			n = flush_batch();
+		}
 		unfreed = free_committed(false);
 		if (n >= AG_BATCH_MAX)
 			continue;			/* more is waiting */
@@ -1155,13 +1162,29 @@ agentgate_audit_worker_main(Datum arg)
 			last_maintain = GetCurrentTimestamp();
 		}
 
+		/*
+		 * Sleep until the next batch is due (a flush interval after the last
+		 * one began) or a backend wakes the worker (a quarter of the ring
+		 * waits to be committed, or a statement waits for its row).  Slots
+		 * waiting for a WAL flush cut the sleep to AG_FREE_DELAY_MS, and then
+		 * only the flush happens: starting a batch there too made one
+		 * transaction of every few milliseconds' records, a handful of rows
+		 * each, with the per-batch work (session summaries, state row,
+		 * commit) repeated for them.
+		 */
+		wait_ms = ag_audit_flush_interval -
+			TimestampDifferenceMilliseconds(last_batch, GetCurrentTimestamp());
+		wait_ms = Max(wait_ms, 0);
+		if (unfreed)
+			wait_ms = Min(wait_ms, AG_FREE_DELAY_MS);
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   unfreed ? Min(AG_FREE_DELAY_MS, ag_audit_flush_interval)
-					   : ag_audit_flush_interval,
-					   PG_WAIT_EXTENSION);
+					   wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		if (unfreed && (rc & WL_TIMEOUT))
 			(void) free_committed(true);
+		batch_due = (rc & WL_LATCH_SET) != 0 ||
+			TimestampDifferenceExceeds(last_batch, GetCurrentTimestamp(),
+									   ag_audit_flush_interval);
 	}
 }
 
