@@ -1340,7 +1340,7 @@ ag_audit_init(void)
 							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentgate.audit_flush_interval",
 							"Longest time an audit record waits in the ring before the writer flushes.",
-							"The writer also wakes when the ring is a quarter full or a statement waits.",
+							"The writer also wakes when a quarter of the ring waits to be committed or a statement waits for its row.",
 							&ag_audit_flush_interval, 50, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomEnumVariable("agentgate.audit_overflow",
