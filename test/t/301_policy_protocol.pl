@@ -10,22 +10,15 @@ use AgentGate::PolicyClient;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentGate::Node;
 
 # the small libpq client for the protocol paths psql cannot take
 my $client = AgentGate::PolicyClient::build();
 
-my $node = PostgreSQL::Test::Cluster->new('policy');
-$node->init;
-my $sockdir = $node->host;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'agentgate'
-agentgate.session_key = 'tap-session-key-0123456789abcdef0123456789abcdef'
-agentgate.pooler_socket_directory = '$sockdir'
 # these clients connect directly, without the proxy's session stamp
+my $node = AgentGate::Node::new('policy', q{
 agentgate.require_session_stamp = off
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{

@@ -14,18 +14,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentGate::Node;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
 my $slots = 1024;
-my $node = PostgreSQL::Test::Cluster->new('audit');
-$node->init;
-my $sockdir = $node->host;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'agentgate'
-agentgate.session_key = 'tap-session-key-0123456789abcdef0123456789abcdef'
-agentgate.pooler_socket_directory = '$sockdir'
+my $node = AgentGate::Node::new('audit', qq{
 agentgate.audit_ring_slots = $slots
 agentgate.audit_flush_interval = 20ms
 agentgate.audit_block_timeout = 1000ms
@@ -33,7 +27,7 @@ agentgate.audit_sync_timeout = 3000ms
 max_connections = 40
 restart_after_crash = on
 });
-$node->start;
+my $sockdir = $node->host;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION agentgate;
 CREATE ROLE agent1 LOGIN IN ROLE agentgate_agent;

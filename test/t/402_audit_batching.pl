@@ -11,19 +11,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentGate::Node;
 
-my $node = PostgreSQL::Test::Cluster->new('batching');
-$node->init;
-my $sockdir = $node->host;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'agentgate'
-agentgate.session_key = 'tap-session-key-0123456789abcdef0123456789abcdef'
-agentgate.pooler_socket_directory = '$sockdir'
+my $node = AgentGate::Node::new('batching', q{
 agentgate.audit_ring_slots = 8192
 agentgate.audit_flush_interval = 1000ms
 });
-$node->start;
+my $sockdir = $node->host;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION agentgate;
 CREATE ROLE agent1 LOGIN IN ROLE agentgate_agent;

@@ -9,20 +9,13 @@ use AgentGate::PolicyClient;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentGate::Node;
 
 my $client = AgentGate::PolicyClient::build();
 
-my $node = PostgreSQL::Test::Cluster->new('redteam_fastpath');
-$node->init;
-my $sockdir = $node->host;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'agentgate'
-agentgate.session_key = 'tap-session-key-0123456789abcdef0123456789abcdef'
-agentgate.pooler_socket_directory = '$sockdir'
+my $node = AgentGate::Node::new('redteam_fastpath', q{
 agentgate.require_session_stamp = off
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{
