@@ -27,9 +27,9 @@
 
 #include "audit_scan.h"
 
-/* "$n" without a printf */
-static void
-append_param(StringInfo out, int n)
+/* "$n" without a printf: for every literal of every statement */
+void
+ag_audit_append_param(StringInfo out, int n)
 {
 	char		num[12];
 
@@ -234,7 +234,7 @@ ag_audit_scrub(const char *sql, int len, int maxlen, bool *truncated)
 					i++;
 			}
 			EMIT_SPACE();
-			append_param(&out, n++);
+			ag_audit_append_param(&out, n++);
 			if (!closed)
 			{
 				*truncated = true;
@@ -271,7 +271,7 @@ ag_audit_scrub(const char *sql, int len, int maxlen, bool *truncated)
 				j++;
 			}
 			EMIT_SPACE();
-			append_param(&out, n++);
+			ag_audit_append_param(&out, n++);
 			if (!closed)
 			{
 				*truncated = true;
@@ -300,7 +300,7 @@ ag_audit_scrub(const char *sql, int len, int maxlen, bool *truncated)
 							   sql[i] == '_'))
 				i++;
 			EMIT_SPACE();
-			append_param(&out, n++);
+			ag_audit_append_param(&out, n++);
 		}
 		else
 		{

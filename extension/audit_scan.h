@@ -8,6 +8,8 @@
 #ifndef AG_AUDIT_SCAN_H
 #define AG_AUDIT_SCAN_H
 
+#include "lib/stringinfo.h"
+
 /* One token of a statement: where it is, and whether it is a literal. */
 typedef struct AgAuditToken
 {
@@ -25,6 +27,7 @@ typedef struct AgAuditTokens
 	int			highest_param;	/* highest $n already in the statement */
 } AgAuditTokens;
 
+extern void ag_audit_append_param(StringInfo out, int n);
 extern bool ag_audit_fast_tokens(const char *buf, int len, AgAuditTokens *tl);
 extern char *ag_audit_scrub(const char *sql, int len, int maxlen,
 							bool *truncated);

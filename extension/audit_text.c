@@ -23,11 +23,8 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "parser/gramparse.h"
 #include "parser/scanner.h"
-#include "utils/builtins.h"
-#include "utils/memutils.h"
 
 #include "agentgate.h"
 #include "audit.h"
@@ -90,31 +87,32 @@ fast_fits(AgAuditTokens *tl, int maxlen)
 char *
 ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 {
-	char	   *buf;
-	int			inlen;
+	const char *text = sql;
+	char	   *buf = NULL;
 	AgAuditTokens *tl;
 	StringInfoData out;
 	int			next_param;
 
 	*truncated = false;
-
-	/*
-	 * Lex the whole statement, not a prefix: the server has just parsed this
-	 * very text, so the lexer cannot fail on it, whereas a prefix cut inside
-	 * a literal or comment would make it raise an ERROR -- and this runs
-	 * while a refusal is being raised, where catching a second error would
-	 * wipe the first.  The cap applies to the output, at a token boundary.
-	 */
-	inlen = len;
-	buf = palloc(inlen + 1);
-	memcpy(buf, sql, inlen);
-	buf[inlen] = '\0';
 	tl = palloc0(sizeof(AgAuditTokens));
 	tl->maxtoks = 64;
 	tl->toks = palloc(sizeof(AgAuditToken) * tl->maxtoks);
 
-	if (!ag_audit_fast_tokens(buf, inlen, tl) || !fast_fits(tl, maxlen))
+	/*
+	 * The lexer reads the whole statement, not a prefix: the server has just
+	 * parsed this very text, so the lexer cannot fail on it, whereas a prefix
+	 * cut inside a literal or comment would make it raise an ERROR -- and
+	 * this runs while a refusal is being raised, where catching a second
+	 * error would wipe the first.  The cap applies to the output, at a token
+	 * boundary.  It needs its own NUL-terminated copy; the fast reader reads
+	 * the text in place.
+	 */
+	if (!ag_audit_fast_tokens(sql, len, tl) || !fast_fits(tl, maxlen))
 	{
+		buf = palloc(len + 1);
+		memcpy(buf, sql, len);
+		buf[len] = '\0';
+		text = buf;
 		tl->ntoks = 0;
 		lex_tokens(buf, tl);
 	}
@@ -134,16 +132,12 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 		if (t->gap_before && out.len > 0)
 			appendStringInfoChar(&out, ' ');
 		if (t->literal)
-		{
-			char		num[12];
-
-			appendStringInfoChar(&out, '$');
-			appendBinaryStringInfo(&out, num, pg_ltoa(next_param++, num));
-		}
+			ag_audit_append_param(&out, next_param++);
 		else
-			appendBinaryStringInfo(&out, buf + t->loc, t->len);
+			appendBinaryStringInfo(&out, text + t->loc, t->len);
 	}
-	pfree(buf);
+	if (buf)
+		pfree(buf);
 	pfree(tl->toks);
 	pfree(tl);
 	return out.data;

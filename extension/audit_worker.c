@@ -1043,6 +1043,11 @@ static void
 pin_settings(void)
 {
 	static const char *const pinned[][2] = {
+		/*
+		 * commit without waiting for the WAL flush: slots are freed only once
+		 * WAL is flushed past the commit (audit_ring.c: nothing is lost)
+		 */
+		{"synchronous_commit", "off"},
 		{"search_path", "pg_catalog, pg_temp"},
 		{"default_transaction_read_only", "off"},
 		{"default_transaction_isolation", "read committed"},
@@ -1099,11 +1104,6 @@ agentgate_audit_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(ag_audit_database, NULL, 0);
 
-	/*
-	 * Commit without waiting for the WAL flush; flush_batch() flushes after
-	 * waking the waiters (audit_ring.c explains why nothing is lost).
-	 */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	pin_settings();
 	/* a large keeper block: batches reuse it instead of faulting pages in */
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit batch",
