@@ -25,6 +25,7 @@ extern void _PG_init(void);
 extern void ag_governed_init(void);
 extern bool ag_session_is_governed(void);
 extern bool ag_role_is_governed(Oid roleid);
+extern bool ag_owner_is_governed(Oid roleid);
 extern Oid	ag_agent_role_oid(void);
 extern bool ag_setting_refused_for_agent(GucSource source);
 

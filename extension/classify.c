@@ -249,84 +249,6 @@ lookup_rel(RangeVar *rv)
 }
 
 static bool
-rel_not_owned(Oid relid, Oid who)
-{
-	HeapTuple	tup;
-	bool		result = false;
-
-	if (!OidIsValid(relid))
-		return false;
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (HeapTupleIsValid(tup))
-	{
-		result = ((Form_pg_class) GETSTRUCT(tup))->relowner != who;
-		ReleaseSysCache(tup);
-	}
-	return result;
-}
-
-static bool
-func_not_owned(Oid funcid, Oid who)
-{
-	HeapTuple	tup;
-	bool		result = false;
-
-	if (!OidIsValid(funcid))
-		return false;
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	if (HeapTupleIsValid(tup))
-	{
-		result = ((Form_pg_proc) GETSTRUCT(tup))->proowner != who;
-		ReleaseSysCache(tup);
-	}
-	return result;
-}
-
-/*
- * The function CREATE OR REPLACE FUNCTION would replace, or InvalidOid:
- * same name, input argument types and creation schema.  An argument type
- * that does not resolve means there is nothing to replace.
- */
-static Oid
-replaced_function(CreateFunctionStmt *s)
-{
-	char	   *name;
-	Oid			nsp;
-	Oid			argtypes[FUNC_MAX_ARGS];
-	int			nargs = 0;
-	ListCell   *lc;
-	oidvector  *args;
-	HeapTuple	tup;
-	Oid			result = InvalidOid;
-
-	nsp = QualifiedNameGetCreationNamespace(s->funcname, &name);
-	foreach(lc, s->parameters)
-	{
-		FunctionParameter *fp = lfirst_node(FunctionParameter, lc);
-		Type		typtup;
-
-		if (fp->mode == FUNC_PARAM_OUT || fp->mode == FUNC_PARAM_TABLE)
-			continue;
-		if (nargs >= FUNC_MAX_ARGS)
-			return InvalidOid;
-		typtup = LookupTypeName(NULL, fp->argType, NULL, true);
-		if (typtup == NULL)
-			return InvalidOid;
-		argtypes[nargs++] = typeTypeId(typtup);
-		ReleaseSysCache(typtup);
-	}
-	args = buildoidvector(argtypes, nargs);
-	tup = SearchSysCache3(PROCNAMEARGSNSP, CStringGetDatum(name),
-						  PointerGetDatum(args), ObjectIdGetDatum(nsp));
-	if (HeapTupleIsValid(tup))
-	{
-		result = ((Form_pg_proc) GETSTRUCT(tup))->oid;
-		ReleaseSysCache(tup);
-	}
-	return result;
-}
-
-static bool
 language_untrusted(const char *lang)
 {
 	HeapTuple	tup;
@@ -523,7 +445,6 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				ev->relid = lookup_rel(s->relation);
-				ev->not_owner = rel_not_owned(ev->relid, who);
 
 				/*
 				 * Dropping a column (or a composite type's attribute, which
@@ -585,43 +506,6 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 				}
 				ev = new_event(tag, ag_tag_class(tag), sql, sql_len);
 				ev->relid = lookup_rel(rv);
-				/*
-				 * Creating an index on a table changes what it does for no
-				 * one.  A trigger or a row security policy does: a trigger
-				 * on a table the agent owns only through a group runs the
-				 * agent's function in every session that writes the table,
-				 * a DBA's included, outside the agent's governance.  So
-				 * these count as altering the table.
-				 */
-				if (!IsA(parsetree, IndexStmt) && !IsA(parsetree, RuleStmt))
-					ev->not_owner = rel_not_owned(ev->relid, who);
-				/* RENAME, SET SCHEMA, OWNER TO of a function or procedure */
-				if (rv == NULL)
-				{
-					ObjectType	ot = OBJECT_TABLE;
-					Node	   *obj = NULL;
-
-					if (IsA(parsetree, RenameStmt))
-					{
-						ot = ((RenameStmt *) parsetree)->renameType;
-						obj = ((RenameStmt *) parsetree)->object;
-					}
-					else if (IsA(parsetree, AlterObjectSchemaStmt))
-					{
-						ot = ((AlterObjectSchemaStmt *) parsetree)->objectType;
-						obj = ((AlterObjectSchemaStmt *) parsetree)->object;
-					}
-					else if (IsA(parsetree, AlterOwnerStmt))
-					{
-						ot = ((AlterOwnerStmt *) parsetree)->objectType;
-						obj = ((AlterOwnerStmt *) parsetree)->object;
-					}
-					if ((ot == OBJECT_FUNCTION || ot == OBJECT_PROCEDURE ||
-						 ot == OBJECT_ROUTINE || ot == OBJECT_AGGREGATE) &&
-						obj != NULL && IsA(obj, ObjectWithArgs))
-						ev->not_owner = func_not_owned(LookupFuncWithArgs(ot, (ObjectWithArgs *) obj,
-																		  true), who);
-				}
 				events = lappend(events, ev);
 				break;
 			}
@@ -642,9 +526,6 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 					lang = "sql";
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				ev->untrusted_language = lang != NULL && language_untrusted(lang);
-				/* OR REPLACE of someone else's function is an ALTER of it */
-				if (s->replace)
-					ev->not_owner = func_not_owned(replaced_function(s), who);
 				events = lappend(events, ev);
 				if (options_set_role(s->options))
 					events = lappend(events, set_role_event(sql, sql_len));
@@ -655,8 +536,6 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 				AlterFunctionStmt *s = (AlterFunctionStmt *) parsetree;
 
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
-				ev->not_owner = func_not_owned(LookupFuncWithArgs(s->objtype, s->func, true),
-											   who);
 				events = lappend(events, ev);
 				if (options_set_role(s->actions))
 					events = lappend(events, set_role_event(sql, sql_len));
@@ -666,13 +545,9 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 			{
 				ViewStmt   *s = (ViewStmt *) parsetree;
 
-				/* OR REPLACE of someone else's view is an ALTER of it */
 				ev = new_event(tag, AG_CLASS_DDL, sql, sql_len);
 				if (s->replace)
-				{
 					ev->relid = lookup_rel(s->view);
-					ev->not_owner = rel_not_owned(ev->relid, who);
-				}
 				events = lappend(events, ev);
 				break;
 			}
@@ -709,6 +584,17 @@ ag_utility_events(PlannedStmt *pstmt, const char *sql, int sql_len,
 		default:
 			events = lappend(events, new_event(tag, ag_tag_class(tag), sql, sql_len));
 			break;
+	}
+
+	/* changing, extending or giving away what the agent does not own */
+	{
+		AgEvent    *first = (AgEvent *) linitial(events);
+		Oid			relid = InvalidOid;
+
+		if (ag_utility_not_owner(parsetree, who, &relid))
+			first->not_owner = true;
+		if (!OidIsValid(first->relid) && OidIsValid(relid))
+			first->relid = relid;
 	}
 	return events;
 }

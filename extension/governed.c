@@ -34,11 +34,27 @@ static Oid	cached_session_user = InvalidOid;
 static bool cached_governed = false;
 static bool cached_valid = false;
 
+/*
+ * Owners of functions, views and tables asked about by ag_owner_is_governed:
+ * a handful of roles per backend, looked up on every call of a non-built-in
+ * function in every session, so remembered until the next change to roles.
+ */
+#define OWNER_CACHE_SIZE 16
+static struct
+{
+	Oid			roleid;
+	bool		governed;
+}			owner_cache[OWNER_CACHE_SIZE];
+static int	owner_cache_n = 0;
+static int	owner_cache_next = 0;
+
 static void
 ag_governed_inval(Datum arg, int cacheid, uint32 hashvalue)
 {
 	agent_role_valid = false;
 	cached_valid = false;
+	owner_cache_n = 0;
+	owner_cache_next = 0;
 }
 
 void
@@ -73,6 +89,32 @@ ag_role_is_governed(Oid roleid)
 	if (roleid == agent)
 		return true;
 	return is_member_of_role_nosuper(roleid, agent);
+}
+
+/*
+ * ag_owner_is_governed: is the owner of some object a governed role?  Like
+ * ag_role_is_governed, cached per backend for a few roles.  Must be called
+ * inside a transaction.
+ */
+bool
+ag_owner_is_governed(Oid roleid)
+{
+	bool		governed;
+	int			i;
+
+	if (!OidIsValid(roleid))
+		return false;
+	for (i = 0; i < owner_cache_n; i++)
+		if (owner_cache[i].roleid == roleid)
+			return owner_cache[i].governed;
+	governed = ag_role_is_governed(roleid);
+	/* the callbacks may have fired while we read the catalogs: still fine */
+	owner_cache[owner_cache_next].roleid = roleid;
+	owner_cache[owner_cache_next].governed = governed;
+	owner_cache_next = (owner_cache_next + 1) % OWNER_CACHE_SIZE;
+	if (owner_cache_n < OWNER_CACHE_SIZE)
+		owner_cache_n++;
+	return governed;
 }
 
 /*

@@ -157,13 +157,27 @@ ag_event_init(AgEvent *ev, int tag, AgClass cls)
 	ev->cls = cls;
 }
 
-/* Is this session governed?  Only answerable inside a transaction. */
+/*
+ * Is this session governed?  Only answerable inside a transaction.
+ *
+ * A parallel worker acts for its leader's session user (the worker starts
+ * as that user) and is governed like it.  The part of the plan a worker
+ * runs at its own top level was decided by the leader, which initialises
+ * the whole plan before it starts any worker (ExecInitGather), so a worker
+ * decides only what runs below it: the statements of functions it calls,
+ * and what they call.
+ */
 static inline bool
 governed(void)
 {
-	/* a parallel worker runs a plan its leader has already decided */
-	return IsTransactionState() && !IsParallelWorker() &&
-		ag_session_is_governed();
+	return IsTransactionState() && ag_session_is_governed();
+}
+
+/* In a parallel worker, at the level of the plan its leader decided? */
+static inline bool
+leader_decided(int level)
+{
+	return IsParallelWorker() && level == 0;
 }
 
 /*
@@ -925,7 +939,7 @@ ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
 	bool		pushed = false;
 
 	verify_identity(nesting_level);
-	if (governed())
+	if (governed() && !leader_decided(nesting_level))
 	{
 		/*
 		 * A policy change committed while this transaction was open would
@@ -1131,9 +1145,14 @@ ag_policy_executor_end(QueryDesc *queryDesc)
 static bool
 ag_policy_check_perms(List *rangeTable, bool ereport_on_violation)
 {
-	if (governed() && !(cur_ctx && cur_ctx->explain_only))
-		decide_rtable(rangeTable, cur_ctx,
-					  cur_ctx ? cur_ctx->level : nesting_level);
+	int			level = cur_ctx ? cur_ctx->level : nesting_level;
+
+	if (!IsTransactionState())
+		;
+	else if (!ag_session_is_governed())
+		ag_agent_code_check_rtable(rangeTable, level);
+	else if (!(cur_ctx && cur_ctx->explain_only) && !leader_decided(level))
+		decide_rtable(rangeTable, cur_ctx, level);
 	if (prev_check_perms)
 		return prev_check_perms(rangeTable, ereport_on_violation);
 	return true;
@@ -1146,10 +1165,13 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 
-	if (access == OAT_FUNCTION_EXECUTE)
-		verify_identity(cur_ctx ? cur_ctx->level : nesting_level);
-	if (access == OAT_FUNCTION_EXECUTE && governed() &&
-		!(cur_ctx && cur_ctx->explain_only))
+	if (access != OAT_FUNCTION_EXECUTE)
+		return;
+	verify_identity(cur_ctx ? cur_ctx->level : nesting_level);
+	/* an agent's function, in any session (agent_code.c) */
+	ag_agent_code_check_call(objectId, cur_ctx ? cur_ctx->level : nesting_level);
+	if (governed() && !(cur_ctx && cur_ctx->explain_only) &&
+		!leader_decided(cur_ctx ? cur_ctx->level : nesting_level))
 	{
 		bool		builtin = objectId < FirstNormalObjectId;
 		AgEvent		ev;
@@ -1170,47 +1192,99 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 }
 
 /*
- * Saying "needs the fmgr hook" for a function keeps the planner from
- * inlining it (inline_function checks FmgrHookIsNeeded), so that a call of
- * a SQL function a rule names still reaches ExecInitFunc and the
- * OAT_FUNCTION_EXECUTE check above.  Only asked for when some rule could
- * decide calls of non-built-in functions: inlining stays on otherwise.
+ * Saying "needs the fmgr hook" for a function routes its calls through
+ * ag_policy_fmgr below, and keeps the planner from inlining it or
+ * pre-evaluating it (inline_function and evaluate_function check
+ * FmgrHookIsNeeded).  Asked for:
+ *
+ *	- a function owned by an agent role, in any session but that agent's
+ *	  own: its calls are refused there (agent_code.c);
+ *	- agentgate's own functions in governed sessions: ag_policy_fmgr counts
+ *	  them (see internal_access);
+ *	- in governed sessions, a function whose call the policy would not
+ *	  simply allow (a rule blocks or logs it, a max_rows rule, default-deny):
+ *	  an inlined call never reaches OAT_FUNCTION_EXECUTE, where calls are
+ *	  decided.  Every other function keeps inlining, so an agent's SQL
+ *	  computes what it computes elsewhere.  A rule change resets the plan
+ *	  cache (policy_rules.c), so plans that inlined a function a new rule
+ *	  decides are made again.
  */
 static bool
 ag_policy_needs_fmgr(Oid fn_oid)
 {
 	Oid			nsp;
+	AgEvent		ev;
+	AgOutcome	out;
 
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
-	if (fn_oid < FirstNormalObjectId || !governed())
+	if (fn_oid < FirstNormalObjectId || !IsTransactionState())
 		return false;
-	if (ag_rules_have_function_rules() || ag_rules_function_named(fn_oid))
+	if (ag_agent_code_needs_hook(fn_oid))
 		return true;
-	/* agentgate's own functions: tracked by ag_policy_fmgr below */
+	if (!governed())
+		return false;
 	nsp = ag_schema_oid();
-	return OidIsValid(nsp) && get_func_namespace(fn_oid) == nsp;
+	if (OidIsValid(nsp) && get_func_namespace(fn_oid) == nsp)
+		return true;
+	if (ag_rules_function_named(fn_oid))
+		return true;
+	if (!ag_rules_have_function_rules())
+		return false;
+	ag_event_init(&ev, AG_TAG_FUNCTION_CALL, AG_CLASS_FUNCTION);
+	ev.funcid = fn_oid;
+	ag_policy_decide(judged_role(), &ev, &out);
+	return out.decision != AG_DECISION_ALLOWED || out.log_rule_id != 0 ||
+		out.deferred != NIL;
 }
 
 /*
- * Counts the calls of agentgate-schema functions in progress.  *arg keeps,
- * per call site, whether the function is one (1) or not (2), so the
- * catalog is looked at once.
+ * Per call site, *arg keeps what the catalog says about the function, so
+ * that it is looked at once: FMGR_KNOWN, whether it is one of agentgate's
+ * (FMGR_AGENTGATE), whether it carries a SET role clause (FMGR_SETS_ROLE),
+ * and in the low 32 bits the agent role that owns it, if any.
+ */
+#define FMGR_KNOWN		(UINT64CONST(1) << 32)
+#define FMGR_AGENTGATE	(UINT64CONST(1) << 33)
+#define FMGR_SETS_ROLE	(UINT64CONST(1) << 34)
+#define FMGR_OWNER(d)	((Oid) ((uint64) (d) & UINT64CONST(0xFFFFFFFF)))
+
+/*
+ * Refuses calls of an agent's function outside its own sessions, approves
+ * the identity a function's SET role clause installs, and counts the calls
+ * of agentgate-schema functions in progress.
  */
 static void
 ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 {
+	uint64		info;
+
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, arg);
-	if (event == FHET_START && *arg == (Datum) 0)
+	info = (uint64) *arg;
+	if (event == FHET_START && !(info & FMGR_KNOWN))
 	{
 		Oid			nsp = ag_schema_oid();
 
+		info = FMGR_KNOWN;
 		if (OidIsValid(nsp) && get_func_namespace(flinfo->fn_oid) == nsp)
-			*arg = (Datum) 1;
+			info |= FMGR_AGENTGATE;
 		else
-			*arg = (Datum) (proconfig_sets_identity(flinfo->fn_oid) ? 3 : 2);
+		{
+			if (proconfig_sets_identity(flinfo->fn_oid))
+				info |= FMGR_SETS_ROLE;
+			info |= (uint64) ag_agent_function_owner(flinfo->fn_oid);
+		}
+		*arg = (Datum) info;
 	}
+
+	/*
+	 * At FHET_START a SECURITY DEFINER function already runs as its owner:
+	 * what is compared is who calls it and whose session it is.
+	 */
+	if (event == FHET_START && OidIsValid(FMGR_OWNER(info)))
+		ag_agent_code_check_owner(flinfo->fn_oid, FMGR_OWNER(info),
+								  cur_ctx ? cur_ctx->level : nesting_level);
 
 	/*
 	 * A function's own SET role clause has been applied when its call
@@ -1218,9 +1292,9 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	 * SET ROLE), so the identity it installs is approved for the call.
 	 * Once the call returns the old identity is back and is seen as such.
 	 */
-	if (*arg == (Datum) 3 && event == FHET_START)
+	if ((info & FMGR_SETS_ROLE) && event == FHET_START)
 		identity_approve();
-	if (*arg != (Datum) 1)
+	if (!(info & FMGR_AGENTGATE))
 		return;
 	if (event == FHET_START)
 		agentgate_fn_depth++;

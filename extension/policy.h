@@ -154,4 +154,15 @@ extern int	ag_policy_nesting_level(void);
 extern char *ag_describe_event(AgEvent *ev);
 extern void ag_event_init(AgEvent *ev, int tag, AgClass cls);
 
+/* not_owner.c */
+extern bool ag_utility_not_owner(Node *parsetree, Oid who, Oid *relid);
+
+/* agent_code.c */
+extern Oid	ag_function_owner(Oid fn_oid);
+extern Oid	ag_agent_function_owner(Oid fn_oid);
+extern bool ag_agent_code_needs_hook(Oid fn_oid);
+extern void ag_agent_code_check_call(Oid fn_oid, int level);
+extern void ag_agent_code_check_owner(Oid fn_oid, Oid owner, int level);
+extern void ag_agent_code_check_rtable(List *rtable, int level);
+
 #endif							/* AG_POLICY_H */

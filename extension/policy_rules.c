@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/plancache.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -110,6 +111,14 @@ rules_relcache_cb(Datum arg, Oid relid)
 	{
 		rules_valid = false;
 		mine_valid = false;
+
+		/*
+		 * Whether a function may be inlined depends on the rules
+		 * (ag_policy_needs_fmgr): plans made under the old ones are made
+		 * again.  A reset of all relations resets the plan cache anyway.
+		 */
+		if (OidIsValid(relid))
+			ResetPlanCache();
 		return;
 	}
 	/* a rule's relation gained children, or was dropped */

@@ -125,7 +125,7 @@ INSERT INTO @extschema@.rules (priority, commands, condition, action, reason, ba
     (1000, '{CREATE FUNCTION,CREATE PROCEDURE}', 'untrusted_language', 'block',
      'baseline: agents may not create functions in untrusted languages', true),
     (1000, '{DDL}', 'not_owner', 'block',
-     'baseline: agents may alter only relations they own themselves', true);
+     'baseline: agents may change, extend or give away only objects they own themselves', true);
 
 INSERT INTO @extschema@.rules (priority, commands, schema, action, reason, baseline) VALUES
     (1000, '{READ,WRITE,DDL}', '@extschema@', 'block',
