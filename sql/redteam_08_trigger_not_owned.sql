@@ -33,6 +33,8 @@ CREATE TRIGGER regress_rt8_trg2 BEFORE INSERT ON regress_rt8_own
   FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
 CREATE POLICY regress_rt8_pol2 ON regress_rt8_own USING (true);
 ALTER POLICY regress_rt8_pol2 ON regress_rt8_own USING (id > 0);
+-- an index attaches to the shared table too (redteam_11)
+-- error:
 CREATE INDEX ON regress_rt8_shared (id);
 RESET SESSION AUTHORIZATION;
 
