@@ -503,3 +503,20 @@ REVOKE ALL ON FUNCTION @extschema@.group_roles_check() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.login(text, jsonb) TO agentgate_proxy;
 GRANT EXECUTE ON FUNCTION @extschema@.session_stamp(name) TO agentgate_proxy;
 GRANT EXECUTE ON FUNCTION @extschema@.pgbouncer_auth(text) TO agentgate_pgbouncer;
+
+-- identity_status (for agentgate-proxy): the registry's status of each
+-- identity named; identities not in the registry are left out.  A
+-- revocation notice on agentgate_revocations can come from any role allowed
+-- to NOTIFY, so the proxy treats one as a hint and closes an identity's
+-- connections only when this says it is no longer active.
+CREATE FUNCTION @extschema@.identity_status(identities text[])
+RETURNS TABLE (identity text, status text)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ag.identity, ag.status
+      FROM @extschema@.agents ag
+     WHERE ag.identity = ANY (identities)
+$$;
+REVOKE ALL ON FUNCTION @extschema@.identity_status(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.identity_status(text[]) TO agentgate_proxy;

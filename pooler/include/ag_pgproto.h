@@ -92,6 +92,12 @@ extern int	ag_pgproto_filter_startup(const ag_pg_startup *in,
 									  char *bad_param, char *err);
 
 /*
+ * 1 if database names PgBouncer's admin console ("pgbouncer", in any case:
+ * a variant is refused too, whatever PgBouncer would make of it).
+ */
+extern int	ag_pgproto_reserved_database(const char *database);
+
+/*
  * Build the StartupMessage (protocol 3.0) for PgBouncer: user = role,
  * database as filtered, application_name = "<client app> <stamp>" with the
  * client's name cut to printable ASCII without spaces, at most

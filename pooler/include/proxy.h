@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "ag_jwt.h"
+#include "ag_limits.h"
 #include "ag_pgproto.h"
 #include "proxy_config.h"
 
@@ -36,6 +37,9 @@
 
 /* How long a relayed cancel socket may stay open waiting for PgBouncer. */
 #define AG_CANCEL_HOLD_SECONDS	60
+
+/* Peers the cancel rate limit remembers (least recently seen go first). */
+#define AG_CANCEL_RATE_SLOTS	4096
 
 typedef enum ag_client_state
 {
@@ -64,6 +68,8 @@ typedef struct ag_client
 	struct event *timer;		/* auth_timeout, then token expiry */
 	struct timeval started;
 	char		peer[64];
+	ag_peer_key peer_key;		/* for the cancel rate limit */
+	int			counted;		/* holds a slot in ag_proxy.idents */
 
 	ag_pg_startup *startup;		/* login phase only */
 	ag_pg_client_params params;
@@ -88,6 +94,8 @@ typedef struct ag_proxy
 	ag_client  *clients;		/* all client connections */
 	int			nclients;
 	int			ncancels;
+	ag_ident_table *idents;		/* connections per identity, and in all */
+	ag_rate_table *cancel_rates;	/* CancelRequests per peer address */
 	uint64_t	next_id;
 	int			shutting_down;
 } ag_proxy;
@@ -119,7 +127,7 @@ extern void ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
 							const char *detail, const char *hint);
 extern void ag_client_free(ag_client *c, const char *reason);
 extern void ag_client_finish(ag_client *c, const char *reason);
-extern void ag_client_revoke(const char *identity);
+extern int	ag_client_revoke(const char *identity);
 extern int	ag_client_shutdown_idle(void);
 
 /* proxy_relay.c */
@@ -130,7 +138,7 @@ extern int	ag_relay_at_boundary(const ag_client *c);
 extern int	ag_relay_idle(const ag_client *c);
 
 /* proxy_cancel.c */
-extern void ag_cancel_forward(const uint8_t *packet, size_t len);
+extern int	ag_cancel_forward(const uint8_t *packet, size_t len);
 extern int	ag_pgbouncer_addr(struct sockaddr_storage *ss, socklen_t *len);
 
 /* proxy_admin.c */

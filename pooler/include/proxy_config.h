@@ -33,6 +33,11 @@ typedef struct ag_proxy_config
 	char	   *groups_claim;
 	int			exp_grace;
 	int			max_clients;
+	int			max_connections;
+	int			max_connections_per_identity;
+	int			max_cancel_connections;
+	int			cancel_rate;
+	int			cancel_burst;
 	int			max_startup_bytes;
 	int			max_message_bytes;
 	int			auth_timeout;

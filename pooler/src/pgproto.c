@@ -487,3 +487,9 @@ ag_pgproto_scan_server(ag_pg_server_scan *st, const uint8_t *buf, size_t len,
 	*pass = pos;
 	return AG_SERVER_OK;
 }
+
+int
+ag_pgproto_reserved_database(const char *database)
+{
+	return database != NULL && strcasecmp(database, "pgbouncer") == 0;
+}

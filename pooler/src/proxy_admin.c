@@ -14,6 +14,20 @@
  * reach the proxy, so new logins are refused at once; established sessions
  * go on.  Every connection is retried with exponential backoff.
  *
+ * A revocation notice is only a hint: any role allowed to NOTIFY can send
+ * one with any identity in it.  A notice marks the identity (if it holds
+ * connections here at all; others cost nothing), and the marked identities
+ * are read back from agentgate.agents in one query
+ * (agentgate.identity_status) on a free admin connection, ahead of queued
+ * logins.  Only identities whose status is not active, or that are gone
+ * from the registry, have their connections closed.  Notices arriving while
+ * a read runs mark again and are read in the next one, so a flood of
+ * forged notices costs at most one read per identity per batch, and a real
+ * revocation committed while a read was running is still seen.  If the
+ * read fails with an error, the batch's connections are closed (fail
+ * closed); if its connection is lost, the batch is marked again and read
+ * on another.
+ *
  *-------------------------------------------------------------------------
  */
 #include "proxy.h"
@@ -28,6 +42,10 @@
 #define LOGIN_SQL \
 	"SELECT r::text, agentgate.session_stamp(r) FROM agentgate.login($1, $2::jsonb) AS r"
 #define REVOCATION_CHANNEL "agentgate_revocations"
+#define STATUS_SQL \
+	"SELECT u.i, coalesce(s.status, 'unknown') " \
+	"  FROM unnest($1::text[]) WITH ORDINALITY AS u(identity, i) " \
+	"  LEFT JOIN agentgate.identity_status($1::text[]) AS s ON s.identity = u.identity"
 #define BACKOFF_MIN_MS	500
 #define BACKOFF_MAX_MS	30000
 #define MAX_ADMIN		64
@@ -69,9 +87,28 @@ typedef struct admin_conn
 	int			backoff_ms;
 	ag_login_req *inflight;
 	time_t		inflight_since;
+	int			status_inflight;	/* the status read runs here */
 } admin_conn;
 
+/*
+ * The identities of the status read in flight (at most one at a time): a
+ * text[] literal for the query, the names, and what the read said of each.
+ */
+typedef struct status_batch
+{
+	char	   *literal;
+	size_t		len;
+	size_t		cap;
+	char	  **names;
+	char	  **status;			/* NULL until the read answers */
+	int			n;
+	int			cap_names;
+	int			failed;			/* out of memory while building */
+	int			error;			/* the read returned an error */
+} status_batch;
+
 static admin_conn admins[MAX_ADMIN];
+static status_batch batch;
 static int	nadmins;
 static int	stopped = 1;
 static struct event *dispatch_ev;	/* runs dispatch() from the loop */
@@ -84,6 +121,7 @@ static ag_login_req *queue_tail;
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
 static void admin_connect(admin_conn *a);
 static void dispatch(void);
+static void batch_remark(void);
 
 static void
 watch(admin_conn *a, short flags)
@@ -202,6 +240,13 @@ connection_lost(admin_conn *a, const char *why)
 		a->conn = NULL;
 	}
 	a->state = ADM_DOWN;
+	if (a->status_inflight)
+	{
+		a->status_inflight = 0;
+		batch_remark();
+		if (dispatch_ev)
+			event_active(dispatch_ev, EV_TIMEOUT, 0);
+	}
 	r = a->inflight;
 	a->inflight = NULL;
 	if (r)
@@ -232,6 +277,198 @@ flush_or_watch(admin_conn *a)
 	return 0;
 }
 
+static int
+batch_put(const char *p, size_t n)
+{
+	if (batch.len + n + 1 > batch.cap)
+	{
+		size_t		cap = (batch.cap ? batch.cap * 2 : 256) + n;
+		char	   *l = realloc(batch.literal, cap);
+
+		if (l == NULL)
+			return -1;
+		batch.literal = l;
+		batch.cap = cap;
+	}
+	memcpy(batch.literal + batch.len, p, n);
+	batch.len += n;
+	batch.literal[batch.len] = '\0';
+	return 0;
+}
+
+/* ag_ident_take_marked callback: one more identity for the read. */
+static void
+batch_add(void *arg, const char *identity)
+{
+	const char *p;
+
+	if (batch.failed)
+		return;
+	if (batch.n == batch.cap_names)
+	{
+		int			cap = batch.cap_names ? batch.cap_names * 2 : 16;
+		char	  **names = realloc(batch.names, sizeof(char *) * cap);
+
+		if (names == NULL)
+		{
+			batch.failed = 1;
+			return;
+		}
+		batch.names = names;
+		batch.cap_names = cap;
+	}
+	if ((batch.names[batch.n] = strdup(identity)) == NULL)
+	{
+		batch.failed = 1;
+		return;
+	}
+	batch.n++;
+	/* an array element in double quotes, with \ and " escaped */
+	if (batch_put(batch.n == 1 ? "{\"" : ",\"", 2) < 0)
+		batch.failed = 1;
+	for (p = identity; *p && !batch.failed; p++)
+	{
+		if ((*p == '"' || *p == '\\') && batch_put("\\", 1) < 0)
+			batch.failed = 1;
+		if (batch_put(p, 1) < 0)
+			batch.failed = 1;
+	}
+	if (batch_put("\"", 1) < 0)
+		batch.failed = 1;
+}
+
+static void
+batch_reset(void)
+{
+	int			i;
+
+	for (i = 0; i < batch.n; i++)
+	{
+		free(batch.names[i]);
+		if (batch.status)
+			free(batch.status[i]);
+	}
+	free(batch.status);
+	batch.status = NULL;
+	batch.n = 0;
+	batch.len = 0;
+	batch.failed = 0;
+	batch.error = 0;
+}
+
+/* The read did not happen: mark the batch again for the next one. */
+static void
+batch_remark(void)
+{
+	int			i;
+
+	for (i = 0; i < batch.n; i++)
+		(void) ag_ident_mark(ag_proxy_g.idents, batch.names[i]);
+	batch_reset();
+}
+
+/* Act on the read's answer; only a status other than active closes. */
+static void
+batch_done(void)
+{
+	int			i;
+
+	for (i = 0; i < batch.n; i++)
+	{
+		const char *name = batch.names[i];
+		const char *st = batch.status ? batch.status[i] : NULL;
+
+		if (batch.error || st == NULL)
+		{
+			ag_log(AG_LOG_WARNING, NULL,
+				   "revocation notice for \"%s\": its status could not be read; closing its connections (fail closed)",
+				   name);
+			(void) ag_client_revoke(name);
+		}
+		else if (strcmp(st, "active") == 0)
+			ag_log(AG_LOG_INFO, NULL,
+				   "revocation notice for \"%s\" ignored: the identity is active; %d connection(s) kept",
+				   name, ag_ident_count(ag_proxy_g.idents, name));
+		else
+		{
+			ag_log(AG_LOG_INFO, NULL, "identity \"%s\" is %s", name, st);
+			(void) ag_client_revoke(name);
+		}
+	}
+	batch_reset();
+}
+
+/* Record one PGresult of the status read. */
+static void
+batch_result(PGresult *res)
+{
+	int			i;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2)
+	{
+		if (!batch.error)
+			ag_log(AG_LOG_ERROR, NULL, "agentgate.identity_status() failed: %s",
+				   PQresultStatus(res) == PGRES_FATAL_ERROR ? PQresultErrorMessage(res)
+				   : PQresStatus(PQresultStatus(res)));
+		batch.error = 1;
+		return;
+	}
+	if (batch.status == NULL && (batch.status = calloc(batch.n, sizeof(char *))) == NULL)
+	{
+		batch.error = 1;
+		return;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		long		k = strtol(PQgetvalue(res, i, 0), NULL, 10);
+
+		if (k >= 1 && k <= batch.n && batch.status[k - 1] == NULL)
+			batch.status[k - 1] = strdup(PQgetvalue(res, i, 1));
+	}
+}
+
+/*
+ * Start the status read of the marked identities on an idle connection,
+ * the listener first (logins use it last), ahead of queued logins.
+ */
+static void
+dispatch_status(void)
+{
+	int			k;
+
+	if (batch.n > 0 || ag_proxy_g.idents == NULL || ag_ident_nmarked(ag_proxy_g.idents) == 0)
+		return;
+	for (k = 0; k < nadmins; k++)
+	{
+		admin_conn *a = &admins[k];
+		const char *values[1];
+
+		if (a->state != ADM_READY || a->inflight || a->status_inflight)
+			continue;
+		(void) ag_ident_take_marked(ag_proxy_g.idents, batch_add, NULL);
+		if (batch.n == 0)
+			return;
+		if (batch.failed || batch_put("}", 1) < 0)
+		{
+			/* out of memory: fail closed */
+			batch.error = 1;
+			batch_done();
+			return;
+		}
+		values[0] = batch.literal;
+		if (!PQsendQueryParams(a->conn, STATUS_SQL, 1, NULL, values, NULL, NULL, 0))
+		{
+			batch_remark();
+			connection_lost(a, PQerrorMessage(a->conn));
+			continue;
+		}
+		a->status_inflight = 1;
+		a->inflight_since = time(NULL);
+		(void) flush_or_watch(a);
+		return;
+	}
+}
+
 /*
  * Hand queued logins to idle ready connections, the listener last: a login
  * stuck on it would cost the revocation channel too.
@@ -241,13 +478,15 @@ dispatch(void)
 {
 	int			k;
 
+	dispatch_status();
+
 	for (k = 0; k < nadmins && queue_head; k++)
 	{
 		admin_conn *a = &admins[(k + 1) % nadmins];
 		ag_login_req *r;
 		const char *values[2];
 
-		if (a->state != ADM_READY || a->inflight)
+		if (a->state != ADM_READY || a->inflight || a->status_inflight)
 			continue;
 		r = queue_pop();
 		values[0] = r->identity;
@@ -325,7 +564,7 @@ handle_notifies(admin_conn *a)
 	while ((n = PQnotifies(a->conn)) != NULL)
 	{
 		if (strcmp(n->relname, REVOCATION_CHANNEL) == 0 && n->extra && n->extra[0])
-			ag_client_revoke(n->extra);
+			(void) ag_ident_mark(ag_proxy_g.idents, n->extra);
 		PQfreemem(n);
 	}
 }
@@ -361,6 +600,11 @@ handle_input(admin_conn *a)
 					take_result(r, NULL);
 				deliver(r);
 			}
+			else if (a->status_inflight)
+			{
+				a->status_inflight = 0;
+				batch_done();
+			}
 			break;
 		}
 		if (a->state == ADM_LISTENING)
@@ -378,6 +622,8 @@ handle_input(admin_conn *a)
 		}
 		else if (a->inflight)
 			take_result(a->inflight, res);
+		else if (a->status_inflight)
+			batch_result(res);
 		PQclear(res);
 	}
 	if (a->index == 0)
@@ -480,6 +726,8 @@ watchdog_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (a->inflight && now - a->inflight_since > ag_proxy_g.cfg->auth_timeout)
 			connection_lost(a, "agentgate.login() did not answer within auth_timeout");
+		else if (a->status_inflight && now - a->inflight_since > ag_proxy_g.cfg->auth_timeout)
+			connection_lost(a, "agentgate.identity_status() did not answer within auth_timeout");
 	}
 }
 
@@ -533,6 +781,12 @@ ag_admin_stop(void)
 			PQfinish(a->conn);
 		a->conn = NULL;
 		a->state = ADM_DOWN;
+		if (a->status_inflight)
+		{
+			/* read again once connections are back (a reload) */
+			a->status_inflight = 0;
+			batch_remark();
+		}
 		r = a->inflight;
 		a->inflight = NULL;
 		if (r)

@@ -10,6 +10,12 @@
  * the proxy keeps that socket open until PgBouncer closes it, bounded by
  * AG_CANCEL_HOLD_SECONDS.  The client's own socket may close at once.
  *
+ * Each held socket is a client slot in PgBouncer (max_client_conn), and a
+ * CancelRequest needs no credentials, so the proxy bounds what anyone can
+ * cost PgBouncer this way: at most max_cancel_connections at once (beyond,
+ * a cancel is dropped), and proxy_client.c rate-limits them per peer
+ * address before they get here.
+ *
  *-------------------------------------------------------------------------
  */
 #include "proxy.h"
@@ -77,7 +83,8 @@ cancel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	cancel_free(arg);
 }
 
-void
+/* 0 when the cancel is on its way to PgBouncer, -1 when it was dropped. */
+int
 ag_cancel_forward(const uint8_t *packet, size_t len)
 {
 	cancel_conn *cc;
@@ -85,16 +92,13 @@ ag_cancel_forward(const uint8_t *packet, size_t len)
 	socklen_t	sslen;
 	struct timeval tv = {AG_CANCEL_HOLD_SECONDS, 0};
 
-	if (ag_proxy_g.ncancels >= ag_proxy_g.cfg->max_clients)
-	{
-		ag_log(AG_LOG_WARNING, NULL, "cancel request dropped: too many in flight");
-		return;
-	}
+	if (ag_proxy_g.ncancels >= ag_proxy_g.cfg->max_cancel_connections)
+		return -1;
 	if (ag_pgbouncer_addr(&ss, &sslen) < 0)
-		return;
+		return -1;
 	cc = calloc(1, sizeof(*cc));
 	if (cc == NULL)
-		return;
+		return -1;
 	cc->bev = bufferevent_socket_new(ag_proxy_g.base, -1, BEV_OPT_CLOSE_ON_FREE);
 	cc->timer = evtimer_new(ag_proxy_g.base, cancel_timeout_cb, cc);
 	if (cc->bev == NULL || cc->timer == NULL ||
@@ -106,12 +110,12 @@ ag_cancel_forward(const uint8_t *packet, size_t len)
 		if (cc->timer)
 			event_free(cc->timer);
 		free(cc);
-		return;
+		return -1;
 	}
 	ag_proxy_g.ncancels++;
 	bufferevent_setcb(cc->bev, cancel_read_cb, NULL, cancel_event_cb, cc);
 	bufferevent_write(cc->bev, packet, len);
 	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 	evtimer_add(cc->timer, &tv);
-	ag_log(AG_LOG_DEBUG, NULL, "cancel request relayed");
+	return 0;
 }

@@ -105,6 +105,7 @@ ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	c->state = AG_CS_PRETLS;
 	gettimeofday(&c->started, NULL);
 	snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
+	ag_peer_key_from_sockaddr(sa, salen, &c->peer_key);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	/* no CLOSE_ON_FREE: the socket moves to a TLS bufferevent later */
@@ -148,6 +149,8 @@ ag_client_free(ag_client *c, const char *reason)
 	if (c->next)
 		c->next->prev = c->prev;
 	g->nclients--;
+	if (c->counted)
+		ag_ident_release(g->idents, c->identity);
 
 	if (c->login)
 		ag_admin_forget(c->login);
@@ -309,6 +312,36 @@ start_tls(ag_client *c)
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 }
 
+static double
+monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/*
+ * A CancelRequest needs no credentials and costs PgBouncer a client slot,
+ * so each peer address (an IPv6 /64) gets cancel_rate a second with bursts
+ * of cancel_burst; the rest are dropped here, before any connection to
+ * PgBouncer.  The client learns nothing either way (PostgreSQL never
+ * answers a cancel), so a dropped one looks like a relayed one.
+ */
+static void
+relay_cancel(ag_client *c, const uint8_t *buf, size_t len)
+{
+	ag_proxy   *g = &ag_proxy_g;
+
+	if (!ag_rate_allow(g->cancel_rates, &c->peer_key, monotonic_seconds(),
+					   (double) g->cfg->cancel_rate, (double) g->cfg->cancel_burst))
+		ag_client_free(c, "cancel request dropped: over cancel_rate for this address");
+	else if (ag_cancel_forward(buf, len) < 0)
+		ag_client_free(c, "cancel request dropped: max_cancel_connections in flight");
+	else
+		ag_client_free(c, "cancel request relayed");
+}
+
 /* 'S' has been flushed: the next bytes are the client's TLS hello. */
 static void
 ssl_answer_flushed_cb(struct bufferevent *bev, void *arg)
@@ -369,8 +402,7 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 				continue;
 			case AG_PG_CANCELREQUEST:
 				free(st);
-				ag_cancel_forward(buf, (size_t) len);
-				ag_client_free(c, "cancel request relayed");
+				relay_cancel(c, buf, (size_t) len);
 				return;
 			case AG_PG_STARTUP:
 				free(st);
@@ -423,6 +455,54 @@ password_received(ag_client *c, const char *token, size_t toklen)
 
 	snprintf(c->identity, sizeof(c->identity), "%s", res.identity);
 	c->exp = res.exp;
+
+	/*
+	 * Every connection past this point becomes one of PgBouncer's clients
+	 * (max_client_conn) and holds two of the proxy's descriptors: one token
+	 * may not take them all.  Counted before agentgate.login(), so a flood
+	 * of logins with one token does not reach the database either.
+	 */
+	switch (ag_ident_acquire(g->idents, c->identity, g->cfg->max_connections_per_identity,
+							 g->cfg->max_connections))
+	{
+		case AG_IDENT_OK:
+			c->counted = 1;
+			break;
+		case AG_IDENT_OVER_TOTAL:
+			{
+				char		msg[100];
+				char		detail[200];
+
+				ag_jwt_result_free(&res);
+				snprintf(msg, sizeof(msg), "too many connections (max_connections = %d)",
+						 g->cfg->max_connections);
+				snprintf(detail, sizeof(detail),
+						 "agentgate-proxy already holds %d logged-in connections.",
+						 ag_ident_total(g->idents));
+				refuse(c, "53300", msg, detail,
+					   "Try again later, or ask the administrator to raise max_connections of agentgate-proxy.");
+				return;
+			}
+		case AG_IDENT_OVER_IDENTITY:
+			{
+				char		msg[AG_JWT_MAX_IDENTITY + 100];
+				char		detail[200];
+
+				ag_jwt_result_free(&res);
+				snprintf(msg, sizeof(msg),
+						 "too many connections for identity \"%s\" (max_connections_per_identity = %d)",
+						 c->identity, g->cfg->max_connections_per_identity);
+				snprintf(detail, sizeof(detail), "The identity already holds %d connections.",
+						 ag_ident_count(g->idents, c->identity));
+				refuse(c, "53300", msg, detail,
+					   "Close connections the agent does not use, or share a few through a connection pool.");
+				return;
+			}
+		case AG_IDENT_NOMEM:
+			ag_jwt_result_free(&res);
+			refuse(c, "53200", "out of memory", NULL, NULL);
+			return;
+	}
 	if (!ag_admin_ready())
 	{
 		ag_jwt_result_free(&res);
@@ -523,8 +603,7 @@ startup_read_cb(struct bufferevent *bev, void *arg)
 	switch (c->startup->kind)
 	{
 		case AG_PG_CANCELREQUEST:
-			ag_cancel_forward(buf, (size_t) len);
-			ag_client_free(c, "cancel request relayed");
+			relay_cancel(c, buf, (size_t) len);
 			return;
 		case AG_PG_SSLREQUEST:
 		case AG_PG_GSSENCREQUEST:
@@ -548,6 +627,19 @@ startup_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	c->minor = c->startup->minor;
+
+	/*
+	 * PgBouncer's admin console is a database name to PgBouncer: refused
+	 * here, before the password is even asked for, in every spelling (the
+	 * name may also come from the user name when database is absent).
+	 */
+	if (ag_pgproto_reserved_database(c->params.database))
+	{
+		refuse(c, "42501", "database \"pgbouncer\" is not available",
+			   "\"pgbouncer\" is the connection pooler's admin console; agents cannot use it.",
+			   "Connect to an application database.");
+		return;
+	}
 
 	/* a newer 3.x client is told to speak 3.0, as PostgreSQL does */
 	if (c->minor > 0)
@@ -677,8 +769,11 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	ag_client_free(c, why);
 }
 
-/* The admin connection announced a revocation: close that identity. */
-void
+/*
+ * The identity's status was read and it is revoked or suspended (or gone):
+ * close its connections.  Returns how many.
+ */
+int
 ag_client_revoke(const char *identity)
 {
 	ag_client  *c;
@@ -699,6 +794,7 @@ ag_client_revoke(const char *identity)
 			ag_client_free(c, "identity revoked");
 	}
 	ag_log(AG_LOG_INFO, NULL, "revocation of \"%s\": %d connection(s) closed", identity, n);
+	return n;
 }
 
 /*

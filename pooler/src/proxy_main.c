@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
 /* The keysource may keep pointers to its configuration strings. */
 typedef struct ks_holder
@@ -36,6 +37,8 @@ typedef struct ks_holder
 	int			refresh;
 	int			min_refetch;
 } ks_holder;
+
+static int	fd_limit_check(const ag_proxy_config *cfg, int apply, char *err, size_t errlen);
 
 static ks_holder keys_now;
 static struct event *shutdown_timer;
@@ -129,6 +132,12 @@ reload(void)
 	if (cfg == NULL)
 	{
 		ag_log(AG_LOG_ERROR, NULL, "reload failed, keeping the old configuration: %s", err);
+		return;
+	}
+	if (fd_limit_check(cfg, 1, err, sizeof(err)) < 0)
+	{
+		ag_log(AG_LOG_ERROR, NULL, "reload failed, keeping the old configuration: %s", err);
+		ag_proxy_config_free(cfg);
 		return;
 	}
 	ctx = ag_tls_context_new(cfg, err, sizeof(err));
@@ -246,24 +255,58 @@ write_pid_file(const char *path)
 	return fclose(f);
 }
 
-/* Two sockets per client plus some: raise the soft limit as far as allowed. */
-static void
-raise_fd_limit(int max_clients)
+/*
+ * Descriptors the configuration can use at once: every client socket
+ * (max_clients), one PgBouncer socket per logged-in connection
+ * (max_connections) and per cancel in flight (max_cancel_connections), the
+ * admin connections, the listeners, and a few for files and the JWKS fetch.
+ */
+static rlim_t
+fds_needed(const ag_proxy_config *cfg)
+{
+	return (rlim_t) cfg->max_clients + (rlim_t) cfg->max_connections +
+		(rlim_t) cfg->max_cancel_connections + (rlim_t) cfg->admin_connections + 64;
+}
+
+/*
+ * Raise the soft open file limit to what the configuration needs (only
+ * checked when apply is 0).  Running out of descriptors would refuse
+ * connections at random, the identity's own connection or the admin
+ * connection alike; refusing to start says why instead.
+ */
+static int
+fd_limit_check(const ag_proxy_config *cfg, int apply, char *err, size_t errlen)
 {
 	struct rlimit rl;
-	rlim_t		want = (rlim_t) max_clients * 2 + 64;
+	rlim_t		want = fds_needed(cfg);
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < want)
 	{
-		rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
-		(void) setrlimit(RLIMIT_NOFILE, &rl);
-		(void) getrlimit(RLIMIT_NOFILE, &rl);
+		snprintf(err, errlen, "could not read the open file limit: %s", strerror(errno));
+		return -1;
 	}
-	if (rl.rlim_cur < want)
-		ag_log(AG_LOG_WARNING, NULL, "open file limit %llu is below the %llu that max_clients = %d needs",
-			   (unsigned long long) rl.rlim_cur, (unsigned long long) want, max_clients);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+	{
+		snprintf(err, errlen,
+				 "open file limit %llu is too low: max_clients (%d) + max_connections (%d) + "
+				 "max_cancel_connections (%d) + admin_connections (%d) + 64 need %llu; "
+				 "raise the limit (ulimit -n, LimitNOFILE= in systemd) or lower those settings",
+				 (unsigned long long) rl.rlim_max, cfg->max_clients, cfg->max_connections,
+				 cfg->max_cancel_connections, cfg->admin_connections,
+				 (unsigned long long) want);
+		return -1;
+	}
+	if (apply && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+	{
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		{
+			snprintf(err, errlen, "could not raise the open file limit to %llu: %s",
+					 (unsigned long long) want, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static void
@@ -286,6 +329,7 @@ main(int argc, char **argv)
 	int			signums[3] = {SIGHUP, SIGTERM, SIGINT};
 	int			i;
 	ag_client  *c;
+	uint64_t	seed;
 
 	while ((opt = getopt(argc, argv, "c:th")) != -1)
 	{
@@ -340,6 +384,11 @@ main(int argc, char **argv)
 		if (check_only)
 			return 1;
 	}
+	if (check_only && fd_limit_check(g->cfg, 0, err, sizeof(err)) < 0)
+	{
+		ag_log(AG_LOG_FATAL, NULL, "%s", err);
+		return 1;
+	}
 	if (check_only)
 	{
 		fprintf(stderr, "configuration file \"%s\" is valid\n", g->config_path);
@@ -349,7 +398,20 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	raise_fd_limit(g->cfg->max_clients);
+	if (fd_limit_check(g->cfg, 1, err, sizeof(err)) < 0)
+	{
+		ag_log(AG_LOG_FATAL, NULL, "%s", err);
+		return 1;
+	}
+	if (RAND_bytes((unsigned char *) &seed, sizeof(seed)) != 1)
+		seed = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
+	g->idents = ag_ident_table_new(seed);
+	g->cancel_rates = ag_rate_table_new(AG_CANCEL_RATE_SLOTS, seed);
+	if (g->idents == NULL || g->cancel_rates == NULL)
+	{
+		ag_log(AG_LOG_FATAL, NULL, "out of memory");
+		return 1;
+	}
 	g->base = event_base_new();
 	if (g->base == NULL)
 	{
@@ -393,6 +455,8 @@ main(int argc, char **argv)
 	keysource_close(&keys_now);
 	SSL_CTX_free(g->ssl_ctx);
 	ag_proxy_config_free(g->cfg);
+	ag_ident_table_free(g->idents);
+	ag_rate_table_free(g->cancel_rates);
 	event_base_free(g->base);
 	return 0;
 }

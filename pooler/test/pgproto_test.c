@@ -510,9 +510,21 @@ test_scan_server(void)
 		  ag_pgproto_server_at_boundary(&sc) && sc.last == 'D', "rest of the message: boundary");
 }
 
+static void
+test_reserved_database(void)
+{
+	CHECK(ag_pgproto_reserved_database("pgbouncer"), "pgbouncer is reserved");
+	CHECK(ag_pgproto_reserved_database("PgBouncer"), "PgBouncer is reserved");
+	CHECK(ag_pgproto_reserved_database("PGBOUNCER"), "PGBOUNCER is reserved");
+	CHECK(!ag_pgproto_reserved_database("pgbouncer2"), "pgbouncer2 is not");
+	CHECK(!ag_pgproto_reserved_database("app"), "app is not");
+	CHECK(!ag_pgproto_reserved_database(NULL), "NULL is not");
+}
+
 int
 main(void)
 {
+	test_reserved_database();
 	test_parse();
 	test_filter();
 	test_build();

@@ -55,6 +55,14 @@ main(void)
 		CHECK(cfg->leeway == 60 && cfg->exp_grace == 0 && cfg->auth_timeout == 10, "timing defaults");
 		CHECK(cfg->max_clients == 10000 && cfg->max_startup_bytes == 10000, "limit defaults");
 		CHECK(cfg->admin_connections == 4, "admin_connections default");
+		/* sized for the README's PgBouncer max_client_conn = 1000 */
+		CHECK(cfg->max_connections == 900 && cfg->max_cancel_connections == 100 &&
+			  cfg->max_connections + cfg->max_cancel_connections <= 1000,
+			  "connection limit defaults fit max_client_conn = 1000");
+		CHECK(cfg->max_connections_per_identity == 100 &&
+			  cfg->max_connections_per_identity < cfg->max_connections,
+			  "per-identity default below the total");
+		CHECK(cfg->cancel_rate == 10 && cfg->cancel_burst == 20, "cancel rate defaults");
 		CHECK(strcmp(cfg->identity_claim, "sub") == 0 && strcmp(cfg->groups_claim, "groups") == 0,
 			  "claim defaults");
 		CHECK(cfg->pid_file == NULL && cfg->jwks_uri == NULL, "optional keys unset");
@@ -82,6 +90,16 @@ main(void)
 		  "unknown key refused with its line");
 	cfg = load(REQUIRED "listen_port = 70000\n", err);
 	CHECK(cfg == NULL && strstr(err, "listen_port"), "port out of range");
+	cfg = load(REQUIRED "max_connections_per_identity = 0\n", err);
+	CHECK(cfg == NULL && strstr(err, "max_connections_per_identity"), "per-identity limit of 0 refused");
+	cfg = load(REQUIRED "cancel_rate = -1\n", err);
+	CHECK(cfg == NULL && strstr(err, "cancel_rate"), "negative cancel_rate refused");
+	cfg = load(REQUIRED "max_connections = 5\nmax_connections_per_identity = 2\n"
+			   "max_cancel_connections = 3\ncancel_rate = 1\ncancel_burst = 4\n", err);
+	CHECK(cfg != NULL && cfg->max_connections == 5 && cfg->max_connections_per_identity == 2 &&
+		  cfg->max_cancel_connections == 3 && cfg->cancel_rate == 1 && cfg->cancel_burst == 4,
+		  "limit settings read");
+	ag_proxy_config_free(cfg);
 	cfg = load(REQUIRED "auth_timeout = 10s\n", err);
 	CHECK(cfg == NULL && strstr(err, "auth_timeout"), "trailing junk in integer");
 	cfg = load(REQUIRED "issuer = 'open\n", err);

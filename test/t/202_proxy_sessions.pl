@@ -10,7 +10,9 @@ use Time::HiRes qw(sleep time);
 
 $SIG{PIPE} = 'IGNORE';    # a closed connection must fail a test, not kill it
 
-my $s = AgentGate::Stack->new(name => 'proxy-sessions');
+# one identity holds the 200 concurrent clients below
+my $s = AgentGate::Stack->new(name => 'proxy-sessions',
+	proxy_conf => "max_connections_per_identity = 200\n");
 $s->start;
 my $port = $s->proxy_port;
 my $db = $s->db;
