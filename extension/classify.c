@@ -48,7 +48,10 @@ static const char *const extra_tag_names[] = {
 	"SET ROLE",
 	"SET SESSION AUTHORIZATION",
 	"SET AGENTGATE",
-	"DROP COLUMN"
+	"DROP COLUMN",
+	"AGENTGATE CHANNEL",
+	"DROP LARGE OBJECT",
+	"WRITE LARGE OBJECT"
 };
 
 static const char *const class_names[AG_NUM_CLASSES] = {
@@ -130,6 +133,8 @@ ag_tag_class(int tag)
 		case CMDTAG_MERGE:
 		case CMDTAG_TRUNCATE_TABLE:
 		case CMDTAG_COPY_FROM:
+		case AG_TAG_DROP_LARGE_OBJECT:	/* a large object is data */
+		case AG_TAG_WRITE_LARGE_OBJECT:
 			return AG_CLASS_WRITE;
 		case CMDTAG_CREATE_ROLE:
 		case CMDTAG_ALTER_ROLE:
