@@ -29,7 +29,9 @@
 #include "utils/builtins.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "nodes/pathnodes.h"
 #include "nodes/plannodes.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
@@ -46,7 +48,10 @@ static const char *const extra_tag_names[] = {
 	"SET ROLE",
 	"SET SESSION AUTHORIZATION",
 	"SET AGENTGATE",
-	"DROP COLUMN"
+	"DROP COLUMN",
+	"AGENTGATE CHANNEL",
+	"DROP LARGE OBJECT",
+	"WRITE LARGE OBJECT"
 };
 
 static const char *const class_names[AG_NUM_CLASSES] = {
@@ -128,6 +133,8 @@ ag_tag_class(int tag)
 		case CMDTAG_MERGE:
 		case CMDTAG_TRUNCATE_TABLE:
 		case CMDTAG_COPY_FROM:
+		case AG_TAG_DROP_LARGE_OBJECT:	/* a large object is data */
+		case AG_TAG_WRITE_LARGE_OBJECT:
 			return AG_CLASS_WRITE;
 		case CMDTAG_CREATE_ROLE:
 		case CMDTAG_ALTER_ROLE:
@@ -676,8 +683,42 @@ plan_children(Plan *plan)
 	return kids;
 }
 
-/* The range table of the plan ag_plan_no_where is looking at. */
+/* The plan ag_plan_no_where is looking at. */
 static List *nw_rtable = NIL;
+static List *nw_appendrels = NIL;
+
+/*
+ * What references "the target's rows": Vars of the modified relation's
+ * range-table entries (the scanned child and, above an Append, its
+ * parents), and executor Params a nested loop sets from such Vars.
+ */
+typedef struct NwTarget
+{
+	Bitmapset  *rtis;
+	Bitmapset  *params;
+} NwTarget;
+
+static bool
+refs_target_walker(Node *node, NwTarget *t)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		return v->varlevelsup == 0 &&
+			((!IS_SPECIAL_VARNO(v->varno) && bms_is_member((int) v->varno, t->rtis)) ||
+			 (v->varnosyn > 0 && bms_is_member((int) v->varnosyn, t->rtis)));
+	}
+	if (IsA(node, Param))
+	{
+		Param	   *p = (Param *) node;
+
+		return p->paramkind == PARAM_EXEC && bms_is_member(p->paramid, t->params);
+	}
+	return expression_tree_walker(node, refs_target_walker, (void *) t);
+}
 
 /*
  * Is qual provably true for every row of relation relid scanned as
@@ -693,7 +734,7 @@ qual_always_true(Node *qual, Oid relid, Index scanrelid)
 	HeapTuple	tup;
 	bool		notnull;
 
-	if (qual == NULL || !IsA(qual, NullTest))
+	if (qual == NULL || !IsA(qual, NullTest) || scanrelid == 0)
 		return false;
 	nt = (NullTest *) qual;
 	if (nt->nulltesttype != IS_NOT_NULL || nt->argisrow || nt->arg == NULL ||
@@ -715,31 +756,164 @@ qual_always_true(Node *qual, Oid relid, Index scanrelid)
 	return notnull;
 }
 
-/* Does this qual list (implicit AND) restrict the scan's rows at all? */
+/*
+ * Does one condition restrict the target's rows?  Only a condition on
+ * those rows can: one that references no Var of the target (WHERE
+ * random() < 2, WHERE current_user = current_user, a $1 parameter, an
+ * uncorrelated sub-select) lets every row through or none, whatever the
+ * rows hold.  An AND restricts when one of its arms does, an OR only when
+ * all of them do (WHERE id = 1 OR random() < 2 does not).  relid and
+ * scanrelid are set when the condition is the target scan's own.
+ */
 static bool
-quals_restrict(List *quals, Oid relid, Index scanrelid)
+cond_restricts(Node *qual, NwTarget *t, Oid relid, Index scanrelid)
+{
+	ListCell   *lc;
+
+	if (qual == NULL)
+		return false;
+	check_stack_depth();
+	if (IsA(qual, List))
+	{
+		foreach(lc, (List *) qual)
+			if (cond_restricts((Node *) lfirst(lc), t, relid, scanrelid))
+				return true;
+		return false;
+	}
+	if (IsA(qual, BoolExpr) && ((BoolExpr *) qual)->boolop == AND_EXPR)
+		return cond_restricts((Node *) ((BoolExpr *) qual)->args, t, relid, scanrelid);
+	if (IsA(qual, BoolExpr) && ((BoolExpr *) qual)->boolop == OR_EXPR)
+	{
+		foreach(lc, ((BoolExpr *) qual)->args)
+			if (!cond_restricts((Node *) lfirst(lc), t, relid, scanrelid))
+				return false;
+		return true;
+	}
+	if (qual_always_true(qual, relid, scanrelid))
+		return false;
+	return refs_target_walker(qual, t);
+}
+
+/*
+ * A one-time filter (a Result's gating qual) lets all rows through or none:
+ * it restricts the target only when it is constant false or null, which is
+ * what the planner leaves when it proves that nothing is modified.
+ */
+static bool
+gating_qual_is_false(List *quals)
 {
 	ListCell   *lc;
 
 	foreach(lc, quals)
-		if (!qual_always_true((Node *) lfirst(lc), relid, scanrelid))
+	{
+		Node	   *q = (Node *) lfirst(lc);
+
+		if (IsA(q, Const) &&
+			(((Const *) q)->constisnull || !DatumGetBool(((Const *) q)->constvalue)))
+			return true;
+	}
+	return false;
+}
+
+static bool node_restricts(Plan *plan, NwTarget *t);
+
+/*
+ * Does some node of this subtree filter on a Param of t->params (the inner
+ * side of a nested loop parameterized by the target's rows)?
+ */
+static bool
+subtree_restricts(Plan *plan, NwTarget *t)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return false;
+	check_stack_depth();
+	if (node_restricts(plan, t))
+		return true;
+	foreach(lc, plan_children(plan))
+		if (subtree_restricts((Plan *) lfirst(lc), t))
 			return true;
 	return false;
 }
 
 /*
- * Does this scan of a modified relation filter rows?  As node_filters, but
- * quals that are always true do not count.
+ * Does this node (one on the way from the target's scan up, or inside the
+ * inner side of a nested loop driven by it) restrict the target's rows?
+ * Its conditions count only when they reference those rows.
  */
 static bool
-scan_filters(Plan *plan)
+node_restricts(Plan *plan, NwTarget *t)
+{
+	if (cond_restricts((Node *) plan->qual, t, InvalidOid, 0))
+		return true;
+	switch (nodeTag(plan))
+	{
+		case T_Result:
+			return gating_qual_is_false((List *) ((Result *) plan)->resconstantqual);
+		case T_IndexScan:
+			return cond_restricts((Node *) ((IndexScan *) plan)->indexqualorig, t, InvalidOid, 0);
+		case T_IndexOnlyScan:
+			return cond_restricts((Node *) ((IndexOnlyScan *) plan)->indexqual, t, InvalidOid, 0);
+		case T_BitmapIndexScan:
+			return cond_restricts((Node *) ((BitmapIndexScan *) plan)->indexqualorig, t, InvalidOid, 0);
+		case T_BitmapHeapScan:
+			return cond_restricts((Node *) ((BitmapHeapScan *) plan)->bitmapqualorig, t, InvalidOid, 0);
+		case T_TidScan:
+			return cond_restricts((Node *) ((TidScan *) plan)->tidquals, t, InvalidOid, 0);
+		case T_TidRangeScan:
+			return cond_restricts((Node *) ((TidRangeScan *) plan)->tidrangequals, t, InvalidOid, 0);
+		case T_NestLoop:
+			{
+				NestLoop   *nl = (NestLoop *) plan;
+				NwTarget	inner;
+				ListCell   *lc;
+
+				if (cond_restricts((Node *) nl->join.joinqual, t, InvalidOid, 0))
+					return true;
+
+				/*
+				 * A join on the target's rows done by passing them to the
+				 * inner side: restricts if a condition there uses them.
+				 */
+				inner.rtis = NULL;
+				inner.params = NULL;
+				foreach(lc, nl->nestParams)
+				{
+					NestLoopParam *np = (NestLoopParam *) lfirst(lc);
+
+					if (refs_target_walker((Node *) np->paramval, t))
+						inner.params = bms_add_member(inner.params, np->paramno);
+				}
+				return inner.params != NULL &&
+					subtree_restricts(plan->righttree, &inner);
+			}
+		case T_MergeJoin:
+			return cond_restricts((Node *) ((Join *) plan)->joinqual, t, InvalidOid, 0) ||
+				cond_restricts((Node *) ((MergeJoin *) plan)->mergeclauses, t, InvalidOid, 0);
+		case T_HashJoin:
+			return cond_restricts((Node *) ((Join *) plan)->joinqual, t, InvalidOid, 0) ||
+				cond_restricts((Node *) ((HashJoin *) plan)->hashclauses, t, InvalidOid, 0);
+		case T_Limit:
+			return ((Limit *) plan)->limitCount != NULL;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Does this scan of a modified relation filter its rows?  Its own
+ * conditions count when they reference its rows and are not always true.
+ */
+static bool
+scan_filters(Plan *plan, NwTarget *t)
 {
 	Index		scanrelid = ((Scan *) plan)->scanrelid;
 	Oid			relid = InvalidOid;
 
 	if (scanrelid > 0 && scanrelid <= list_length(nw_rtable))
 		relid = rt_fetch(scanrelid, nw_rtable)->relid;
-	if (quals_restrict(plan->qual, relid, scanrelid))
+	if (cond_restricts((Node *) plan->qual, t, relid, scanrelid))
 		return true;
 	switch (nodeTag(plan))
 	{
@@ -747,13 +921,15 @@ scan_filters(Plan *plan)
 		case T_SampleScan:
 			return false;
 		case T_IndexScan:
-			return ((IndexScan *) plan)->indexqual != NIL &&
-				quals_restrict(((IndexScan *) plan)->indexqualorig, relid, scanrelid);
+			return cond_restricts((Node *) ((IndexScan *) plan)->indexqualorig, t, relid, scanrelid);
 		case T_BitmapHeapScan:
-			return ((BitmapHeapScan *) plan)->bitmapqualorig != NIL &&
-				quals_restrict(((BitmapHeapScan *) plan)->bitmapqualorig, relid, scanrelid);
-		default:
+			return cond_restricts((Node *) ((BitmapHeapScan *) plan)->bitmapqualorig, t, relid, scanrelid);
+		case T_ForeignScan:
+		case T_CustomScan:
+			/* conditions pushed to elsewhere: any counts (as before) */
 			return node_filters(plan);
+		default:
+			return node_restricts(plan, t);
 	}
 }
 
@@ -775,13 +951,14 @@ plan_filters(Plan *plan)
 }
 
 /*
- * Is the scan of range-table entry rti restricted: does it, or a node
- * between it and the top of this plan, filter rows?  -1 when the plan has
- * no scan of rti.  A filter on another relation only (UPDATE t ... FROM o
- * WHERE o.id = 1, MERGE ... ON s.id = 1) does not restrict t.
+ * Is the scan of range-table entry t's rti restricted: does it, or a node
+ * between it and the top of this plan, filter its rows?  -1 when the plan
+ * has no scan of it.  A filter on another relation only (UPDATE t ... FROM
+ * o WHERE o.id = 1, MERGE ... ON s.id = 1) or on no relation at all does
+ * not restrict t.
  */
 static int
-scan_restricted(Plan *plan, Index rti)
+scan_restricted(Plan *plan, Index rti, NwTarget *t)
 {
 	ListCell   *lc;
 
@@ -800,19 +977,54 @@ scan_restricted(Plan *plan, Index rti)
 		case T_ForeignScan:
 		case T_CustomScan:
 			if (((Scan *) plan)->scanrelid == rti)
-				return scan_filters(plan) ? 1 : 0;
+				return scan_filters(plan, t) ? 1 : 0;
 			break;
 		default:
 			break;
 	}
 	foreach(lc, plan_children(plan))
 	{
-		int			r = scan_restricted((Plan *) lfirst(lc), rti);
+		int			r = scan_restricted((Plan *) lfirst(lc), rti, t);
 
 		if (r >= 0)
-			return (r == 1 || node_filters(plan)) ? 1 : 0;
+			return (r == 1 || node_restricts(plan, t)) ? 1 : 0;
 	}
 	return -1;
+}
+
+/*
+ * The range-table entries whose Vars are the rows of result relation rti:
+ * itself, the ModifyTable's named and root relations, and the parents it
+ * was expanded from (Vars above an Append name the parent).
+ */
+static Bitmapset *
+target_rtis(ModifyTable *mt, Index rti)
+{
+	Bitmapset  *rtis = bms_make_singleton((int) rti);
+	bool		more = true;
+
+	if (mt->nominalRelation > 0)
+		rtis = bms_add_member(rtis, (int) mt->nominalRelation);
+	if (mt->rootRelation > 0)
+		rtis = bms_add_member(rtis, (int) mt->rootRelation);
+	while (more)
+	{
+		ListCell   *lc;
+
+		more = false;
+		foreach(lc, nw_appendrels)
+		{
+			AppendRelInfo *ai = (AppendRelInfo *) lfirst(lc);
+
+			if (bms_is_member((int) ai->child_relid, rtis) &&
+				!bms_is_member((int) ai->parent_relid, rtis))
+			{
+				rtis = bms_add_member(rtis, (int) ai->parent_relid);
+				more = true;
+			}
+		}
+	}
+	return rtis;
 }
 
 /*
@@ -828,7 +1040,12 @@ modify_unrestricted(ModifyTable *mt)
 
 	foreach(lc, mt->resultRelations)
 	{
-		int			r = scan_restricted(mt->plan.lefttree, (Index) lfirst_int(lc));
+		NwTarget	t;
+		int			r;
+
+		t.rtis = target_rtis(mt, (Index) lfirst_int(lc));
+		t.params = NULL;
+		r = scan_restricted(mt->plan.lefttree, (Index) lfirst_int(lc), &t);
 
 		if (r == 0)
 			return true;
@@ -877,10 +1094,12 @@ ag_plan_no_where(PlannedStmt *pstmt, Bitmapset **rtis)
 	ListCell   *lc;
 
 	nw_rtable = pstmt->rtable;
+	nw_appendrels = pstmt->appendRelations;
 	find_modify_tables(pstmt->planTree, &any, rtis);
 	/* data-modifying CTEs are subplans */
 	foreach(lc, pstmt->subplans)
 		find_modify_tables((Plan *) lfirst(lc), &any, rtis);
 	nw_rtable = NIL;
+	nw_appendrels = NIL;
 	return any;
 }

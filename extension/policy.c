@@ -686,6 +686,24 @@ decide_planned(PlannedStmt *pstmt, StmtCtx *ctx)
 	decide_event(&ev, ctx, ctx->level);
 }
 
+/* An event of policy_calls.c, in the statement being run. */
+void
+ag_policy_decide_call(AgEvent *ev)
+{
+	if (cur_ctx && ev->sql == NULL)
+	{
+		ev->sql = cur_ctx->sql;
+		ev->sql_len = cur_ctx->sql_len;
+	}
+	decide_event(ev, cur_ctx, ag_policy_event_level());
+}
+
+int
+ag_policy_event_level(void)
+{
+	return cur_ctx ? cur_ctx->level : nesting_level;
+}
+
 static void
 decide_utility(PlannedStmt *pstmt, StmtCtx *ctx)
 {
@@ -695,6 +713,7 @@ decide_utility(PlannedStmt *pstmt, StmtCtx *ctx)
 
 	events = ag_utility_events(pstmt, ctx->sql, ctx->sql_len, &decide,
 							   judged_role());
+	events = ag_calls_utility_events(pstmt, events, ctx->sql, ctx->sql_len);
 	if (!decide)
 		return;
 	if (events == NIL)
@@ -1173,9 +1192,14 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (governed() && !(cur_ctx && cur_ctx->explain_only) &&
 		!leader_decided(cur_ctx ? cur_ctx->level : nesting_level))
 	{
-		bool		builtin = objectId < FirstNormalObjectId;
+		bool		builtin;
 		AgEvent		ev;
 
+		/* built-ins decided with their arguments (policy_calls.c) */
+		ag_calls_function_execute(&objectId);
+		if (!OidIsValid(objectId))
+			return;
+		builtin = objectId < FirstNormalObjectId;
 		if (builtin && !ag_rules_function_named(objectId))
 			return;
 		ag_event_init(&ev, AG_TAG_FUNCTION_CALL,
@@ -1318,6 +1342,8 @@ ag_policy_planner(Query *parse, const char *query_string, int cursorOptions,
 	else
 		result = standard_planner(parse, query_string, cursorOptions, boundParams);
 	verify_identity(nesting_level);
+	if (governed())
+		ag_calls_substitute(result);	/* policy_calls.c */
 	return result;
 }
 

@@ -32,7 +32,10 @@
 #define AG_TAG_SET_SESSION_AUTH		(COMMAND_TAG_NEXTTAG + 4)
 #define AG_TAG_SET_AGENTGATE		(COMMAND_TAG_NEXTTAG + 5)
 #define AG_TAG_DROP_COLUMN			(COMMAND_TAG_NEXTTAG + 6)
-#define AG_NUM_TAGS					(COMMAND_TAG_NEXTTAG + 7)
+#define AG_TAG_AGENTGATE_CHANNEL	(COMMAND_TAG_NEXTTAG + 7)
+#define AG_TAG_DROP_LARGE_OBJECT	(COMMAND_TAG_NEXTTAG + 8)
+#define AG_TAG_WRITE_LARGE_OBJECT	(COMMAND_TAG_NEXTTAG + 9)
+#define AG_NUM_TAGS					(COMMAND_TAG_NEXTTAG + 10)
 
 /* Classes; a rule's commands may name them instead of tags. */
 typedef enum AgClass
@@ -153,6 +156,14 @@ extern int	ag_policy_mode;		/* AG_MODE_* */
 extern int	ag_policy_nesting_level(void);
 extern char *ag_describe_event(AgEvent *ev);
 extern void ag_event_init(AgEvent *ev, int tag, AgClass cls);
+extern void ag_policy_decide_call(AgEvent *ev);
+extern int	ag_policy_event_level(void);
+
+/* policy_calls.c */
+extern void ag_calls_substitute(PlannedStmt *pstmt);
+extern void ag_calls_function_execute(Oid *funcid);
+extern List *ag_calls_utility_events(PlannedStmt *pstmt, List *events,
+									 const char *sql, int sql_len);
 
 /* not_owner.c */
 extern bool ag_utility_not_owner(Node *parsetree, Oid who, Oid *relid);

@@ -100,7 +100,7 @@ REVOKE ALL ON FUNCTION @extschema@.explain(name, text) FROM PUBLIC;
 INSERT INTO @extschema@.rules (priority, commands, action, reason, baseline)
 SELECT 1000, array_agg(tag ORDER BY tag), 'block',
        'baseline: agents may not drop objects', true
-  FROM @extschema@.command_tags() WHERE tag LIKE 'DROP %';
+  FROM @extschema@.command_tags() WHERE tag LIKE 'DROP %' AND tag <> 'DROP LARGE OBJECT';
 
 INSERT INTO @extschema@.rules (priority, commands, action, reason, baseline) VALUES
     (1000, '{TRUNCATE}', 'block', 'baseline: agents may not truncate tables', true),
@@ -146,3 +146,13 @@ SELECT 1000, array_agg(p.oid::regprocedure ORDER BY p.oid), 'block',
                      'lo_import', 'lo_export', 'pg_ls_logdir', 'pg_ls_waldir',
                      'pg_ls_tmpdir', 'pg_ls_archive_statusdir', 'pg_ls_logicalsnapdir',
                      'pg_ls_logicalmapdir', 'pg_ls_replslotdir');
+
+-- Agentgate's own channels (agentgate_revocations closes an identity's
+-- connections at the proxy), and large objects the agent does not own
+-- itself (lo_unlink is a drop, lo_put or lo_open for writing a write).
+INSERT INTO @extschema@.rules (priority, commands, action, reason, baseline) VALUES
+    (1000, '{AGENTGATE CHANNEL}', 'block',
+     'baseline: agents may not notify or listen on agentgate''s channels', true);
+INSERT INTO @extschema@.rules (priority, commands, condition, action, reason, baseline) VALUES
+    (1000, '{DROP LARGE OBJECT,WRITE LARGE OBJECT}', 'not_owner', 'block',
+     'baseline: agents may write or remove only large objects they own themselves', true);
