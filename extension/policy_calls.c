@@ -59,6 +59,8 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "catalog/pg_class.h"
+
 #include "agentgate.h"
 #include "policy.h"
 #include "verdict.h"
@@ -78,6 +80,8 @@ static const CheckedCall checked_calls[] = {
 	{F_LO_PUT, "lo_put_checked", 3, {OIDOID, INT8OID, BYTEAOID}},
 	{F_LO_OPEN, "lo_open_checked", 2, {OIDOID, INT4OID}},
 	{F_LO_FROM_BYTEA, "lo_from_bytea_checked", 2, {OIDOID, BYTEAOID}},
+	{F_SETVAL_REGCLASS_INT8, "setval_checked", 2, {REGCLASSOID, INT8OID}},
+	{F_SETVAL_REGCLASS_INT8_BOOL, "setval_checked", 3, {REGCLASSOID, INT8OID, BOOLOID}},
 };
 
 #define NUM_CHECKED lengthof(checked_calls)
@@ -613,4 +617,43 @@ agentgate_lo_from_bytea_checked(PG_FUNCTION_ARGS)
 	if (OidIsValid(PG_GETARG_OID(0)))
 		decide_large_object(AG_TAG_WRITE_LARGE_OBJECT, PG_GETARG_OID(0));
 	return be_lo_from_bytea(fcinfo);
+}
+
+/*
+ * setval() on a sequence the agent does not own itself is what ALTER
+ * SEQUENCE ... RESTART does: decided as that statement, not_owner (so the
+ * baseline refuses it as it refuses the statement).  On its own sequences
+ * it is the agent's business.
+ */
+static void
+decide_setval(Oid seqid)
+{
+	AgEvent		ev;
+	Oid			owner;
+	HeapTuple	tup;
+
+	if (!calls_governed())
+		return;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(seqid));
+	if (!HeapTupleIsValid(tup))
+		return;					/* the built-in reports it */
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (owner == GetSessionUserId())
+		return;
+	ag_event_init(&ev, CMDTAG_ALTER_SEQUENCE, ag_tag_class(CMDTAG_ALTER_SEQUENCE));
+	ev.relid = seqid;
+	ev.not_owner = true;
+	ag_policy_decide_call(&ev);
+}
+
+PG_FUNCTION_INFO_V1(agentgate_setval_checked);
+Datum
+agentgate_setval_checked(PG_FUNCTION_ARGS)
+{
+	bool		three = PG_NARGS() == 3;
+
+	check_builtin_acl(three ? F_SETVAL_REGCLASS_INT8_BOOL : F_SETVAL_REGCLASS_INT8);
+	decide_setval(PG_GETARG_OID(0));
+	return three ? setval3_oid(fcinfo) : setval_oid(fcinfo);
 }

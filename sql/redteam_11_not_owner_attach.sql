@@ -56,6 +56,10 @@ ALTER DOMAIN dom ADD CONSTRAINT positive CHECK (VALUE > 0);
 ALTER TYPE mood ADD VALUE 'bad';
 -- error:
 ALTER SEQUENCE seq1 RESTART 1;
+-- error: the same through the function
+SELECT setval('seq1', 1);
+-- error:
+SELECT setval('seq1', 1, false);
 -- error:
 REFRESH MATERIALIZED VIEW mv WITH NO DATA;
 REFRESH MATERIALIZED VIEW mv;
@@ -76,6 +80,8 @@ CREATE INDEX ON public.regress_rt11_mine (lower(email));
 COMMENT ON TABLE public.regress_rt11_mine IS 'scratch';
 CREATE SEQUENCE public.regress_rt11_seq;
 ALTER SEQUENCE public.regress_rt11_seq RESTART 5;
+SELECT setval('public.regress_rt11_seq', 7);
+SELECT nextval('seq1') > 0 AS ok;
 ALTER TABLE public.regress_rt11_mine OWNER TO regress_rt11_agent;
 -- giving its own objects away
 -- error:

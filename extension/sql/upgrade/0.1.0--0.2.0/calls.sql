@@ -30,3 +30,16 @@ COMMENT ON FUNCTION @extschema@.lo_open_checked(oid, integer) IS
     'agentgate: lo_open() decided as WRITE LARGE OBJECT when opened for writing';
 COMMENT ON FUNCTION @extschema@.lo_from_bytea_checked(oid, bytea) IS
     'agentgate: lo_from_bytea() decided as WRITE LARGE OBJECT when the OID exists';
+
+-- setval() on a sequence the agent does not own itself: decided as ALTER
+-- SEQUENCE (not_owner)
+CREATE FUNCTION @extschema@.setval_checked(regclass, bigint) RETURNS bigint
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'agentgate_setval_checked';
+CREATE FUNCTION @extschema@.setval_checked(regclass, bigint, boolean) RETURNS bigint
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'agentgate_setval_checked';
+COMMENT ON FUNCTION @extschema@.setval_checked(regclass, bigint) IS
+    'agentgate: setval() on a sequence not the agent''s own decided as ALTER SEQUENCE';
+COMMENT ON FUNCTION @extschema@.setval_checked(regclass, bigint, boolean) IS
+    'agentgate: setval() on a sequence not the agent''s own decided as ALTER SEQUENCE';
