@@ -29,6 +29,9 @@ typedef struct AgAuditTokens
 
 extern void ag_audit_append_param(StringInfo out, int n);
 extern bool ag_audit_fast_tokens(const char *buf, int len, AgAuditTokens *tl);
+extern int	ag_audit_scan_tokens(const char *buf, int len, bool scs,
+								 AgAuditTokens *tl);
+extern bool ag_audit_scan_both(const char *buf, int len, AgAuditTokens *tl);
 extern char *ag_audit_scrub(const char *sql, int len, int maxlen,
 							bool *truncated);
 

@@ -24,6 +24,7 @@
 
 #include "lib/stringinfo.h"
 #include "parser/gramparse.h"
+#include "parser/parser.h"
 #include "parser/scanner.h"
 
 #include "agentgate.h"
@@ -40,6 +41,15 @@ lex_tokens(const char *buf, AgAuditTokens *tl)
 	int			prev_end = 0;
 
 	scanner = scanner_init(buf, &yyextra, &ScanKeywords, ScanKeywordTokens);
+
+	/*
+	 * Settings the agent controls do not change how this reads: the caller
+	 * only hands over text whose literals are the same under both values of
+	 * standard_conforming_strings, and "\'" is read as an escaped quote
+	 * whatever backslash_quote says (the lexer would raise an error).
+	 */
+	yyextra.standard_conforming_strings = true;
+	yyextra.backslash_quote = BACKSLASH_QUOTE_ON;
 	yyextra.escape_string_warning = false;
 	for (;;)
 	{
@@ -94,6 +104,30 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	int			next_param;
 
 	*truncated = false;
+
+	/*
+	 * A backslash may make the text read differently with
+	 * standard_conforming_strings on and off ('a\' is a whole string only
+	 * when it is on).  The agent can change that setting after the text was
+	 * parsed (a SET in the same message, a cached plan), so which literals
+	 * the server saw cannot be known here: when the two readings differ, the
+	 * text is built from what they share, up to the first difference.
+	 */
+	if (memchr(sql, '\\', len) != NULL)
+	{
+		AgAuditTokens both;
+		bool		same;
+
+		both.maxtoks = 64;
+		both.ntoks = 0;
+		both.highest_param = 0;
+		both.toks = palloc(sizeof(AgAuditToken) * both.maxtoks);
+		same = ag_audit_scan_both(sql, len, &both);
+		pfree(both.toks);
+		if (!same)
+			return ag_audit_scrub(sql, len, maxlen, truncated);
+	}
+
 	tl = palloc0(sizeof(AgAuditTokens));
 	tl->maxtoks = 64;
 	tl->toks = palloc(sizeof(AgAuditToken) * tl->maxtoks);
