@@ -1208,6 +1208,7 @@ executor_failure(QueryDesc *qd, StmtFrame *f)
 	a.start = f ? f->start : 0;
 	a.level = f ? f->level : nesting_depth;
 	a.rels = f ? f->rels : NULL;
+	a.rels_len = f ? f->rels_len : 0;
 	capture_failure(&a);
 	if (f)
 		drop_frame(f);

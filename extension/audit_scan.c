@@ -458,17 +458,18 @@ ag_audit_scan_tokens(const char *buf, int len, bool scs, AgAuditTokens *tl)
  * standard_conforming_strings is set (an agent can change it between the
  * parse and the audit row, and a cached plan outlives it): the readings
  * with it on and off, up to the first token where they differ or either
- * stops.  Returns whether both readings cover the whole text alike; tl
- * holds the common tokens either way.
+ * stops.  tl holds the common tokens.  Returns AG_SCAN_ON_WHOLE and
+ * AG_SCAN_OFF_WHOLE for the readings that cover the whole text without an
+ * error, AG_SCAN_SAME when the two are the same throughout.
  */
-bool
+int
 ag_audit_scan_both(const char *buf, int len, AgAuditTokens *tl)
 {
 	AgAuditTokens off;
 	int			stop_on;
 	int			stop_off;
 	int			n;
-	bool		whole;
+	int			result = 0;
 
 	off.maxtoks = 16;
 	off.ntoks = 0;
@@ -484,13 +485,17 @@ ag_audit_scan_both(const char *buf, int len, AgAuditTokens *tl)
 		if (a->loc != b->loc || a->len != b->len || a->literal != b->literal)
 			break;
 	}
-	whole = (stop_on == len && stop_off == len &&
-			 n == tl->ntoks && n == off.ntoks);
+	if (stop_on == len)
+		result |= AG_SCAN_ON_WHOLE;
+	if (stop_off == len)
+		result |= AG_SCAN_OFF_WHOLE;
+	if (stop_on == stop_off && n == tl->ntoks && n == off.ntoks)
+		result |= AG_SCAN_SAME;
 	tl->ntoks = n;
 	if (off.highest_param > tl->highest_param)
 		tl->highest_param = off.highest_param;
 	pfree(off.toks);
-	return whole;
+	return result;
 }
 
 /*
@@ -520,7 +525,7 @@ ag_audit_scrub(const char *sql, int len, int maxlen, bool *truncated)
 	tl.ntoks = 0;
 	tl.highest_param = 0;
 	tl.toks = palloc(sizeof(AgAuditToken) * tl.maxtoks);
-	if (!ag_audit_scan_both(sql, len, &tl))
+	if ((ag_audit_scan_both(sql, len, &tl) & AG_SCAN_ALL) != AG_SCAN_ALL)
 		*truncated = true;
 	initStringInfo(&out);
 	next_param = tl.highest_param + 1;
