@@ -991,9 +991,11 @@ maintain_partitions(void)
  *	  already creating a schema, which holds a lock on pg_namespace until it
  *	  commits: when any other transaction holds one, the worker does not
  *	  create anything and looks again a second later;
- *	- should the two still collide, the worker's attempt fails alone (it
- *	  runs in a subtransaction that times out on locks and is rolled back),
- *	  and the DBA's goes on.
+ *	- should the two still collide (a DBA's statement between its check of
+ *	  pg_extension and its schema's creation, a few microseconds), the
+ *	  deadlock detector ends the transaction that waited first -- the
+ *	  worker's, which runs in a subtransaction, is rolled back and tries
+ *	  again later.
  */
 static bool
 extension_ready(void)
@@ -1015,6 +1017,7 @@ extension_ready(void)
 			SPI_execute("SET LOCAL lock_timeout = '2s'", false, 0);
 			SPI_execute("LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE",
 						false, 0);
+			SPI_execute("SET LOCAL lock_timeout = 0", false, 0);
 			SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'agentgate'"
 						" UNION ALL"
 						" SELECT 1 FROM pg_catalog.pg_locks"
