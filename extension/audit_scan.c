@@ -203,11 +203,13 @@ quote_continues(const char *buf, int len, int q)
 
 /*
  * A quoted string whose opening quote is at buf[q - 1]; esc: backslash
- * escapes (E'', or any string with scs off).  Returns the offset after it,
+ * escapes (E'', or any string with scs off); dbl: '' stands for a quote
+ * (not in B'' and X'' strings, where '' ends the string and starts
+ * another, read by the rules of a plain one).  Returns the offset after it,
  * or -1 when it never ends.
  */
 static int
-scan_string(const char *buf, int len, int q, bool esc)
+scan_string(const char *buf, int len, int q, bool esc, bool dbl)
 {
 	for (;;)
 	{
@@ -223,7 +225,7 @@ scan_string(const char *buf, int len, int q, bool esc)
 		{
 			int			next;
 
-			if (q + 1 < len && buf[q + 1] == '\'')
+			if (dbl && q + 1 < len && buf[q + 1] == '\'')
 			{
 				q += 2;
 				continue;
@@ -301,20 +303,20 @@ ag_audit_scan_tokens(const char *buf, int len, bool scs, AgAuditTokens *tl)
 		/* string literals, with their prefixes */
 		q = -1;
 		if (c == '\'')
-			q = scan_string(buf, len, i + 1, !scs);
+			q = scan_string(buf, len, i + 1, !scs, true);
 		else if ((c == 'e' || c == 'E') && i + 1 < len && buf[i + 1] == '\'')
-			q = scan_string(buf, len, i + 2, true);
+			q = scan_string(buf, len, i + 2, true, true);
 		else if ((c == 'b' || c == 'B' || c == 'x' || c == 'X') &&
 				 i + 1 < len && buf[i + 1] == '\'')
-			q = scan_string(buf, len, i + 2, false);
+			q = scan_string(buf, len, i + 2, false, false);
 		else if ((c == 'n' || c == 'N') && i + 1 < len && buf[i + 1] == '\'')
-			q = scan_string(buf, len, i + 2, !scs);
+			q = scan_string(buf, len, i + 2, !scs, true);
 		else if ((c == 'u' || c == 'U') && i + 2 < len && buf[i + 1] == '&' &&
 				 buf[i + 2] == '\'')
 		{
 			if (!scs)
 				return start;	/* "unsafe use of string constant with Unicode escapes" */
-			q = scan_string(buf, len, i + 3, false);
+			q = scan_string(buf, len, i + 3, false, true);
 		}
 		else
 			q = -2;				/* not a string */

@@ -48,6 +48,7 @@ SELECT s FROM (VALUES
     (2, $s$SET standard_conforming_strings = off$s$),
     (3, $s$SELECT 'x\' SCSSECRET1 ' FROM FROM '$s$),
     (3.5, $s$SELECT 'x\' , 'SCSSECRET2', ' FROM FROM$s$),
+    (3.7, $s$SELEC B'0''a\' BSECRET1 '$s$),
     (4, $s$RESET standard_conforming_strings$s$),
     (5, $s$SET standard_conforming_strings = off; SELECT 'a\', 'SCSSECRET3', 'b\' AS scs_flip$s$),
     (6, $s$RESET standard_conforming_strings$s$),
@@ -68,7 +69,7 @@ SELECT command_tag, decision, nested, sqlstate, statement, error_message, trunca
 -- no secret in any column of any row
 SELECT count(*) AS leaked FROM agentgate.audit_log a
  WHERE role_name = 'regress_a5_agent'
-   AND a::text ~* '(hunter2|checksecret9|raisesecret|syntaxsecret|scssecret|escsecret|dollarsecret|unisecret|contsecret|idsecret|tailsecret|dosecret)';
+   AND a::text ~* '(hunter2|checksecret9|raisesecret|syntaxsecret|scssecret|escsecret|dollarsecret|unisecret|contsecret|idsecret|tailsecret|dosecret|bsecret)';
 
 -- relations: every one, the target first, any byte in a name; a list past
 -- the cap (16 kB of names) ends in a NULL element
