@@ -42,6 +42,8 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/ip.h"
@@ -54,6 +56,10 @@
 #include "miscadmin.h"
 #include "optimizer/planner.h"
 #include "parser/analyze.h"
+#include "parser/parsetree.h"
+#include "catalog/objectaccess.h"
+#include "commands/defrem.h"
+#include "utils/regproc.h"
 #include "parser/scansup.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
@@ -127,7 +133,7 @@ static const struct config_enum_entry normalizer_options[] = {
 static int	audit_normalizer = AG_NORMALIZER_LEXER;
 
 #define AG_MAX_ERROR_TEXT	1024
-#define AG_MAX_REL_TEXT		1024
+#define AG_MAX_REL_TEXT		16384
 
 /* ---- saved hooks ---- */
 
@@ -141,6 +147,7 @@ static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static emit_log_hook_type prev_emit_log = NULL;
+static object_access_hook_type prev_object_access = NULL;
 static ClientAuthentication_hook_type prev_client_auth = NULL;
 
 /* ---- per-backend state ---- */
@@ -150,7 +157,6 @@ static int	statement_level = 0;	/* level of the statement being started */
 static bool pending_sync = false;	/* a write's row must be waited for ... */
 static uint64 pending_sync_rseq = 0;	/* ... up to this record, by the
 										 * top-level statement or the commit */
-static bool error_audited = false;	/* the error in flight already has a row */
 static bool in_emit_log = false;
 
 /* session facts, cached (emit_log_hook cannot look them up) */
@@ -180,10 +186,40 @@ typedef struct StmtFrame
 	int			level;
 	bool		write;
 	char	   *rels;
+	int			rels_len;
 } StmtFrame;
 
 static MemoryContext audit_cxt = NULL;	/* frames; reset at transaction end */
 static List *frames = NIL;
+static List *pending_failures = NIL;	/* see flush_failures() */
+
+/*
+ * What the backend is running, innermost last: a DO block or CALL, an
+ * executor or planner, another utility statement.  Calls the function hook
+ * sees while a DO block or procedure is innermost have no statement of
+ * their own (PL/pgSQL's simple expressions -- "x := f(...)", "PERFORM
+ * f(...)" -- are evaluated without the executor) and get a row each; inside
+ * an executor or the planner they belong to the statement's row.
+ */
+#define AG_CTX_MAX		256
+#define AG_CTX_OTHER	0
+#define AG_CTX_DO		1
+static uint8 ctx_stack[AG_CTX_MAX];
+static int	ctx_depth = 0;
+
+static inline void
+ctx_push(uint8 kind)
+{
+	if (ctx_depth < AG_CTX_MAX)
+		ctx_stack[ctx_depth] = kind;
+	ctx_depth++;
+}
+
+static inline void
+ctx_pop(int depth)
+{
+	ctx_depth = depth;
+}
 
 /* ---------------------------------------------------------------------- */
 
@@ -199,6 +235,7 @@ ag_audit_statement_level(void)
 }
 
 static void wait_durable(uint64 rseq, bool may_fail, bool commit_follows);
+static void flush_failures(ErrorData *edata, bool wait);
 
 static void
 audit_xact_callback(XactEvent event, void *arg)
@@ -210,6 +247,9 @@ audit_xact_callback(XactEvent event, void *arg)
 	 * flushes WAL past the row when the transaction has an xid.
 	 */
 	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) &&
+		pending_failures != NIL)
+		flush_failures(NULL, false);	/* of an error swallowed */
+	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE) &&
 		pending_sync)
 	{
 		wait_durable(pending_sync_rseq, true,
@@ -220,6 +260,15 @@ audit_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 	{
+		/* rows of an error swallowed, or not logged: appended, not waited */
+		if (pending_failures != NIL && !in_emit_log)
+		{
+			bool		sync = pending_sync;
+
+			flush_failures(NULL, false);
+			pending_sync = sync;
+		}
+		pending_failures = NIL;
 		frames = NIL;
 		last_source = NULL;
 		in_emit_log = false;	/* in case an error escaped the hook */
@@ -230,6 +279,7 @@ audit_xact_callback(XactEvent event, void *arg)
 		{
 			/* an error unwound every level; the writes are gone */
 			nesting_depth = 0;
+			ctx_depth = 0;
 			statement_level = 0;
 			pending_sync = false;
 		}
@@ -455,8 +505,35 @@ statement_text(const char *src, int len, bool parsed, uint16 *flags)
 	return s;
 }
 
+/*
+ * A DO block's text: its body with literals, comments and anything whose
+ * reading is in doubt taken out, as for text the server could not parse
+ * (the body is not SQL, and it has not been compiled yet).  "DO $1" would
+ * say nothing of what the block does.
+ */
+static char *
+do_statement_text(const char *body, const char *lang, uint16 *flags)
+{
+	StringInfoData out;
+	bool		truncated = false;
+	char	   *b;
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "DO ");
+	if (lang)
+		appendStringInfo(&out, "LANGUAGE %s ", quote_identifier(lang));
+	b = ag_audit_scrub(body, strlen(body),
+					   Max(audit_max_statement - out.len - 8, 64), &truncated);
+	appendStringInfo(&out, "$$ %s $$", b);
+	pfree(b);
+	*flags |= AG_AUDIT_NORMALIZED;
+	if (truncated)
+		*flags |= AG_AUDIT_TRUNCATED;
+	return out.data;
+}
+
 static AgAuditDecision
-decide(int level, bool failed, int sqlerrcode, const char *message)
+decide(int level, bool failed)
 {
 	AgVerdict	v = ag_verdict_get(level);
 
@@ -471,17 +548,11 @@ decide(int level, bool failed, int sqlerrcode, const char *message)
 		default:
 			break;
 	}
-	if (!failed)
-		return AG_AUDIT_ALLOWED;
-
 	/*
-	 * A refusal by an agentgate guardrail that noted no verdict is still a
-	 * refusal.  Only the classification in the log depends on this.
+	 * Only a verdict makes a refusal: the error's text proves nothing (an
+	 * agent can RAISE a message that looks like one of ours).
 	 */
-	if (sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE && message &&
-		strncmp(message, "agentgate", 9) == 0)
-		return AG_AUDIT_BLOCKED;
-	return AG_AUDIT_ERROR;
+	return failed ? AG_AUDIT_ERROR : AG_AUDIT_ALLOWED;
 }
 
 static void
@@ -617,36 +688,67 @@ relname_lookup(Oid relid)
 	return e;
 }
 
-/* Collect "schema.table" names of the relations a plan reads or writes. */
+/*
+ * Add one relation of the plan to the list, unless it is there already or
+ * is a partition the planner added under its parent (the parent names it).
+ * Returns false once the list is full: the cut is marked by an empty name.
+ */
+static bool
+add_relation(StringInfo buf, List **seen, RangeTblEntry *rte)
+{
+	RelNameEntry *e;
+	int			n;
+
+	if (rte->rtekind != RTE_RELATION || list_member_oid(*seen, rte->relid))
+		return true;
+	e = relname_lookup(rte->relid);
+	if (e == NULL || (!rte->inh && e->partition))
+		return true;
+	*seen = lappend_oid(*seen, rte->relid);
+	n = strlen(e->name);
+	if (buf->len + n + 2 > AG_MAX_REL_TEXT)
+	{
+		appendStringInfoChar(buf, '\0');	/* the cut: an empty name */
+		return false;
+	}
+	appendBinaryStringInfo(buf, e->name, n + 1);	/* with its NUL */
+	return true;
+}
+
+/*
+ * Quoted "schema.table" names of the relations a plan reads or writes, the
+ * target tables first (those of data-modifying CTEs too), each ending in a
+ * NUL: a quoted name can hold any byte but NUL.  The list is capped at
+ * AG_MAX_REL_TEXT bytes (hundreds of names); a cut list ends in an empty
+ * name, which the writer stores as a NULL element.
+ */
 static char *
-plan_relations(PlannedStmt *ps)
+plan_relations(PlannedStmt *ps, int *len)
 {
 	StringInfoData buf;
 	ListCell   *lc;
 	List	   *seen = NIL;
+	bool		room = true;
 
+	*len = 0;
 	if (ps == NULL || ps->rtable == NIL)
 		return NULL;
 	initStringInfo(&buf);
-	foreach(lc, ps->rtable)
+	foreach(lc, ps->resultRelations)
 	{
-		RangeTblEntry *rte = lfirst(lc);
-		RelNameEntry *e;
+		Index		rti = lfirst_int(lc);
 
-		if (rte->rtekind != RTE_RELATION || list_member_oid(seen, rte->relid))
-			continue;
-		e = relname_lookup(rte->relid);
-		if (e == NULL)
-			continue;
-		/* partitions the planner added under their parent: name the parent */
-		if (!rte->inh && e->partition)
-			continue;
-		seen = lappend_oid(seen, rte->relid);
-		if (buf.len + strlen(e->name) + 2 > AG_MAX_REL_TEXT)
+		if (rti > 0 && rti <= list_length(ps->rtable) &&
+			!(room = add_relation(&buf, &seen, rt_fetch(rti, ps->rtable))))
 			break;
-		if (buf.len > 0)
-			appendStringInfoChar(&buf, AG_AUDIT_RELSEP);
-		appendStringInfoString(&buf, e->name);
+	}
+	if (room)
+	{
+		foreach(lc, ps->rtable)
+		{
+			if (!add_relation(&buf, &seen, lfirst(lc)))
+				break;
+		}
 	}
 	list_free(seen);
 	if (buf.len == 0)
@@ -654,6 +756,7 @@ plan_relations(PlannedStmt *ps)
 		pfree(buf.data);
 		return NULL;
 	}
+	*len = buf.len;
 	return buf.data;
 }
 
@@ -667,10 +770,16 @@ typedef struct RowArgs
 	TimestampTz start;
 	int			level;
 	bool		failed;
-	ErrorData  *edata;			/* when failed */
+	int			sqlerrcode;		/* when failed */
+	const char *message_id;		/* untranslated message template */
+	const char *message;		/* formatted message (raw statements only) */
 	bool		has_rows;
 	uint64		rows;
-	const char *rels;
+	const char *rels;			/* NUL-terminated names, targets first */
+	int			rels_len;
+	const char *do_body;		/* a DO block's body, its language */
+	const char *do_lang;
+	const char *funcname;		/* a call seen by the function hook */
 } RowArgs;
 
 static void
@@ -696,24 +805,42 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	strlcpy(h->session_id, session_id(), sizeof(h->session_id));
 	if (a->tag)
 		strlcpy(h->command_tag, a->tag, sizeof(h->command_tag));
-	h->decision = decide(a->level, a->failed,
-						 a->edata ? a->edata->sqlerrcode : 0,
-						 a->edata ? a->edata->message : NULL);
-	h->rule_id = ag_verdict_get(a->level).rule_id;
+	if (a->funcname)
+	{
+		/* a call inside a DO block: the level's verdict is a statement's */
+		h->decision = AG_AUDIT_ALLOWED;
+	}
+	else
+	{
+		h->decision = decide(a->level, a->failed);
+		h->rule_id = ag_verdict_get(a->level).rule_id;
 
-	/*
-	 * The verdict is consumed by this row.  Resetting here rather than when
-	 * a statement starts keeps what policy noted while planning (before
-	 * ExecutorStart) and still gives a cached plan's next run a clean slate.
-	 */
-	ag_verdict_reset(a->level);
+		/*
+		 * The verdict is consumed by this row.  Resetting here rather than
+		 * when a statement starts keeps what policy noted while planning
+		 * (before ExecutorStart) and still gives a cached plan's next run a
+		 * clean slate.
+		 */
+		ag_verdict_reset(a->level);
+	}
 	if (a->has_rows)
 	{
 		h->rows = (int64) a->rows;
 		h->flags |= AG_AUDIT_HAS_ROWS;
 	}
-	slice_statement(a->src, a->location, a->len, &stmt, &stmtlen);
-	text = statement_text(stmt, stmtlen, a->parsed, &h->flags);
+	if (a->funcname)
+	{
+		/* a call seen by the function hook: its name is the statement */
+		text = pstrdup(a->funcname);
+		h->flags |= AG_AUDIT_NORMALIZED;
+	}
+	else if (a->do_body && !audit_raw_statements)
+		text = do_statement_text(a->do_body, a->do_lang, &h->flags);
+	else
+	{
+		slice_statement(a->src, a->location, a->len, &stmt, &stmtlen);
+		text = statement_text(stmt, stmtlen, a->parsed, &h->flags);
+	}
 	e->stmt = text;
 	h->stmt_len = text ? strlen(text) : 0;
 
@@ -733,23 +860,32 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 			h->fingerprint[i] = "0123456789abcdef"[fp & 0xf];
 		h->fingerprint[16] = '\0';
 	}
-	if (a->edata)
+	if (a->failed)
 	{
-		strlcpy(h->sqlstate, unpack_sql_state(a->edata->sqlerrcode), sizeof(h->sqlstate));
-		if (a->edata->message)
+		/*
+		 * The message's untranslated template, not the message: the values
+		 * formatted into a message (the input that did not parse, the key
+		 * that was duplicated, a RAISE's text) are where literals would leak.
+		 * Errors that arrive without a template (relayed from a parallel
+		 * worker) keep no message.  Raw statements keep the message itself.
+		 */
+		const char *msg = audit_raw_statements ? a->message : a->message_id;
+
+		strlcpy(h->sqlstate, unpack_sql_state(a->sqlerrcode), sizeof(h->sqlstate));
+		if (msg)
 		{
-			int			n = strlen(a->edata->message);
+			int			n = strlen(msg);
 
 			if (n > AG_MAX_ERROR_TEXT)
-				n = pg_mbcliplen(a->edata->message, n, AG_MAX_ERROR_TEXT);
-			e->err = a->edata->message;
+				n = pg_mbcliplen(msg, n, AG_MAX_ERROR_TEXT);
+			e->err = msg;
 			h->err_len = n;
 		}
 	}
-	if (a->rels)
+	if (a->rels && a->rels_len > 0)
 	{
 		e->rels = a->rels;
-		h->rel_len = strlen(a->rels);
+		h->rel_len = a->rels_len;
 	}
 }
 
@@ -769,7 +905,6 @@ audit_success(RowArgs *a, bool write)
 		}
 		return;
 	}
-	error_audited = false;
 	last_source = NULL;
 	if (!append_record(&e, true, &rseq))
 		return;
@@ -795,26 +930,116 @@ audit_success(RowArgs *a, bool write)
 }
 
 /*
- * Row of a statement that failed inside one of our hooks.  Called in
- * PG_CATCH: copies the error, appends, waits (top level or refused), and
- * lets the caller re-throw.
+ * Statements that failed inside one of our hooks, waiting for their rows.
+ *
+ * Nothing is built, appended or waited for where the failure is caught
+ * (PG_CATCH): that would lex, hash and wait -- and a wait services
+ * interrupts, so a cancel, a statement_timeout or a parallel worker's exit
+ * arriving then would raise a new error that replaces the statement's own.
+ * The catch only copies what the row needs (the statement's text, the
+ * error's SQLSTATE and template) and the rows are written:
+ *	- when the error is reported (emit_log_hook, which PostgresMain calls with
+ *	  interrupts held and timeouts disabled, before the client hears of it):
+ *	  with the error exactly as reported, waiting for durability there;
+ *	- when a subtransaction aborts (a PL/pgSQL EXCEPTION block caught it):
+ *	  appended; when the row must be durable, the enclosing statement or the
+ *	  commit waits for it, as for a nested write;
+ *	- at the end of the transaction, for any left (an error swallowed
+ *	  without either, or not logged because of log_min_messages): appended.
+ */
+typedef struct PendingFailure
+{
+	RowArgs		a;				/* every pointer into audit_cxt */
+	SubTransactionId subxid;
+} PendingFailure;
+
+
+static char *
+cxt_strdup(const char *s, int len)
+{
+	return s ? pnstrdup(s, len) : NULL;
+}
+
+static void
+capture_failure(RowArgs *a)
+{
+	MemoryContext old = MemoryContextSwitchTo(audit_cxt);
+	PendingFailure *p = palloc0(sizeof(PendingFailure));
+	ErrorData  *edata = CopyErrorData();
+	const char *stmt;
+	int			stmtlen;
+
+	p->a = *a;
+	slice_statement(a->src, a->location, a->len, &stmt, &stmtlen);
+	p->a.src = cxt_strdup(stmt, stmtlen);
+	p->a.location = -1;
+	p->a.len = stmtlen;
+	if (a->do_body)
+		p->a.do_body = pstrdup(a->do_body);
+	if (a->do_lang)
+		p->a.do_lang = pstrdup(a->do_lang);
+	if (a->rels && a->rels_len > 0)
+	{
+		char	   *r = palloc(a->rels_len);
+
+		memcpy(r, a->rels, a->rels_len);
+		p->a.rels = r;
+	}
+	p->a.failed = true;
+	p->a.sqlerrcode = edata->sqlerrcode;
+	p->a.message_id = edata->message_id ? pstrdup(edata->message_id) : NULL;
+	p->a.message = audit_raw_statements ? edata->message : NULL;
+	p->subxid = GetCurrentSubTransactionId();
+	pending_failures = lappend(pending_failures, p);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Write the pending rows.  edata: the error being reported, which every row
+ * carries (NULL: each keeps what was caught).  wait: make them durable now;
+ * otherwise a row that must be durable makes the enclosing statement or the
+ * commit wait.
  */
 static void
-audit_failure(RowArgs *a, MemoryContext cxt)
+flush_failures(ErrorData *edata, bool wait)
 {
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	AgAuditEntry e;
-	uint64		rseq;
+	MemoryContext old;
+	List	   *list = pending_failures;
+	ListCell   *lc;
+	bool		need = false;
+	uint64		last = 0;
 
-	a->edata = CopyErrorData();
-	a->failed = true;
-	build_entry(&e, a);
-	if (append_record(&e, false, &rseq) &&
-		(a->level == 0 || e.hdr.decision == AG_AUDIT_BLOCKED || pending_sync))
-		wait_durable(rseq, false, false);
-	if (a->level == 0)
-		pending_sync = false;
-	error_audited = true;
+	if (list == NIL)
+		return;
+	pending_failures = NIL;
+	old = MemoryContextSwitchTo(audit_cxt);
+	foreach(lc, list)
+	{
+		PendingFailure *p = lfirst(lc);
+		AgAuditEntry e;
+		uint64		rseq;
+
+		if (edata)
+		{
+			p->a.sqlerrcode = edata->sqlerrcode;
+			p->a.message_id = edata->message_id;
+			p->a.message = edata->message;
+		}
+		build_entry(&e, &p->a);
+		if (append_record(&e, false, &rseq) &&
+			(p->a.level == 0 || e.hdr.decision == AG_AUDIT_BLOCKED || pending_sync))
+		{
+			need = true;
+			last = rseq;
+		}
+	}
+	if (need && wait)
+		wait_durable(last, false, false);
+	else if (need)
+	{
+		pending_sync = true;
+		pending_sync_rseq = last;
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -887,7 +1112,7 @@ audit_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 		a.parsed = true;
 		a.tag = GetCommandTagName(CreateCommandTag((Node *) query));
 		a.level = nesting_depth;
-		audit_failure(&a, audit_cxt);
+		capture_failure(&a);
 		statement_level = saved_level;
 		PG_RE_THROW();
 	}
@@ -902,11 +1127,13 @@ audit_planner(Query *parse, const char *query_string, int cursorOptions,
 	PlannedStmt *result;
 	int			saved_level = statement_level;
 	bool		audited = session_audited();
+	int			ctx_depth_saved = ctx_depth;
 
 	if (audited)
 	{
 		statement_level = nesting_depth;
 	}
+	ctx_push(AG_CTX_OTHER);
 	PG_TRY();
 	{
 		if (prev_planner)
@@ -916,6 +1143,7 @@ audit_planner(Query *parse, const char *query_string, int cursorOptions,
 	}
 	PG_CATCH();
 	{
+		ctx_pop(ctx_depth_saved);
 		if (audited)
 		{
 			RowArgs		a = {0};
@@ -926,12 +1154,13 @@ audit_planner(Query *parse, const char *query_string, int cursorOptions,
 			a.parsed = true;
 			a.tag = GetCommandTagName(CreateCommandTag((Node *) parse));
 			a.level = nesting_depth;
-			audit_failure(&a, audit_cxt);
+			capture_failure(&a);
 		}
 		statement_level = saved_level;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	ctx_pop(ctx_depth_saved);
 	statement_level = saved_level;
 	return result;
 }
@@ -979,7 +1208,8 @@ executor_failure(QueryDesc *qd, StmtFrame *f)
 	a.start = f ? f->start : 0;
 	a.level = f ? f->level : nesting_depth;
 	a.rels = f ? f->rels : NULL;
-	audit_failure(&a, audit_cxt);
+	a.rels_len = f ? f->rels_len : 0;
+	capture_failure(&a);
 	if (f)
 		drop_frame(f);
 }
@@ -989,6 +1219,7 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	StmtFrame  *f = NULL;
 	int			saved_level = statement_level;
+	int			ctx_depth_saved = ctx_depth;
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && session_audited())
 	{
@@ -1004,13 +1235,14 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 		f->start = GetCurrentTimestamp();
 		f->level = nesting_depth;
 		f->write = plan_writes(queryDesc);
-		f->rels = plan_relations(queryDesc->plannedstmt);
+		f->rels = plan_relations(queryDesc->plannedstmt, &f->rels_len);
 		frames = lappend(frames, f);
 		MemoryContextSwitchTo(old);
 		statement_level = nesting_depth;
 		if (nesting_depth == 0)
-			error_audited = false;
+			flush_failures(NULL, false);	/* of an error swallowed earlier */
 	}
+	ctx_push(AG_CTX_OTHER);
 	PG_TRY();
 	{
 		if (prev_executor_start)
@@ -1020,12 +1252,14 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 	}
 	PG_CATCH();
 	{
+		ctx_pop(ctx_depth_saved);
 		if (f)
 			executor_failure(queryDesc, f);
 		statement_level = saved_level;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	ctx_pop(ctx_depth_saved);
 	statement_level = saved_level;
 }
 
@@ -1045,7 +1279,10 @@ static void
 audit_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				   bool execute_once)
 {
+	int			ctx_depth_saved = ctx_depth;
+
 	nesting_depth++;
+	ctx_push(AG_CTX_OTHER);
 	PG_TRY();
 	{
 		if (prev_executor_run)
@@ -1055,17 +1292,22 @@ audit_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	PG_CATCH();
 	{
+		ctx_pop(ctx_depth_saved);
 		executor_stage_failed(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	ctx_pop(ctx_depth_saved);
 	nesting_depth--;
 }
 
 static void
 audit_executor_finish(QueryDesc *queryDesc)
 {
+	int			ctx_depth_saved = ctx_depth;
+
 	nesting_depth++;
+	ctx_push(AG_CTX_OTHER);
 	PG_TRY();
 	{
 		if (prev_executor_finish)
@@ -1075,10 +1317,12 @@ audit_executor_finish(QueryDesc *queryDesc)
 	}
 	PG_CATCH();
 	{
+		ctx_pop(ctx_depth_saved);
 		executor_stage_failed(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	ctx_pop(ctx_depth_saved);
 	nesting_depth--;
 }
 
@@ -1100,6 +1344,7 @@ audit_executor_end(QueryDesc *queryDesc)
 		a.start = f->start;
 		a.level = f->level;
 		a.rels = f->rels;
+		a.rels_len = f->rels_len;
 		a.has_rows = true;
 		a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
 		frames = list_delete_ptr(frames, f);
@@ -1159,6 +1404,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 	RowArgs		a = {0};
 	Node	   *n = pstmt->utilityStmt;
 	bool		write = !utility_is_read(n);
+	int			ctx_depth_saved = ctx_depth;
 
 	if (audited)
 	{
@@ -1169,7 +1415,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 		start = GetCurrentTimestamp();
 		statement_level = level;
 		if (level == 0)
-			error_audited = false;
+			flush_failures(NULL, false);	/* of an error swallowed earlier */
 		a.src = queryString;
 		a.location = pstmt->stmt_location;
 		a.len = pstmt->stmt_len;
@@ -1177,8 +1423,23 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 		a.tag = GetCommandTagName(CreateCommandTag(n));
 		a.start = start;
 		a.level = level;
+		if (IsA(n, DoStmt))
+		{
+			ListCell   *lc;
+
+			foreach(lc, ((DoStmt *) n)->args)
+			{
+				DefElem    *d = lfirst(lc);
+
+				if (strcmp(d->defname, "as") == 0 && IsA(d->arg, String))
+					a.do_body = strVal(d->arg);
+				else if (strcmp(d->defname, "language") == 0 && IsA(d->arg, String))
+					a.do_lang = strVal(d->arg);
+			}
+		}
 	}
 
+	ctx_push(IsA(n, DoStmt) || IsA(n, CallStmt) ? AG_CTX_DO : AG_CTX_OTHER);
 	nesting_depth++;
 	PG_TRY();
 	{
@@ -1192,13 +1453,15 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_CATCH();
 	{
 		nesting_depth = level;
+		ctx_pop(ctx_depth_saved);
 		statement_level = saved_level;
 		if (audited)
-			audit_failure(&a, audit_cxt);
+			capture_failure(&a);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	nesting_depth = level;
+	ctx_pop(ctx_depth_saved);
 	statement_level = saved_level;
 
 	/*
@@ -1216,22 +1479,32 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 }
 
-/* Errors raised outside the hooks above: append only, never wait. */
+/*
+ * An error is being reported.  If our hooks saw the statement fail, its rows
+ * are written now, carrying this very error, and made durable before the
+ * client hears of it: PostgresMain reports errors with interrupts held and
+ * timeouts disabled, so nothing can raise a second error during the wait.
+ * Otherwise the error was raised outside the hooks (syntax errors, "current
+ * transaction is aborted", ...): one row, appended only, with no catalog
+ * access (cached names).
+ */
 static void
 audit_emit_log(ErrorData *edata)
 {
-	if (edata->elevel == ERROR && audit_enabled && !in_emit_log && MyBackendType == B_BACKEND &&
-		debug_query_string != NULL && ag_audit_ring_ready())
+	if (edata->elevel == ERROR && audit_enabled && !in_emit_log &&
+		MyBackendType == B_BACKEND && ag_audit_ring_ready())
 	{
-		if (error_audited)
-			error_audited = false;
-		else if (governed_known ? (governed_cached || audit_all_roles)
-				 : (auth_governed || audit_all_roles))
+		in_emit_log = true;
+		if (pending_failures != NIL)
+			flush_failures(edata, InterruptHoldoffCount > 0);
+		else if (debug_query_string != NULL &&
+				 (governed_known ? (governed_cached || audit_all_roles)
+				  : (auth_governed || audit_all_roles)))
 		{
 			AgAuditEntry e;
 			RowArgs		a = {0};
+			MemoryContext old = MemoryContextSwitchTo(audit_cxt);
 
-			in_emit_log = true;
 			a.src = debug_query_string;
 			/* the statement parse analysis last saw, when it is this text */
 			if (last_source == debug_query_string)
@@ -1244,16 +1517,74 @@ audit_emit_log(ErrorData *edata)
 			a.parsed = false;
 			a.level = 0;
 			a.failed = true;
-			a.edata = edata;
+			a.sqlerrcode = edata->sqlerrcode;
+			a.message_id = edata->message_id;
+			a.message = edata->message;
 			build_entry(&e, &a);
 			if (ag_audit_ring_append(&e, NULL) != AG_APPEND_OK)
 				ag_audit_ring_count_drop();
-			in_emit_log = false;
+			MemoryContextSwitchTo(old);
 		}
+		in_emit_log = false;
 	}
 	last_source = NULL;
 	if (prev_emit_log)
 		prev_emit_log(edata);
+}
+
+/*
+ * A subtransaction rolled back: an EXCEPTION block caught the error (or is
+ * about to re-throw it).  The rows of what failed inside it are written
+ * now, with the error as it was caught, without waiting.
+ */
+static void
+audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && pending_failures != NIL)
+		flush_failures(NULL, false);
+}
+
+/*
+ * A function is about to be run by an expression.  Inside a DO block or a
+ * procedure with no statement in between (PL/pgSQL simple expressions,
+ * CALL's arguments), the call gets a nested row of its own: otherwise
+ * "x := lo_unlink(...)" would leave no trace.  Calls that cannot change
+ * anything (stable or immutable functions of pg_catalog: casts, operators)
+ * are left out.  A volatile function may write, so its row is waited for
+ * like a nested write's.  Expressions are set up once per transaction, so
+ * a loop gives one row per call site, not one per iteration.
+ */
+static void
+audit_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	if (access == OAT_FUNCTION_EXECUTE && ctx_depth > 0 && ctx_depth <= AG_CTX_MAX &&
+		ctx_stack[ctx_depth - 1] == AG_CTX_DO && session_audited())
+	{
+		HeapTuple	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(objectId));
+		Form_pg_proc proc;
+		bool		volatile_fn;
+		RowArgs		a = {0};
+
+		if (!HeapTupleIsValid(tp))
+			return;
+		proc = (Form_pg_proc) GETSTRUCT(tp);
+		volatile_fn = (proc->provolatile == PROVOLATILE_VOLATILE);
+		if (!volatile_fn && proc->pronamespace == PG_CATALOG_NAMESPACE)
+		{
+			ReleaseSysCache(tp);
+			return;
+		}
+		ReleaseSysCache(tp);
+		a.funcname = format_procedure_qualified(objectId);
+		a.tag = "FUNCTION CALL";
+		a.start = GetCurrentTimestamp();
+		a.level = nesting_depth;
+		audit_success(&a, volatile_fn);
+	}
 }
 
 /* ---- SQL functions ---- */
@@ -1381,6 +1712,7 @@ ag_audit_init(void)
 	audit_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit",
 									  ALLOCSET_SMALL_SIZES);
 	RegisterXactCallback(audit_xact_callback, NULL);
+	RegisterSubXactCallback(audit_subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(relname_cache_reset, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, relname_cache_reset_nsp, (Datum) 0);
 
@@ -1408,4 +1740,6 @@ ag_audit_init(void)
 	ProcessUtility_hook = audit_process_utility;
 	prev_emit_log = emit_log_hook;
 	emit_log_hook = audit_emit_log;
+	prev_object_access = object_access_hook;
+	object_access_hook = audit_object_access;
 }

@@ -29,6 +29,13 @@ typedef struct AgAuditTokens
 
 extern void ag_audit_append_param(StringInfo out, int n);
 extern bool ag_audit_fast_tokens(const char *buf, int len, AgAuditTokens *tl);
+extern int	ag_audit_scan_tokens(const char *buf, int len, bool scs,
+								 AgAuditTokens *tl);
+#define AG_SCAN_ON_WHOLE	0x01
+#define AG_SCAN_OFF_WHOLE	0x02
+#define AG_SCAN_SAME		0x04
+#define AG_SCAN_ALL			0x07
+extern int	ag_audit_scan_both(const char *buf, int len, AgAuditTokens *tl);
 extern char *ag_audit_scrub(const char *sql, int len, int maxlen,
 							bool *truncated);
 

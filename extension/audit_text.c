@@ -24,6 +24,7 @@
 
 #include "lib/stringinfo.h"
 #include "parser/gramparse.h"
+#include "parser/parser.h"
 #include "parser/scanner.h"
 
 #include "agentgate.h"
@@ -31,7 +32,7 @@
 #include "audit_scan.h"
 
 static void
-lex_tokens(const char *buf, AgAuditTokens *tl)
+lex_tokens(const char *buf, bool scs, AgAuditTokens *tl)
 {
 	core_yy_extra_type yyextra;
 	core_YYSTYPE yylval;
@@ -40,6 +41,15 @@ lex_tokens(const char *buf, AgAuditTokens *tl)
 	int			prev_end = 0;
 
 	scanner = scanner_init(buf, &yyextra, &ScanKeywords, ScanKeywordTokens);
+
+	/*
+	 * Settings the agent controls do not change how this reads: the caller
+	 * says how standard_conforming_strings is to be taken, and "\'" is read
+	 * as an escaped quote whatever backslash_quote says (the lexer would
+	 * raise an error).
+	 */
+	yyextra.standard_conforming_strings = scs;
+	yyextra.backslash_quote = BACKSLASH_QUOTE_ON;
 	yyextra.escape_string_warning = false;
 	for (;;)
 	{
@@ -92,8 +102,40 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 	AgAuditTokens *tl;
 	StringInfoData out;
 	int			next_param;
+	bool		scs = true;		/* no backslash: both readings are the same */
 
 	*truncated = false;
+
+	/*
+	 * A backslash may make the text read differently with
+	 * standard_conforming_strings on and off ('a\' is a whole string only
+	 * when it is on).  The agent can change that setting after the text was
+	 * parsed (a SET in the same message, a cached plan), so the setting now
+	 * says nothing of how the server read it.  The server read it one of the
+	 * two ways without an error: when only one reading is whole, that is
+	 * the one; when both are and they differ, which literals the server saw
+	 * cannot be known, and the text is built from what the two readings
+	 * share, up to the first difference.
+	 */
+	if (memchr(sql, '\\', len) != NULL)
+	{
+		AgAuditTokens both;
+		int			r;
+
+		both.maxtoks = 64;
+		both.ntoks = 0;
+		both.highest_param = 0;
+		both.toks = palloc(sizeof(AgAuditToken) * both.maxtoks);
+		r = ag_audit_scan_both(sql, len, &both);
+		pfree(both.toks);
+		if ((r & AG_SCAN_ALL) == AG_SCAN_ALL || r == AG_SCAN_ON_WHOLE)
+			scs = true;
+		else if (r == AG_SCAN_OFF_WHOLE)
+			scs = false;
+		else
+			return ag_audit_scrub(sql, len, maxlen, truncated);
+	}
+
 	tl = palloc0(sizeof(AgAuditTokens));
 	tl->maxtoks = 64;
 	tl->toks = palloc(sizeof(AgAuditToken) * tl->maxtoks);
@@ -114,7 +156,7 @@ ag_audit_normalize(const char *sql, int len, int maxlen, bool *truncated)
 		buf[len] = '\0';
 		text = buf;
 		tl->ntoks = 0;
-		lex_tokens(buf, tl);
+		lex_tokens(buf, scs, tl);
 	}
 
 	initStringInfo(&out);

@@ -50,6 +50,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -73,6 +74,7 @@ int			ag_audit_retention_days = 0;
 bool		ag_audit_create_extension = false;
 
 static SPIPlanPtr insert_plan = NULL;
+static Datum relations_array(text *t);
 static MemoryContext batch_cxt = NULL;
 
 static const char *insert_sql =
@@ -89,7 +91,7 @@ static const char *insert_sql =
 "   normalized, truncated, lost)"
 " SELECT u.ts, u.seq, $1, u.identity, u.role_name::pg_catalog.name, u.sid,"
 "   u.bsid, u.pid, u.db::pg_catalog.name, u.addr::pg_catalog.inet, u.tag,"
-"   u.stmt, u.fp, pg_catalog.string_to_array(u.rels, E'\\x1f'), u.decision,"
+"   u.stmt, u.fp, u.rels::pg_catalog.text[], u.decision,"
 "   u.rule_id, u.sqlstate, u.err, u.nrows, u.dur, u.nested, u.normalized,"
 "   u.truncated, u.lost"
 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
@@ -425,6 +427,13 @@ execute_insert(Columns *c, int64 last_seq)
 
 	args[0] = Int64GetDatum(ag_audit_ring_epoch());
 	args[1] = Int64GetDatum(last_seq);
+
+	/* relations travel as text[] literals here (their names may hold any byte but NUL) */
+	for (int r = 0; r < c->n; r++)
+		if (!c->isnull[12][r])
+			c->v[12][r] = CStringGetTextDatum(
+				DatumGetCString(OidFunctionCall1(F_ARRAY_OUT,
+												 relations_array(DatumGetTextPP(c->v[12][r])))));
 	for (int i = 0; i < AG_NCOLS; i++)
 	{
 		int16		typlen;
@@ -511,32 +520,41 @@ partition_for_day(int64 day)
 	return relid;
 }
 
-/* text "a\x1fb" -> text[] {a,b} */
+/*
+ * The relations a record carries -- names each ending in a NUL, a cut list
+ * ending in an empty name -- as text[]; the cut becomes a NULL element.
+ */
 static Datum
 relations_array(text *t)
 {
-	char	   *s = text_to_cstring(t);
-	char	   *p = s;
-	List	   *parts = NIL;
-	Datum	   *elems;
+	const char *p = VARDATA_ANY(t);
+	const char *end = p + VARSIZE_ANY_EXHDR(t);
+	int			cap = 8;
 	int			n = 0;
-	ListCell   *lc;
+	Datum	   *elems = palloc(sizeof(Datum) * cap);
+	bool	   *nulls = palloc(sizeof(bool) * cap);
+	int			dims[1];
+	int			lbs[1] = {1};
 
-	for (;;)
+	while (p < end)
 	{
-		char	   *sep = strchr(p, AG_AUDIT_RELSEP);
+		const char *z = memchr(p, '\0', end - p);
+		int			len = z ? z - p : end - p;
 
-		if (sep)
-			*sep = '\0';
-		parts = lappend(parts, p);
-		if (!sep)
-			break;
-		p = sep + 1;
+		if (n >= cap)
+		{
+			cap *= 2;
+			elems = repalloc(elems, sizeof(Datum) * cap);
+			nulls = repalloc(nulls, sizeof(bool) * cap);
+		}
+		nulls[n] = (len == 0);
+		elems[n] = len ? PointerGetDatum(cstring_to_text_with_len(p, len)) : (Datum) 0;
+		n++;
+		p += len + 1;
 	}
-	elems = palloc(sizeof(Datum) * list_length(parts));
-	foreach(lc, parts)
-		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	dims[0] = n;
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
@@ -961,7 +979,24 @@ maintain_partitions(void)
 	end_xact();
 }
 
-/* Is the extension installed in the audit database?  Create it if asked. */
+/*
+ * Is the extension installed in the audit database?  Create it if asked,
+ * without racing a DBA's CREATE EXTENSION:
+ *	- the worker holds ACCESS EXCLUSIVE on pg_extension from before its check
+ *	  until it commits.  CREATE EXTENSION's first step reads pg_extension, so
+ *	  a DBA's that starts meanwhile waits, then finds the extension ("already
+ *	  exists", or a notice with IF NOT EXISTS) instead of failing on a
+ *	  duplicate schema;
+ *	- a DBA's CREATE EXTENSION that got past that step before the lock is
+ *	  already creating a schema, which holds a lock on pg_namespace until it
+ *	  commits: when any other transaction holds one, the worker does not
+ *	  create anything and looks again a second later;
+ *	- should the two still collide (a DBA's statement between its check of
+ *	  pg_extension and its schema's creation, a few microseconds), the
+ *	  deadlock detector ends the transaction that waited first -- the
+ *	  worker's, which runs in a subtransaction, is rolled back and tries
+ *	  again later.
+ */
 static bool
 extension_ready(void)
 {
@@ -973,8 +1008,45 @@ extension_ready(void)
 	ready = SPI_processed > 0;
 	if (!ready && ag_audit_create_extension)
 	{
-		SPI_execute("CREATE EXTENSION IF NOT EXISTS agentgate", false, 0);
-		ready = true;
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+
+		BeginInternalSubTransaction(NULL);
+		PG_TRY();
+		{
+			SPI_execute("SET LOCAL lock_timeout = '2s'", false, 0);
+			SPI_execute("LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE",
+						false, 0);
+			SPI_execute("SET LOCAL lock_timeout = 0", false, 0);
+			SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'agentgate'"
+						" UNION ALL"
+						" SELECT 1 FROM pg_catalog.pg_locks"
+						"  WHERE locktype = 'relation' AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+						"    AND relation = 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+						"    AND mode = 'RowExclusiveLock' AND pid <> pg_catalog.pg_backend_pid()",
+						false, 1);
+			if (SPI_processed == 0)
+			{
+				SPI_execute("CREATE EXTENSION IF NOT EXISTS agentgate", false, 0);
+				ready = true;
+			}
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			elog(LOG, "agentgate audit worker: did not create the extension now: %s",
+				 edata->message);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
 	}
 	end_xact();
 	return ready;

@@ -26,7 +26,7 @@ CREATE TABLE @extschema@.audit_log (
     command_tag     text,
     statement       text,                   -- literals replaced by $n
     fingerprint     text,                   -- hash of the normalised text, hex
-    relations       text[],
+    relations       text[],                 -- target tables first; NULL last element: list cut
     decision        text NOT NULL,          -- allowed blocked error monitored logged ... gap
     rule_id         bigint,
     sqlstate        text,

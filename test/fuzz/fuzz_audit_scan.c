@@ -8,8 +8,14 @@
  *    that is not white space, and a token is a literal exactly when it is a
  *    digit run or a quoted string; no other token holds a quote, so no
  *    string content can reach the log through it;
+ *  - the lexer-like reader (ag_audit_scan_tokens), with
+ *    standard_conforming_strings on and off: tokens in order, inside the
+ *    text and before where the reading stops; a token that is not a literal
+ *    holds no single quote unless it is a quoted identifier; the two
+ *    readings agree wherever the text has no backslash;
  *  - the scrubber's output is NUL-terminated, and when the input has no
- *    double quote (quoted identifiers are kept), it holds no single quote.
+ *    double quote (quoted identifiers are kept), it holds no single quote,
+ *    whichever way standard_conforming_strings is read.
  */
 #include "postgres.h"
 
@@ -62,6 +68,28 @@ check_tokens(const char *buf, int len, AgAuditTokens *tl)
 			abort();
 }
 
+static int
+check_scan(const char *buf, int len, bool scs, AgAuditTokens *tl)
+{
+	int			stop = ag_audit_scan_tokens(buf, len, scs, tl);
+	int			end = 0;
+
+	if (stop < 0 || stop > len)
+		abort();
+	for (int i = 0; i < tl->ntoks; i++)
+	{
+		AgAuditToken *t = &tl->toks[i];
+
+		if (t->loc < end || t->len <= 0 || t->loc + t->len > stop)
+			abort();
+		if (!t->literal && memchr(buf + t->loc, '\'', t->len) != NULL &&
+			buf[t->loc] != '"' && !(t->len > 2 && buf[t->loc + 1] == '&' && buf[t->loc + 2] == '"'))
+			abort();			/* string content outside a literal */
+		end = t->loc + t->len;
+	}
+	return stop;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -84,6 +112,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ag_audit_fast_tokens(buf, (int) size, &tl))
 		check_tokens(buf, (int) size, &tl);
 	free(tl.toks);
+
+	{
+		AgAuditTokens on = {0},
+					off = {0};
+		int			stop_on,
+					stop_off;
+
+		on.maxtoks = off.maxtoks = 4;
+		on.toks = malloc(sizeof(AgAuditToken) * 4);
+		off.toks = malloc(sizeof(AgAuditToken) * 4);
+		stop_on = check_scan(buf, (int) size, true, &on);
+		stop_off = check_scan(buf, (int) size, false, &off);
+		/* without a backslash or U&, the setting changes nothing */
+		if (memchr(buf, '\\', size) == NULL && memchr(buf, '&', size) == NULL)
+		{
+			if (stop_on != stop_off || on.ntoks != off.ntoks)
+				abort();
+			for (int i = 0; i < on.ntoks; i++)
+				if (on.toks[i].loc != off.toks[i].loc ||
+					on.toks[i].len != off.toks[i].len ||
+					on.toks[i].literal != off.toks[i].literal)
+					abort();
+		}
+		free(on.toks);
+		free(off.toks);
+	}
 
 	/* the cap comes from the input too, so cuts land everywhere */
 	maxlen = size > 0 ? 1 + data[0] * 4 : 256;
