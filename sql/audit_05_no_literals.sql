@@ -20,7 +20,7 @@ CREATE ROLE regress_a5_agent LOGIN IN ROLE agentgate_agent;
 CREATE TABLE regress_a5_t (id int PRIMARY KEY, v text CHECK (v <> 'checksecret9'));
 INSERT INTO regress_a5_t VALUES (1, 'x');
 GRANT ALL ON regress_a5_t TO regress_a5_agent;
-CREATE FUNCTION regress_a5_note(t text) RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT t $$;
+CREATE FUNCTION regress_a5_note(t text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$ BEGIN PERFORM t; RETURN t; END $$;
 GRANT EXECUTE ON FUNCTION regress_a5_note(text) TO regress_a5_agent;
 SELECT agentgate.allow(commands => '{SELECT,INSERT,UPDATE,DELETE}', relation => 'regress_a5_t', reason => 'regress') AS r1 \gset
 
