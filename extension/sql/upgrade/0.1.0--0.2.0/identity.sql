@@ -245,7 +245,7 @@ UPDATE @extschema@.audit_sessions SET role_name = '' WHERE role_name IS NULL;
 ALTER TABLE @extschema@.audit_sessions DROP CONSTRAINT audit_sessions_pkey;
 ALTER TABLE @extschema@.audit_sessions ALTER COLUMN role_name SET NOT NULL;
 
-CREATE TEMPORARY TABLE agentgate_upgrade_merged ON COMMIT DROP AS
+CREATE TEMPORARY TABLE agentgate_upgrade_merged AS
 SELECT coalesce(session_id, 'backend:' || backend_session) AS session_id
   FROM @extschema@.audit_log
  WHERE decision <> 'gap' AND coalesce(session_id, backend_session) IS NOT NULL
