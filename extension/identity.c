@@ -976,7 +976,7 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("agent role reaches a role agents may not hold"),
 				 errdetail("Role \"%s\" %s.", NameStr(rolname), why),
-				 errhint("Revoke that membership (directly or from the role mapped to the agent's group); agentgate refuses the session's statements until then.")));
+				 errhint("Take that membership or attribute away (from the agent role or from the role mapped to its group); agentgate refuses the session's statements until then.")));
 
 	if (!require_session_stamp)
 		return;
