@@ -236,10 +236,12 @@ static const char *const sess_decisions[AG_SESS_COUNTS - 1] = {
 
 typedef struct SessAgg
 {
-	char	   *key;			/* session id, or "backend:" || backend_session */
+	char	   *key;			/* role name, '\0', then the session id, or
+								 * "backend:" || backend_session */
 	int			keylen;
+	int			sidoff;			/* where the session part of key starts */
 	Datum		identity;		/* text, the first in the batch; 0 when NULL */
-	Datum		role;			/* text, likewise; LEAST() across batches */
+	Datum		role;			/* text, the role of every row (part of key) */
 	TimestampTz started;
 	TimestampTz ended;
 	int64		counts[AG_SESS_COUNTS];
@@ -249,10 +251,9 @@ static const char *sessions_sql =
 "INSERT INTO " AG_SCHEMA ".audit_sessions AS s"
 "   (session_id, identity, role_name, started, ended, statements, allowed,"
 "    blocked, errors, monitored, logged, masked, approved, denied)"
-" VALUES ($1, $2, $3::pg_catalog.name, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-" ON CONFLICT (session_id) DO UPDATE SET"
+" VALUES ($1, $2, COALESCE($3::pg_catalog.name, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+" ON CONFLICT (role_name, session_id) DO UPDATE SET"
 "   identity = LEAST(s.identity, excluded.identity),"
-"   role_name = LEAST(s.role_name, excluded.role_name),"
 "   started = LEAST(s.started, excluded.started),"
 "   ended = GREATEST(s.ended, excluded.ended),"
 "   statements = s.statements + excluded.statements,"
@@ -269,19 +270,35 @@ static SPIPlanPtr sessions_plan = NULL;
 static SPIPlanPtr kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
 
 /*
- * The session key of row i (the session id, or "backend:" and the backend
- * session for rows without a stamp) into buf; its length, or -1 for none.
+ * The session key of row i into buf: its role name, a '\0', then the
+ * session id, or "backend:" and the backend session for rows without a
+ * stamp.  A session id is only unique with its role: rows of two roles
+ * under one id are two sessions.  Returns the key's length, or -1 for
+ * none; *sidoff gets where the session part starts.
  */
 static int
-session_key(Columns *c, int i, char *buf, int bufsize)
+session_key(Columns *c, int i, char *buf, int bufsize, int *sidoff)
 {
+	int			off = 0;
+
+	if (!c->isnull[3][i])		/* role_name */
+	{
+		text	   *t = DatumGetTextPP(c->v[3][i]);
+
+		off = Min((int) VARSIZE_ANY_EXHDR(t), NAMEDATALEN);
+		memcpy(buf, VARDATA_ANY(t), off);
+	}
+	buf[off++] = '\0';
+	*sidoff = off;
+	buf += off;
+	bufsize -= off;
 	if (!c->isnull[4][i])		/* session_id */
 	{
 		text	   *t = DatumGetTextPP(c->v[4][i]);
 		int			len = Min((int) VARSIZE_ANY_EXHDR(t), bufsize);
 
 		memcpy(buf, VARDATA_ANY(t), len);
-		return len;
+		return off + len;
 	}
 	if (!c->isnull[5][i])		/* backend_session */
 	{
@@ -290,7 +307,7 @@ session_key(Columns *c, int i, char *buf, int bufsize)
 
 		memcpy(buf, "backend:", 8);
 		memcpy(buf + 8, VARDATA_ANY(t), len);
-		return len + 8;
+		return off + len + 8;
 	}
 	return -1;
 }
@@ -317,15 +334,16 @@ update_sessions(Columns *c)
 
 	for (int i = 0; i < c->n; i++)
 	{
-		char		key[2 * AG_AUDIT_SID_LEN + 16];
+		char		key[NAMEDATALEN + 2 * AG_AUDIT_SID_LEN + 16];
 		int			len;
+		int			sidoff;
 		SessAgg    *a = NULL;
 		TimestampTz ts = DatumGetTimestampTz(c->v[0][i]);
 		TimestampTz end = ts;
 
 		if (!c->isnull[22][i])
 			continue;			/* a gap row */
-		len = session_key(c, i, key, sizeof(key));
+		len = session_key(c, i, key, sizeof(key), &sidoff);
 		if (len < 0)
 			continue;
 		/* rows of one session often come together: try the last one first */
@@ -343,8 +361,10 @@ update_sessions(Columns *c)
 			}
 			a = &agg[nagg++];
 			memset(a, 0, sizeof(SessAgg));
-			a->key = pnstrdup(key, len);
+			a->key = palloc(len);
+			memcpy(a->key, key, len);
 			a->keylen = len;
+			a->sidoff = sidoff;
 			a->started = ts;
 			a->ended = ts;
 		}
@@ -372,7 +392,8 @@ update_sessions(Columns *c)
 		char		nulls[5 + AG_SESS_COUNTS];
 
 		memset(nulls, ' ', sizeof(nulls));
-		args[0] = PointerGetDatum(cstring_to_text_with_len(agg[k].key, agg[k].keylen));
+		args[0] = PointerGetDatum(cstring_to_text_with_len(agg[k].key + agg[k].sidoff,
+														   agg[k].keylen - agg[k].sidoff));
 		args[1] = agg[k].identity;
 		nulls[1] = agg[k].identity == (Datum) 0 ? 'n' : ' ';
 		args[2] = agg[k].role;

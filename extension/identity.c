@@ -44,32 +44,60 @@
 
 #include <signal.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/makefuncs.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/catcache.h"
 #include "utils/syscache.h"
 
 #include "agentgate.h"
 #include "identity.h"
 
 /*
- * agentgate.session_key: the HMAC key of session stamps.  Superuser-only and
- * hidden from SHOW ALL; changing it on reload invalidates every stamp (and
- * with agentgate.require_session_stamp on, every live agent session).
+ * agentgate.session_key_file and agentgate.session_key: where the HMAC key
+ * of session stamps comes from (the file wins when both are set).  Changing
+ * either on reload invalidates every stamp (and with
+ * agentgate.require_session_stamp on, every live agent session).
+ *
+ * The key is never the value of a setting.  The check hooks put it in the
+ * hook's "extra" and leave AG_KEY_MASK as the value, so SHOW,
+ * current_setting(), pg_settings (setting, reset_val, boot_val) and
+ * pg_read_all_settings show the mask to everyone, superusers included:
+ * GUC_SUPERUSER_ONLY alone is undone by a single GRANT pg_read_all_settings.
+ * Only the C code below reads the key.  The file is read by every server
+ * process when it reads the configuration (start and SIGHUP); it must be a
+ * regular file that neither group nor others may access.
  */
-static char *session_key = NULL;
+#define AG_KEY_MASK			"********"
+#define AG_KEY_MIN			32
+#define AG_KEY_FILE_MAX		1024
+
+static char *session_key_setting = NULL;	/* AG_KEY_MASK or "" */
+static char *session_key_file = NULL;	/* a path, or "" */
+static const char *key_from_setting = NULL; /* extra of session_key */
+static const char *key_from_file = NULL;	/* extra of session_key_file */
 
 /*
  * agentgate.require_session_stamp: governed sessions must carry a valid
@@ -131,6 +159,7 @@ typedef enum AgStmtKind
 PG_FUNCTION_INFO_V1(agentgate_session_stamp);
 PG_FUNCTION_INFO_V1(agentgate_session_id);
 PG_FUNCTION_INFO_V1(agentgate_terminate_at_commit);
+PG_FUNCTION_INFO_V1(agentgate_role_unsafe_reason);
 
 static void
 hex_encode_lower(const uint8 *src, int len, char *dst)
@@ -145,10 +174,19 @@ hex_encode_lower(const uint8 *src, int len, char *dst)
 	dst[2 * len] = '\0';
 }
 
+/* The key in use, or NULL. */
+static const char *
+session_key(void)
+{
+	return key_from_file ? key_from_file : key_from_setting;
+}
+
 static bool
 session_key_usable(void)
 {
-	return session_key != NULL && strlen(session_key) >= 32;
+	const char *key = session_key();
+
+	return key != NULL && strlen(key) >= AG_KEY_MIN;
 }
 
 static void
@@ -158,8 +196,8 @@ require_session_key(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("agentgate.session_key is not set"),
-				 errdetail("Session stamps need a secret of at least 32 characters."),
-				 errhint("Set agentgate.session_key in postgresql.conf (for example to the output of \"openssl rand -hex 32\") and reload.")));
+				 errdetail("Session stamps need a secret of at least %d characters.", AG_KEY_MIN),
+				 errhint("Write a key (for example the output of \"openssl rand -hex 32\") to a file only the server's OS user can read, set agentgate.session_key_file to its path and reload.")));
 }
 
 /* MAC of "ag1.<sid>.<role>" as 16 lower-case hex characters. */
@@ -173,7 +211,7 @@ stamp_mac(const char *sid, const char *role, char *out)
 	ctx = pg_hmac_create(PG_SHA256);
 	if (ctx == NULL)
 		return false;
-	ok = pg_hmac_init(ctx, (const uint8 *) session_key, strlen(session_key)) == 0 &&
+	ok = pg_hmac_init(ctx, (const uint8 *) session_key(), strlen(session_key())) == 0 &&
 		pg_hmac_update(ctx, (const uint8 *) AG_STAMP_PREFIX, strlen(AG_STAMP_PREFIX)) == 0 &&
 		pg_hmac_update(ctx, (const uint8 *) sid, strlen(sid)) == 0 &&
 		pg_hmac_update(ctx, (const uint8 *) ".", 1) == 0 &&
@@ -344,6 +382,152 @@ agentgate_session_id(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(sid));
 }
 
+/* ---------- which roles an agent may hold ---------- */
+
+/*
+ * ag_role_unsafe_reason says why role may not be held by an agent (NULL
+ * when it may): self is the agent's own role, or InvalidOid when role is a
+ * role to be granted to agents (a group mapping).  Every role reachable
+ * from role through pg_auth_members counts, whatever INHERIT says, since
+ * SET ROLE reaches all of them.  An agent may not reach:
+ *
+ *	 - a role with SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS;
+ *	 - a role created by initdb: the bootstrap superuser and every
+ *	   predefined role (pg_monitor, pg_read_all_settings, pg_read_all_data,
+ *	   pg_database_owner, ...), judged by OID, not by name: each of them
+ *	   reaches past what a DBA grants on the database's objects;
+ *	 - agentgate's roles other than agentgate_agent (agentgate_proxy,
+ *	   agentgate_pgbouncer, agentgate_auditor, and any agentgate_* role);
+ *	 - another agent's role: a direct member of agentgate_agent other than
+ *	   self (for a mapping: any).  A role that reaches agentgate_agent
+ *	   through others reaches such a member on the way, which is named:
+ *	   agent roles are direct members (login() and register() make them
+ *	   so), and a group between an agent role and agentgate_agent counts
+ *	   as another agent's role.
+ *
+ * It reads the syscache only, so it may run at every statement.
+ */
+char *
+ag_role_unsafe_reason(Oid role, Oid self)
+{
+	Oid			agent = ag_agent_role_oid();
+	List	   *reach;
+	ListCell   *lc;
+	char	   *why = NULL;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		return pstrdup("does not exist");
+
+	reach = list_make1_oid(role);
+	foreach(lc, reach)
+	{
+		Oid			m = lfirst_oid(lc);
+		HeapTuple	tup;
+		Form_pg_authid f;
+		const char *power = NULL;
+		const char *kind = NULL;
+		CatCList   *memlist;
+
+		tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(m));
+		if (!HeapTupleIsValid(tup))
+			continue;			/* dropped concurrently */
+		f = (Form_pg_authid) GETSTRUCT(tup);
+		if (f->rolsuper)
+			power = "SUPERUSER";
+		else if (f->rolcreaterole)
+			power = "CREATEROLE";
+		else if (f->rolcreatedb)
+			power = "CREATEDB";
+		else if (f->rolreplication)
+			power = "REPLICATION";
+		else if (f->rolbypassrls)
+			power = "BYPASSRLS";
+		else if (m == agent)
+			kind = NULL;
+		else if (m < FirstNormalObjectId || strncmp(NameStr(f->rolname), "pg_", 3) == 0)
+			kind = "predefined role";
+		else if (strncmp(NameStr(f->rolname), "agentgate_", 10) == 0)
+			kind = "reserved role";
+		else if (m != self && OidIsValid(agent) &&
+				 SearchSysCacheExists2(AUTHMEMROLEMEM, ObjectIdGetDatum(agent),
+									   ObjectIdGetDatum(m)))
+			kind = "agent role";
+
+		if (power && m == role)
+			why = psprintf("has %s", power);
+		else if (power)
+			why = psprintf("is a member of \"%s\", which has %s", NameStr(f->rolname), power);
+		else if (kind && m == role)
+			why = psprintf("is the %s \"%s\"", kind, NameStr(f->rolname));
+		else if (kind)
+			why = psprintf("is a member of the %s \"%s\"", kind, NameStr(f->rolname));
+		ReleaseSysCache(tup);
+		if (why)
+			break;
+
+		memlist = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(m));
+		for (int i = 0; i < memlist->n_members; i++)
+		{
+			Form_pg_auth_members am =
+				(Form_pg_auth_members) GETSTRUCT(&memlist->members[i]->tuple);
+
+			reach = list_append_unique_oid(reach, am->roleid);
+		}
+		ReleaseSysCacheList(memlist);
+	}
+	list_free(reach);
+	return why;
+}
+
+/*
+ * agentgate.role_unsafe_reason(r oid, agent oid DEFAULT NULL): the same for
+ * SQL (login(), register() and the group_roles trigger).
+ */
+Datum
+agentgate_role_unsafe_reason(PG_FUNCTION_ARGS)
+{
+	char	   *why;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	why = ag_role_unsafe_reason(PG_GETARG_OID(0),
+								PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1));
+	if (why == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(why));
+}
+
+/*
+ * The answer for session_user, kept until pg_authid or pg_auth_members
+ * change (a DBA's GRANT pg_monitor TO a mapped role must stop the agent at
+ * its next statement, not at its next login).
+ */
+static bool reach_valid = false;
+static Oid	reach_role = InvalidOid;
+static char reach_why[256];
+
+static void
+identity_reach_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	reach_valid = false;
+}
+
+static const char *
+session_reach_unsafe(Oid roleid)
+{
+	if (!reach_valid || reach_role != roleid)
+	{
+		char	   *why = ag_role_unsafe_reason(roleid, roleid);
+
+		strlcpy(reach_why, why ? why : "", sizeof(reach_why));
+		if (why)
+			pfree(why);
+		reach_role = roleid;
+		reach_valid = true;
+	}
+	return reach_why[0] ? reach_why : NULL;
+}
+
 /* ---------- per-statement checks ---------- */
 
 static void
@@ -362,30 +546,188 @@ identity_authid_inval(Datum arg, int cacheid, uint32 hashvalue)
 	stamp_cache_reset();
 }
 
+/*
+ * The GUC machinery frees values and extras with free(); PostgreSQL 15
+ * exports no guc_strdup().
+ */
+static char *
+key_strdup(const char *s)
+{
+	char	   *d = strdup(s);
+
+	if (d == NULL)
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+	return d;
+}
+
+/*
+ * agentgate.session_key: keep the key in extra, leave the mask as the value.
+ */
+static bool
+check_session_key(char **newval, void **extra, GucSource source)
+{
+	char	   *key;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	/*
+	 * The mask itself comes back when a parallel worker restores the
+	 * leader's settings: such a worker holds no key (it checks no stamp and
+	 * runs none of the stamp functions, which are parallel restricted).
+	 */
+	if (strcmp(*newval, AG_KEY_MASK) == 0)
+		return true;
+	key = key_strdup(*newval);
+	if (key == NULL)
+		return false;
+	explicit_bzero(*newval, strlen(*newval));
+	free(*newval);
+	*newval = key_strdup(AG_KEY_MASK);
+	if (*newval == NULL)
+	{
+		explicit_bzero(key, strlen(key));
+		free(key);
+		return false;
+	}
+	*extra = key;
+	return true;
+}
+
+/*
+ * agentgate.session_key_file: read the key (trailing white space removed)
+ * into extra.  A file others may read is refused: the key would be no
+ * secret.
+ */
+static bool
+check_session_key_file(char **newval, void **extra, GucSource source)
+{
+	int			fd;
+	struct stat st;
+	char		buf[AG_KEY_FILE_MAX + 1];
+	ssize_t		n;
+	char	   *key;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	fd = open(*newval, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+	{
+		GUC_check_errdetail("Could not open \"%s\": %m.", *newval);
+		return false;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		close(fd);
+		GUC_check_errdetail("\"%s\" is not a regular file.", *newval);
+		return false;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0 || st.st_uid != geteuid())
+	{
+		close(fd);
+		GUC_check_errdetail("\"%s\" must belong to the server's OS user with mode 0600 or 0400.", *newval);
+		return false;
+	}
+	n = read(fd, buf, AG_KEY_FILE_MAX + 1);
+	close(fd);
+	if (n < 0 || n > AG_KEY_FILE_MAX)
+	{
+		explicit_bzero(buf, sizeof(buf));
+		GUC_check_errdetail("Could not read \"%s\", or it holds more than %d bytes.",
+							*newval, AG_KEY_FILE_MAX);
+		return false;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+					 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n < AG_KEY_MIN || strlen(buf) != (size_t) n)
+	{
+		explicit_bzero(buf, sizeof(buf));
+		GUC_check_errdetail("The key in \"%s\" must be at least %d characters of text.",
+							*newval, AG_KEY_MIN);
+		return false;
+	}
+	key = key_strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	if (key == NULL)
+		return false;
+	*extra = key;
+	return true;
+}
+
 /* A new key makes every earlier verification meaningless. */
 static void
 session_key_assign(const char *newval, void *extra)
 {
+	key_from_setting = extra;
 	stamp_cache_reset();
 }
 
-/* Does the current application_name carry a valid stamp for role? */
+static void
+session_key_file_assign(const char *newval, void *extra)
+{
+	key_from_file = extra;
+	stamp_cache_reset();
+}
+
+/* The session id of the stamp at the end of app (which has verified). */
+static void
+stamp_sid(const char *app, char *sid)
+{
+	const char *t = strrchr(app, ' ');
+
+	t = t ? t + 1 : app;
+	memcpy(sid, t + strlen(AG_STAMP_PREFIX), AG_STAMP_SID_HEX);
+	sid[AG_STAMP_SID_HEX] = '\0';
+}
+
+/*
+ * Does the current application_name carry a valid stamp for role?  If so
+ * and sid is not NULL, copies the session id into it.
+ */
 static bool
-stamp_current_ok(Oid roleid, const char *rolname)
+stamp_current_ok(Oid roleid, const char *rolname, char *sid)
 {
 	const char *app = application_name ? application_name : "";
 
-	if (stamp_ok_valid && stamp_ok_role == roleid && strcmp(stamp_ok_app, app) == 0)
-		return true;
-	if (!ag_stamp_verify(app, rolname, NULL))
-		return false;
-	if (strlen(app) < AG_APPNAME_CACHE)
+	if (!(stamp_ok_valid && stamp_ok_role == roleid && strcmp(stamp_ok_app, app) == 0))
 	{
-		strlcpy(stamp_ok_app, app, AG_APPNAME_CACHE);
-		stamp_ok_role = roleid;
-		stamp_ok_valid = true;
+		if (!ag_stamp_verify(app, rolname, NULL))
+			return false;
+		if (strlen(app) < AG_APPNAME_CACHE)
+		{
+			strlcpy(stamp_ok_app, app, AG_APPNAME_CACHE);
+			stamp_ok_role = roleid;
+			stamp_ok_valid = true;
+		}
 	}
+	if (sid)
+		stamp_sid(app, sid);
 	return true;
+}
+
+/*
+ * One transaction, one session id.  PgBouncer re-stamps a server connection
+ * (SET application_name) in a query of its own, outside any transaction,
+ * before it forwards a client's first statement; the backend cannot tell
+ * that SET from a client's.  What it can tell is that within one
+ * transaction (an explicit block, a multi-statement query string, or an
+ * extended-protocol pipeline up to its Sync) the session id never changes
+ * legitimately.  So a SET that changes the session id makes every later
+ * ordinary statement of its transaction fail (which also rolls the SET
+ * back), and so does a session id that changed under the statements of a
+ * transaction by set_config() or a function's SET clause.  Between
+ * transactions the proxy holds each client to its own stamp (it closes a
+ * client whose application_name is reported with another stamp).
+ */
+static char xact_sid[AG_STAMP_SID_HEX + 1];
+static bool xact_switched = false;
+
+static void
+xact_stamp_reset(void)
+{
+	xact_sid[0] = '\0';
+	xact_switched = false;
 }
 
 /*
@@ -468,19 +810,123 @@ appname_after(VariableSetStmt *vs)
 	}
 }
 
+/* The longest client part kept in front of a stamp (as the proxy does). */
+#define AG_APPNAME_BASE_MAX	(NAMEDATALEN - 1 - AG_STAMP_LEN - 1)
+
 static void
-identity_check(AgStmtKind kind, Node *parsetree)
+refuse_appname(const char *rolname)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("agents may not set application_name without a valid session stamp"),
+			 errdetail("The new value carries a stamp agentgate did not issue for role \"%s\", or the session has no stamp to keep.",
+					   rolname),
+			 errhint("Set a plain name: agentgate keeps the session's stamp at its end.")));
+}
+
+/*
+ * SET/RESET application_name by a governed session.  A value that ends
+ * with a valid stamp for the role is left alone (that is how PgBouncer
+ * re-stamps the connection; a change of session id is noted for the
+ * transaction).  A value with anything else that looks like a stamp is
+ * refused.  Any other value, and RESET (whose value would be whatever the
+ * server connection was opened with), keeps the session's current stamp:
+ * "<value> <stamp>" is installed instead, so that drivers that set their
+ * own name (pgJDBC: SET application_name = 'PostgreSQL JDBC Driver') work.
+ * Returns the statement to run instead, or NULL to run the original.
+ */
+static Node *
+judge_set_appname(VariableSetStmt *vs, Oid roleid, const char *rolname)
+{
+	char		cur_sid[AG_STAMP_SID_HEX + 1];
+	bool		have_cur = stamp_current_ok(roleid, rolname, cur_sid);
+	const char *newval;
+	const char *cur;
+	char	   *base;
+	int			blen;
+	VariableSetStmt *nvs;
+	A_Const    *arg;
+
+	if (vs->kind == VAR_SET_VALUE || vs->kind == VAR_SET_CURRENT)
+	{
+		newval = appname_after(vs);
+		if (newval && ag_stamp_verify(newval, rolname, NULL))
+		{
+			char		new_sid[AG_STAMP_SID_HEX + 1];
+
+			stamp_sid(newval, new_sid);
+			if (!have_cur || strcmp(new_sid, cur_sid) != 0)
+				xact_switched = true;
+			return NULL;
+		}
+		if (newval == NULL || strstr(newval, AG_STAMP_PREFIX) != NULL)
+			refuse_appname(rolname);
+	}
+	else
+	{
+		/* RESET, SET TO DEFAULT: the connection's value, minus any stamp */
+		newval = GetConfigOptionResetString("application_name");
+		if (newval == NULL || strstr(newval, AG_STAMP_PREFIX) != NULL)
+			newval = "";
+	}
+	if (!have_cur)
+		refuse_appname(rolname);
+
+	cur = strrchr(application_name, ' ');
+	cur = cur ? cur + 1 : application_name;
+	base = pstrdup(newval);
+	blen = pg_mbcliplen(base, strlen(base), AG_APPNAME_BASE_MAX);
+	while (blen > 0 && (base[blen - 1] == ' ' || base[blen - 1] == '\t'))
+		blen--;
+	base[blen] = '\0';
+
+	nvs = makeNode(VariableSetStmt);
+	nvs->kind = VAR_SET_VALUE;
+	nvs->name = pstrdup("application_name");
+	nvs->is_local = vs->is_local;
+	arg = makeNode(A_Const);
+	arg->val.sval.type = T_String;
+	arg->val.sval.sval = blen > 0 ? psprintf("%s %s", base, cur) : pstrdup(cur);
+	arg->isnull = false;
+	arg->location = -1;
+	nvs->args = list_make1(arg);
+	return (Node *) nvs;
+}
+
+/* Does the statement reset application_name with every other setting? */
+static bool
+resets_all_settings(Node *parsetree)
+{
+	if (IsA(parsetree, VariableSetStmt))
+		return ((VariableSetStmt *) parsetree)->kind == VAR_RESET_ALL;
+	if (IsA(parsetree, DiscardStmt))
+		return ((DiscardStmt *) parsetree)->target == DISCARD_ALL;
+	return false;
+}
+
+/*
+ * The checks of a governed session's statement.  For SET/RESET of
+ * application_name, *replace may get the statement to run instead; for
+ * RESET ALL and DISCARD ALL, *keep_app the value to put back afterwards
+ * (they would install the server connection's initial application_name,
+ * which is another client's stamp, or none).
+ */
+static void
+identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app)
 {
 	Oid			roleid;
 	HeapTuple	tup;
 	bool		canlogin;
 	NameData	rolname;
+	const char *why;
+	char		sid[AG_STAMP_SID_HEX + 1];
 
 	/*
 	 * Outside a valid transaction (an aborted block) only ROLLBACK or COMMIT
-	 * can run, and both only end the transaction.
+	 * can run, and both only end the transaction.  A parallel worker runs
+	 * part of a plan its leader has checked.
 	 */
-	if (kind == AG_STMT_EXIT || !IsTransactionState())
+	if (kind == AG_STMT_EXIT || !IsTransactionState() || IsParallelWorker())
 		return;
 
 	/*
@@ -519,36 +965,57 @@ identity_check(AgStmtKind kind, Node *parsetree)
 						   NameStr(rolname)),
 				 errhint("Ask a database administrator to resume the identity, then reconnect through the agentgate proxy.")));
 
-	if (!require_session_stamp || kind == AG_STMT_NO_STAMP)
+	/*
+	 * What the session can reach now, not what login() saw: a GRANT made
+	 * since (pg_monitor to a mapped role, another agent's role to this one)
+	 * stops the session at its next statement.
+	 */
+	why = session_reach_unsafe(roleid);
+	if (why)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("agent role reaches a role agents may not hold"),
+				 errdetail("Role \"%s\" %s.", NameStr(rolname), why),
+				 errhint("Take that membership or attribute away (from the agent role or from the role mapped to its group); agentgate refuses the session's statements until then.")));
+
+	if (!require_session_stamp)
 		return;
 
-	if (kind == AG_STMT_SET_APPNAME)
+	if (kind == AG_STMT_NO_STAMP)
 	{
-		const char *newval = appname_after((VariableSetStmt *) parsetree);
-
-		if (!ag_stamp_verify(newval, NameStr(rolname), NULL))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("agents may not set application_name without a valid session stamp"),
-					 errdetail("The new value does not end with a stamp issued by agentgate for role \"%s\".",
-							   NameStr(rolname)),
-					 errhint("Keep the stamp the agentgate proxy put at the end of application_name.")));
+		if (resets_all_settings(parsetree) && stamp_current_ok(roleid, NameStr(rolname), NULL))
+			*keep_app = pstrdup(application_name);
 		return;
 	}
 
-	if (!stamp_current_ok(roleid, NameStr(rolname)))
+	if (kind == AG_STMT_SET_APPNAME)
+	{
+		*replace = judge_set_appname((VariableSetStmt *) parsetree, roleid, NameStr(rolname));
+		return;
+	}
+
+	if (!stamp_current_ok(roleid, NameStr(rolname), sid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("agent session has no valid session stamp"),
 				 errdetail("application_name does not end with a stamp issued by agentgate for role \"%s\".",
 						   NameStr(rolname)),
 				 errhint("Connect through the agentgate proxy and do not change application_name.")));
+
+	if (xact_switched || (xact_sid[0] != '\0' && strcmp(xact_sid, sid) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agent session changed its session stamp inside a transaction"),
+				 errdetail("application_name now carries session id %s, but this transaction began under another.",
+						   sid),
+				 errhint("Do not change application_name: agentgate attributes each connection's statements to its own session.")));
+	memcpy(xact_sid, sid, sizeof(xact_sid));
 }
 
 static void
 ag_identity_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	identity_check(AG_STMT_ORDINARY, NULL);
+	identity_check(AG_STMT_ORDINARY, NULL, NULL, NULL);
 
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
@@ -563,8 +1030,19 @@ ag_identity_process_utility(PlannedStmt *pstmt, const char *queryString,
 							DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
+	Node	   *replace = NULL;
+	char	   *keep_app = NULL;
 
-	identity_check(classify_utility(parsetree), parsetree);
+	identity_check(classify_utility(parsetree), parsetree, &replace, &keep_app);
+
+	if (replace)
+	{
+		PlannedStmt *np = makeNode(PlannedStmt);
+
+		memcpy(np, pstmt, sizeof(PlannedStmt));
+		np->utilityStmt = replace;
+		pstmt = np;
+	}
 
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context,
@@ -572,6 +1050,9 @@ ag_identity_process_utility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	if (keep_app && strcmp(application_name ? application_name : "", keep_app) != 0)
+		SetConfigOption("application_name", keep_app, PGC_USERSET, PGC_S_SESSION);
 }
 
 /* ---------- terminating a revoked role's backends ---------- */
@@ -612,6 +1093,19 @@ static void
 identity_xact_callback(XactEvent event, void *arg)
 {
 	int			n;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			xact_stamp_reset();
+			break;
+		default:
+			break;
+	}
 
 	switch (event)
 	{
@@ -706,12 +1200,22 @@ ag_identity_init(void)
 {
 	DefineCustomStringVariable("agentgate.session_key",
 							   "Secret that authenticates session stamps in application_name.",
-							   "At least 32 characters; shared by nothing else.",
-							   &session_key,
+							   "At least 32 characters; shared by nothing else.  Shown as a mask; "
+							   "prefer agentgate.session_key_file.",
+							   &session_key_setting,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   NULL, session_key_assign, NULL);
+							   check_session_key, session_key_assign, NULL);
+	DefineCustomStringVariable("agentgate.session_key_file",
+							   "File holding the secret that authenticates session stamps.",
+							   "Read when the server reads its configuration; mode 0600, owned by the server's OS user.  "
+							   "Takes precedence over agentgate.session_key.",
+							   &session_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   check_session_key_file, session_key_file_assign, NULL);
 	DefineCustomBoolVariable("agentgate.require_session_stamp",
 							 "Refuse statements of agent sessions whose application_name lacks a valid session stamp.",
 							 NULL,
@@ -746,6 +1250,8 @@ ag_identity_init(void)
 							 check_identity_setting, NULL, NULL);
 
 	CacheRegisterSyscacheCallback(AUTHOID, identity_authid_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, identity_reach_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, identity_reach_inval, (Datum) 0);
 	RegisterXactCallback(identity_xact_callback, NULL);
 	RegisterSubXactCallback(identity_subxact_callback, NULL);
 

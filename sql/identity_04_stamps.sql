@@ -1,12 +1,13 @@
 --
 -- Session stamps: with agentgate.require_session_stamp on, a governed
 -- session runs statements only while application_name ends with a stamp
--- that agentgate.session_stamp() issued for its session_user.  SET and
--- RESET of application_name are judged on the value they would install;
--- set_config() and function SET clauses, which no hook sees, are caught
--- at the next statement.  The settings PgBouncer re-sends before
--- application_name stay allowed.  agentgate.session_id() returns the
--- stamp's session id.
+-- that agentgate.session_stamp() issued for its session_user.  SET of a
+-- value with a valid stamp installs it; SET of a plain value and RESET keep
+-- the session's current stamp at the end of the new value; a value with
+-- any other stamp is refused.  set_config() and function SET clauses,
+-- which no hook sees, are caught at the next statement.  The settings
+-- PgBouncer re-sends before application_name stay allowed.
+-- agentgate.session_id() returns the stamp's session id.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -26,17 +27,21 @@ SELECT agentgate.session_id() = split_part(:'stamp', '.', 2) AS session_id_match
 SET application_name = :'stamp2';
 SELECT agentgate.session_id() = split_part(:'stamp2', '.', 2) AS switched;
 SET application_name = :'stamp';
--- error: values without a valid stamp for this role
+-- a plain value keeps the current stamp
 SET application_name = 'forged';
+SELECT current_setting('application_name') = 'forged ' || :'stamp' AS kept_stamp;
+-- error: values with a stamp that is not valid for this role
 SET application_name = 'psql ag1.0000000000000000.0000000000000000';
 SET application_name = :'peggy_stamp';
 SELECT left(:'stamp', -1) || CASE WHEN right(:'stamp', 1) = '0' THEN '1' ELSE '0' END AS tampered,
        :'stamp' || ' trailing' AS trailing \gset
 SET application_name = :'tampered';
 SET application_name = :'trailing';
--- error: RESET would install the connection's unstamped value
+-- RESET keeps the current stamp too (after the connection's value)
 RESET application_name;
+SELECT current_setting('application_name') LIKE '%' || :'stamp' AS reset_kept_stamp;
 SET application_name TO DEFAULT;
+SELECT agentgate.session_id() = split_part(:'stamp', '.', 2) AS default_kept_stamp;
 -- error: the agent cannot turn the check off
 SET agentgate.require_session_stamp = off;
 SELECT agentgate.session_id() = split_part(:'stamp', '.', 2) AS still_stamped;

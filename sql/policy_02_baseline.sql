@@ -18,7 +18,6 @@ ALTER TABLE regress_base_group_t OWNER TO regress_base_owner;
 CREATE TABLE regress_base_src (id int, v text);
 INSERT INTO regress_base_src VALUES (1, 'new1'), (9, 'new9');
 GRANT SELECT ON regress_base_src TO regress_base_agent;
-GRANT pg_read_server_files, pg_write_server_files, pg_execute_server_program TO regress_base_agent;
 -- PostgreSQL's own checks would refuse these first; grant them to show ours
 GRANT EXECUTE ON FUNCTION pg_read_file(text), pg_ls_dir(text), lo_import(text)
   TO regress_base_agent;

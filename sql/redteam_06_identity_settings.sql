@@ -20,9 +20,9 @@ SELECT set_config('agentgate.terminate_revoked_sessions', 'off', false);
 -- error: the statement form is refused by the baseline first
 SET agentgate.require_session_stamp = off;
 SHOW agentgate.require_session_stamp;
--- still required: dropping the stamp is refused
--- error:
+-- still required: the stamp cannot be dropped (a plain value keeps it)
 SET application_name = 'no stamp';
+SELECT agentgate.session_id() IS NOT NULL AS still_stamped;
 RESET SESSION AUTHORIZATION;
 RESET application_name;
 RESET agentgate.require_session_stamp;

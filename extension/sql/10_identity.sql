@@ -55,40 +55,18 @@ AS $$
                         regexp_replace(lower(identity COLLATE "C"), '[^a-z0-9]+', '_', 'g')) AS s) AS x
 $$;
 
--- role_unsafe_reason says why a role may not be handed to an agent (NULL
--- when it may): a role with powers no agent role has, or one that can
--- reach such a role through membership (SET ROLE would get there), or
--- agentgate's own roles and the predefined roles that escape the database.
-CREATE FUNCTION @extschema@.role_unsafe_reason(r oid) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE
-        WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE oid = r) THEN 'does not exist'
-        ELSE (
-            SELECT CASE
-                WHEN m.oid = r AND power IS NOT NULL THEN 'has ' || power
-                WHEN m.oid = r THEN 'is the reserved role ' || m.rolname
-                WHEN power IS NOT NULL THEN format('is a member of "%s", which has %s', m.rolname, power)
-                ELSE 'is a member of ' || m.rolname
-                END
-              FROM pg_roles m,
-                   LATERAL (SELECT CASE
-                                WHEN m.rolsuper THEN 'SUPERUSER'
-                                WHEN m.rolcreaterole THEN 'CREATEROLE'
-                                WHEN m.rolcreatedb THEN 'CREATEDB'
-                                WHEN m.rolreplication THEN 'REPLICATION'
-                                WHEN m.rolbypassrls THEN 'BYPASSRLS'
-                                END AS power) AS p
-             WHERE (m.oid = r OR pg_has_role(r, m.oid, 'MEMBER'))
-               AND (power IS NOT NULL
-                    OR m.rolname IN ('agentgate_proxy', 'agentgate_pgbouncer',
-                                     'pg_execute_server_program', 'pg_read_server_files',
-                                     'pg_write_server_files', 'pg_signal_backend'))
-             ORDER BY m.oid = r DESC, m.rolname
-             LIMIT 1)
-        END
-$$;
+-- role_unsafe_reason (identity.c) says why role r may not be held by an
+-- agent (NULL when it may): agent is the agent's own role, or NULL when r is
+-- a role to be granted to agents.  It judges r and every role r reaches
+-- through membership (SET ROLE would get there): no SUPERUSER, CREATEROLE,
+-- CREATEDB, REPLICATION or BYPASSRLS; no role created by initdb (the
+-- bootstrap superuser and every predefined pg_* role, pg_monitor,
+-- pg_read_all_settings and pg_database_owner included); no agentgate_* role
+-- but agentgate_agent; no other agent's role.  The extension applies the
+-- same test to session_user at every statement of a governed session.
+CREATE FUNCTION @extschema@.role_unsafe_reason(r oid, agent oid DEFAULT NULL) RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'agentgate_role_unsafe_reason';
 
 -- group_roles may map only to existing roles that are safe to hand out and
 -- that belong to no identity.
@@ -129,7 +107,7 @@ CREATE TRIGGER group_roles_check BEFORE INSERT OR UPDATE ON @extschema@.group_ro
 
 -- check_identity refuses what can never be an identity.
 CREATE FUNCTION @extschema@.check_identity(identity text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -194,7 +172,7 @@ BEGIN
     IF r IS NULL THEN
         PERFORM @extschema@.create_agent_role(rn, identity);
     ELSE
-        why := @extschema@.role_unsafe_reason(r);
+        why := @extschema@.role_unsafe_reason(r, r);
         IF why IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = '42501',
                 MESSAGE = format('role "%s" may not be an agent role', rn),
@@ -358,7 +336,7 @@ BEGIN
     -- Never hand an agent a role that is not governed, or one with powers
     -- no agent role has (itself or through any role it can become): fail
     -- closed.
-    why := @extschema@.role_unsafe_reason(r);
+    why := @extschema@.role_unsafe_reason(r, r);
     IF why IS NULL AND NOT pg_has_role(r, 'agentgate_agent', 'MEMBER') THEN
         why := 'is not a member of agentgate_agent';
     END IF;
@@ -366,7 +344,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '28000',
             MESSAGE = format('role "%s" of agent identity "%s" is not a plain agent role', a.role_name, identity),
             DETAIL = format('The role %s.', why),
-            HINT = 'Make the role a member of agentgate_agent without SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS, or register the identity with another role.';
+            HINT = 'Make the role a member of agentgate_agent that reaches no role with SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS, no predefined or agentgate role and no other agent''s role, or register the identity with another role.';
     END IF;
     IF NOT (SELECT rolcanlogin FROM pg_roles WHERE oid = r) THEN
         RAISE EXCEPTION USING ERRCODE = '28000',
@@ -468,8 +446,10 @@ CREATE FUNCTION @extschema@.session_stamp(role name) RETURNS text
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'agentgate_session_stamp';
 
+-- session_id reads this backend's application_name and key: never in a
+-- parallel worker.
 CREATE FUNCTION @extschema@.session_id() RETURNS text
-LANGUAGE C STABLE
+LANGUAGE C STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'agentgate_session_id';
 
 -- PgBouncer's auth_query: answers only for login roles that are governed
@@ -497,7 +477,7 @@ REVOKE ALL ON FUNCTION @extschema@.session_stamp(name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pgbouncer_auth(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.terminate_at_commit(oid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.create_agent_role(name, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.role_unsafe_reason(oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.role_unsafe_reason(oid, oid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.agents_status_apply() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.group_roles_check() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.login(text, jsonb) TO agentgate_proxy;

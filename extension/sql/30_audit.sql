@@ -121,14 +121,16 @@ BEGIN
 END
 $$;
 
--- audit_sessions: one row per agent session (the verified session id;
--- sessions without a stamp are keyed by their backend), kept by the writer
--- in the same transaction as the session's rows, so that listing sessions
--- and finding one's time span never aggregates the whole log.
+-- audit_sessions: one row per agent session, kept by the writer in the
+-- same transaction as the session's rows, so that listing sessions and
+-- finding one's time span never aggregates the whole log.  A session is
+-- its role and its verified session id (sessions without a stamp are
+-- keyed by their backend): a session id alone proves nothing about who
+-- ran a statement, so rows of two roles under one id stay apart.
 CREATE TABLE @extschema@.audit_sessions (
-    session_id  text PRIMARY KEY,
+    session_id  text NOT NULL,
     identity    text,
-    role_name   name,
+    role_name   name NOT NULL,
     started     timestamptz NOT NULL,
     ended       timestamptz NOT NULL,
     statements  bigint NOT NULL DEFAULT 0,
@@ -139,8 +141,10 @@ CREATE TABLE @extschema@.audit_sessions (
     logged      bigint NOT NULL DEFAULT 0,
     masked      bigint NOT NULL DEFAULT 0,
     approved    bigint NOT NULL DEFAULT 0,
-    denied      bigint NOT NULL DEFAULT 0
+    denied      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (role_name, session_id)
 );
+CREATE INDEX audit_sessions_session ON @extschema@.audit_sessions (session_id);
 CREATE INDEX audit_sessions_ended ON @extschema@.audit_sessions (ended);
 COMMENT ON TABLE @extschema@.audit_sessions IS
     'agentgate: per-session summary of audit_log, kept by the audit writer';
@@ -152,13 +156,16 @@ SELECT session_id, identity, role_name, started, ended, statements,
 COMMENT ON VIEW @extschema@.sessions IS
     'agentgate: one row per agent session with counts by decision';
 
--- session_replay: what a session did, in order.  The summary gives the
+-- session_replay: what a session did, in order, with the role of every
+-- row.  A session is a role and a session id: give both (as the sessions
+-- view lists them); without session_role, the rows of every role that used
+-- the id are returned, each with its role.  The summary gives the
 -- session's time span; with it as plain values the planner prunes the
 -- partitions outside it and the BRIN index on ts skips the rest.  A session
 -- without a summary (rows older than the summary table) is searched for in
 -- the whole log.
-CREATE FUNCTION @extschema@.session_replay(session_id text)
-RETURNS TABLE (ts timestamptz, seq bigint, pid integer, nested boolean,
+CREATE FUNCTION @extschema@.session_replay(session_id text, session_role name DEFAULT NULL)
+RETURNS TABLE (ts timestamptz, role_name name, seq bigint, pid integer, nested boolean,
                command_tag text, statement text, relations text[],
                decision text, rule_id bigint, sqlstate text,
                error_message text, rows bigint, duration_ms double precision)
@@ -170,21 +177,21 @@ DECLARE
     lo  timestamptz := '-infinity';
     hi  timestamptz := 'infinity';
 BEGIN
-    SELECT s.started, s.ended INTO lo, hi
+    SELECT min(s.started), max(s.ended) INTO lo, hi
       FROM @extschema@.audit_sessions s
-     WHERE s.session_id = session_replay.session_id;
-    IF NOT FOUND THEN
-        lo := '-infinity';
-        hi := 'infinity';
-    END IF;
+     WHERE s.session_id = session_replay.session_id
+       AND (session_replay.session_role IS NULL OR s.role_name = session_replay.session_role);
+    lo := coalesce(lo, '-infinity');
+    hi := coalesce(hi, 'infinity');
     RETURN QUERY
-    SELECT a.ts, a.seq, a.pid, a.nested, a.command_tag, a.statement,
+    SELECT a.ts, a.role_name, a.seq, a.pid, a.nested, a.command_tag, a.statement,
            a.relations, a.decision, a.rule_id, a.sqlstate, a.error_message,
            a.rows, a.duration_ms
       FROM @extschema@.audit_log a
      WHERE coalesce(a.session_id, 'backend:' || a.backend_session) = session_replay.session_id
+       AND (session_replay.session_role IS NULL OR a.role_name = session_replay.session_role)
        AND a.ts >= lo AND a.ts <= hi
-     ORDER BY a.ts, a.epoch, a.seq;
+     ORDER BY a.ts, a.epoch, a.seq, a.role_name;
 END
 $$;
 
@@ -212,11 +219,11 @@ AS 'MODULE_PATHNAME', 'agentgate_audit_ring_status';
 REVOKE ALL ON TABLE @extschema@.audit_log, @extschema@.audit_log_default,
     @extschema@.audit_state, @extschema@.audit_sessions, @extschema@.sessions FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.audit_maintain(integer, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.session_replay(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.session_replay(text, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.audit_ring_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.audit_statement_text(text) FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_log, @extschema@.audit_sessions, @extschema@.sessions TO agentgate_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.session_replay(text) TO agentgate_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.session_replay(text, name) TO agentgate_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_ring_status() TO agentgate_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_statement_text(text) TO agentgate_auditor;
 -- audit_flush reveals nothing and only waits: tools acting as agents may

@@ -176,6 +176,19 @@ typedef struct ag_pg_server_scan
 	uint64_t	ready;			/* ReadyForQuery messages passed */
 	int			authed;			/* AuthenticationOk has passed */
 	uint32_t	auth_request;	/* the refused request's code */
+
+	/*
+	 * The client's own session stamp (NULL: not checked).  A ParameterStatus
+	 * for application_name whose value does not end with " <stamp>" (or is
+	 * not the stamp alone) means the client installed another value than
+	 * the one agentgate keeps for it: another connection's stamp.
+	 */
+	const char *stamp;
+	char		ps_name[24];	/* start of a ParameterStatus's name */
+	uint32_t	ps_namelen;		/* bytes of the name seen (ps_named: all) */
+	int			ps_named;		/* the name's terminator has passed */
+	char		ps_tail[64];	/* last bytes of its value */
+	uint32_t	ps_taillen;
 } ag_pg_server_scan;
 
 typedef enum ag_pg_server_status
@@ -183,6 +196,8 @@ typedef enum ag_pg_server_status
 	AG_SERVER_OK = 0,
 	AG_SERVER_BAD_LENGTH,		/* a length below 4 */
 	AG_SERVER_AUTH_REQUEST,		/* PgBouncer asked for a password */
+	AG_SERVER_FOREIGN_STAMP,	/* application_name lost the client's stamp;
+								 * *pass ends after that ParameterStatus */
 } ag_pg_server_status;
 
 /*

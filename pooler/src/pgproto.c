@@ -427,6 +427,53 @@ ag_pgproto_scan_client(ag_pg_client_scan *st, const uint8_t *buf, size_t len,
 	return AG_FRAME_OK;
 }
 
+/* Follow n bytes of a ParameterStatus body: its name, then its value's tail. */
+static void
+param_status_bytes(ag_pg_server_scan *st, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		if (!st->ps_named)
+		{
+			if (p[i] == '\0')
+				st->ps_named = 1;
+			else
+			{
+				if (st->ps_namelen < sizeof(st->ps_name))
+					st->ps_name[st->ps_namelen] = (char) p[i];
+				st->ps_namelen++;
+			}
+			continue;
+		}
+		if (p[i] == '\0')
+			continue;			/* the value's terminator */
+		if (st->ps_taillen == sizeof(st->ps_tail))
+		{
+			memmove(st->ps_tail, st->ps_tail + 1, sizeof(st->ps_tail) - 1);
+			st->ps_taillen--;
+		}
+		st->ps_tail[st->ps_taillen++] = (char) p[i];
+	}
+}
+
+/* Does a complete ParameterStatus keep the client's stamp? */
+static int
+param_status_ok(const ag_pg_server_scan *st)
+{
+	static const char name[] = "application_name";
+	size_t		sl;
+
+	if (st->stamp == NULL || st->ps_namelen != sizeof(name) - 1 ||
+		memcmp(st->ps_name, name, sizeof(name) - 1) != 0)
+		return 1;
+	sl = strlen(st->stamp);
+	if (st->ps_taillen < sl ||
+		memcmp(st->ps_tail + st->ps_taillen - sl, st->stamp, sl) != 0)
+		return 0;
+	/* the stamp alone, or after a space; the tail may have lost the start */
+	return st->ps_taillen == sl ? 1 : st->ps_tail[st->ps_taillen - sl - 1] == ' ';
+}
+
 ag_pg_server_status
 ag_pgproto_scan_server(ag_pg_server_scan *st, const uint8_t *buf, size_t len,
 					   size_t *pass)
@@ -466,6 +513,12 @@ ag_pgproto_scan_server(ag_pg_server_scan *st, const uint8_t *buf, size_t len,
 				return AG_SERVER_BAD_LENGTH;
 			}
 			st->left -= 4;
+			if (st->hdr[0] == 'S')
+			{
+				st->ps_namelen = 0;
+				st->ps_named = 0;
+				st->ps_taillen = 0;
+			}
 		}
 		else
 		{
@@ -473,6 +526,8 @@ ag_pgproto_scan_server(ag_pg_server_scan *st, const uint8_t *buf, size_t len,
 			/* ReadyForQuery's one byte says idle, in transaction, failed */
 			if (st->hdr[0] == 'Z' && n > 0)
 				st->status = buf[pos];
+			if (st->hdr[0] == 'S' && st->stamp != NULL)
+				param_status_bytes(st, buf + pos, n);
 			pos += n;
 			st->left -= (uint32_t) n;
 		}
@@ -482,6 +537,11 @@ ag_pgproto_scan_server(ag_pg_server_scan *st, const uint8_t *buf, size_t len,
 			if (st->last == 'Z')
 				st->ready++;
 			st->hdrlen = 0;
+			if (st->last == 'S' && !param_status_ok(st))
+			{
+				*pass = pos;
+				return AG_SERVER_FOREIGN_STAMP;
+			}
 		}
 	}
 	*pass = pos;

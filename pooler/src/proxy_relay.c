@@ -535,6 +535,21 @@ server_read(ag_client *c)
 			case AG_SERVER_BAD_LENGTH:
 				ag_client_free(c, "invalid message length from the pooler");
 				return -1;
+			case AG_SERVER_FOREIGN_STAMP:
+
+				/*
+				 * The client installed an application_name without its own
+				 * stamp (the extension keeps the stamp on plain values, so
+				 * this is another connection's): PgBouncer would re-send
+				 * it with every later transaction.  Close the client.
+				 */
+				ag_log(AG_LOG_WARNING, c, "closing: the client set application_name to another session's stamp");
+				if (client_send(c, p, pass) < 0)
+					return -1;
+				ag_client_fatal(c, "42501", "agent session changed its session stamp",
+								"application_name was set to a value that does not end with this connection's stamp.",
+								"Do not change the session stamp; open a new connection for a new session.");
+				return -1;
 		}
 		r->s_heldlen = len - pass;
 		memcpy(r->s_held, p + pass, r->s_heldlen);
@@ -732,6 +747,7 @@ ag_relay_start(ag_client *c, const uint8_t *startup, size_t len)
 	SSL_set_mode(r->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_set_read_ahead(r->ssl, 1);
 	r->cscan.syncs = 1;			/* the ReadyForQuery that ends the login */
+	r->sscan.stamp = c->stamp[0] ? c->stamp : NULL;
 	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
 	evbuffer_add_buffer(pipelined, bufferevent_get_input(c->cbev));
 	while (evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0)

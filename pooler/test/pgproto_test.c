@@ -521,6 +521,94 @@ test_reserved_database(void)
 	CHECK(!ag_pgproto_reserved_database(NULL), "NULL is not");
 }
 
+/* Scan s whole in chunks of every size; the status of the last call. */
+static ag_pg_server_status
+scan_chunked(const char *stamp, const uint8_t *s, size_t len, size_t chunk, size_t *total)
+{
+	ag_pg_server_scan sc;
+	uint8_t		buf[1024];
+	size_t		held = 0;
+	size_t		pos = 0;
+	size_t		pass;
+	ag_pg_server_status rc = AG_SERVER_OK;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.authed = 1;
+	sc.stamp = stamp;
+	*total = 0;
+	while (pos < len && rc == AG_SERVER_OK)
+	{
+		size_t		n = len - pos < chunk ? len - pos : chunk;
+
+		memcpy(buf + held, s + pos, n);
+		pos += n;
+		n += held;
+		rc = ag_pgproto_scan_server(&sc, buf, n, &pass);
+		held = n - pass;
+		memmove(buf, buf + pass, held);
+		*total += pass;
+	}
+	return rc;
+}
+
+static void
+test_scan_server_stamp(void)
+{
+	const char *stamp = "ag1.0123456789abcdef.fedcba9876543210";
+	uint8_t		s[1024];
+	char		v[400];
+	size_t		len;
+	size_t		first;
+	size_t		total;
+	size_t		chunk;
+	int			ok;
+
+	/* the client's own stamp, alone, after a name, after a long name */
+	len = put_msg(s, 0, 'S', "TimeZone\0UTC\0", 13);
+	snprintf(v, sizeof(v), "application_name%c%s", 0, stamp);
+	len = put_msg(s, len, 'S', v, strlen(stamp) + 18);
+	snprintf(v, sizeof(v), "application_name%cpsql %s", 0, stamp);
+	len = put_msg(s, len, 'S', v, strlen(stamp) + 23);
+	memset(v, 0, sizeof(v));
+	memcpy(v, "application_name", 16);
+	memset(v + 17, 'x', 300);
+	v[317] = ' ';
+	memcpy(v + 318, stamp, strlen(stamp));
+	len = put_msg(s, len, 'S', v, 318 + strlen(stamp) + 1);
+	len = put_msg(s, len, 'Z', "I", 1);
+	ok = 1;
+	for (chunk = 1; chunk <= len && ok; chunk++)
+		ok = scan_chunked(stamp, s, len, chunk, &total) == AG_SERVER_OK && total == len;
+	CHECK(ok, "own stamp in application_name passes at every chunk size");
+
+	/* another stamp, no stamp, or the stamp glued to a name: closed */
+	const char *bad[] = {
+		"ag1.0123456789abcdef.0000000000000000",
+		"psql ag1.1111111111111111.fedcba9876543210",
+		"PostgreSQL JDBC Driver",
+		"xag1.0123456789abcdef.fedcba9876543210",
+		"",
+	};
+
+	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++)
+	{
+		len = put_msg(s, 0, 'C', "SET\0", 4);
+		first = len;
+		snprintf(v, sizeof(v), "application_name%c%s", 0, bad[b]);
+		len = put_msg(s, len, 'S', v, strlen(bad[b]) + 18);
+		first = len;
+		len = put_msg(s, len, 'Z', "I", 1);
+		ok = 1;
+		for (chunk = 1; chunk <= len && ok; chunk++)
+			ok = scan_chunked(stamp, s, len, chunk, &total) == AG_SERVER_FOREIGN_STAMP &&
+				total == first;
+		CHECK(ok, "foreign application_name stops right after its ParameterStatus");
+	}
+	/* unchecked without a stamp */
+	CHECK(scan_chunked(NULL, s, len, len, &total) == AG_SERVER_OK && total == len,
+		  "no stamp: not checked");
+}
+
 int
 main(void)
 {
@@ -532,5 +620,6 @@ main(void)
 	test_frame();
 	test_scan_client();
 	test_scan_server();
+	test_scan_server_stamp();
 	return ag_test_report();
 }

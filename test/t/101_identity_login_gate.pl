@@ -90,7 +90,13 @@ gate_refuses('public', $agent, 'The connection did not arrive on the socket in a
 gate_refuses('tcp', $agent, 'Agent roles are refused on TCP connections\.',
 	'agent refused on TCP despite hba trust');
 # governed superusers are agents too
-logs_in('private', 'regress_super_agent', 'governed superuser logs in on the private socket');
+# (it logs in, but no statement of it runs: an agent may not reach SUPERUSER)
+{
+	my ($ret, $out, $err) = $node->psql('postgres', 'SELECT session_user',
+		connstr => conn('private', 'regress_super_agent'), extra_params => ['-w']);
+	like($err, qr/agent role reaches a role agents may not hold/,
+		'governed superuser: logs in on the private socket, its statements are refused');
+}
 gate_refuses('tcp', 'regress_super_agent', 'Agent roles are refused on TCP connections\.',
 	'governed superuser refused on TCP');
 

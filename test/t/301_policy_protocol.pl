@@ -30,7 +30,6 @@ GRANT ALL ON regress_tap_t TO regress_tap_agent;
 CREATE FUNCTION regress_tap_twice(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 2';
 CREATE FUNCTION regress_tap_thrice(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 3';
 GRANT EXECUTE ON FUNCTION pg_read_file(text) TO regress_tap_agent;
-GRANT pg_read_server_files TO regress_tap_agent;
 });
 
 my $agent_ci = $node->connstr('postgres') . ' user=regress_tap_agent';
