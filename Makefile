@@ -15,8 +15,15 @@ OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 PGFILEDESC  = "agentgate - guardrails for AI-agent roles"
 
 # The install script is assembled from one fragment per concern, in order.
+# Each upgrade script agentgate--A--B.sql is assembled the same way from the
+# files of extension/sql/upgrade/A--B/, one per concern.  The install
+# scripts of released versions are kept as they were released, so that
+# upgrades from them can be tested (test/t/601_upgrade.pl).
 SQL_PARTS   = $(sort $(wildcard extension/sql/[0-9][0-9]_*.sql))
-DATA_built  = extension/sql/$(EXTENSION)--$(EXTVERSION).sql
+UPGRADES    = $(notdir $(wildcard extension/sql/upgrade/*--*))
+UPGRADE_SQL = $(patsubst %,extension/sql/$(EXTENSION)--%.sql,$(UPGRADES))
+DATA_built  = extension/sql/$(EXTENSION)--$(EXTVERSION).sql $(UPGRADE_SQL)
+DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/$(EXTENSION)--*.sql))
 
 PG_CPPFLAGS = -Iextension
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
@@ -51,10 +58,16 @@ all: pooler
 # extension's headers changes.
 $(OBJS): $(wildcard extension/*.h)
 
-$(DATA_built): $(SQL_PARTS) $(EXTENSION).control
+extension/sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 	( printf '%s\n' "-- generated from extension/sql/NN_*.sql; do not edit"; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
 	  for f in $(SQL_PARTS); do printf '\n-- %s\n' "$$f"; cat $$f; done ) > $@
+
+.SECONDEXPANSION:
+$(UPGRADE_SQL): extension/sql/$(EXTENSION)--%.sql: $$(sort $$(wildcard extension/sql/upgrade/%/*.sql))
+	( printf '%s\n' "-- generated from extension/sql/upgrade/$*/*.sql; do not edit"; \
+	  printf '%s\n' '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
+	  for f in $^; do printf '\n-- %s\n' "$$f"; cat $$f; done ) > $@
 
 .PHONY: pooler pooler-check test demo bench check-regress check-isolation check-tap
 pooler:

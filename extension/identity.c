@@ -73,6 +73,7 @@
 #include "utils/syscache.h"
 
 #include "agentgate.h"
+#include "policy.h"
 #include "identity.h"
 
 /*
@@ -503,6 +504,7 @@ agentgate_role_unsafe_reason(PG_FUNCTION_ARGS)
  * its next statement, not at its next login).
  */
 static bool reach_valid = false;
+static Oid	reach_logged_for = InvalidOid;	/* monitor mode: said once */
 static Oid	reach_role = InvalidOid;
 static char reach_why[256];
 
@@ -971,6 +973,19 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 	 * stops the session at its next statement.
 	 */
 	why = session_reach_unsafe(roleid);
+	if (why && ag_policy_mode == AG_MODE_MONITOR)
+	{
+		/*
+		 * Monitor mode refuses nothing: say so once per backend and role
+		 * (every statement would repeat it).
+		 */
+		if (reach_logged_for != roleid)
+			ereport(LOG,
+					(errmsg("agentgate: would refuse the session: agent role reaches a role agents may not hold (monitor mode)"),
+					 errdetail("Role \"%s\" %s.", NameStr(rolname), why)));
+		reach_logged_for = roleid;
+		why = NULL;
+	}
 	if (why)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),

@@ -7,3 +7,10 @@ INSERT INTO @extschema@.rules (priority, commands, action, reason, baseline) VAL
 INSERT INTO @extschema@.rules (priority, commands, condition, action, reason, baseline) VALUES
     (1000, '{DROP LARGE OBJECT,WRITE LARGE OBJECT}', 'not_owner', 'block',
      'baseline: agents may write or remove only large objects they own themselves', true);
+-- The DROP baseline rule lists the DROP tags the server knew when it was
+-- installed; DROP LARGE OBJECT is decided by the rule above instead (an
+-- agent may remove its own large objects), as in a fresh installation.
+UPDATE @extschema@.rules
+   SET commands = array_remove(commands, 'DROP LARGE OBJECT')
+ WHERE baseline AND reason = 'baseline: agents may not drop objects'
+   AND 'DROP LARGE OBJECT' = ANY (commands);
