@@ -533,9 +533,8 @@ do_statement_text(const char *body, const char *lang, uint16 *flags)
 }
 
 static AgAuditDecision
-decide(int level, bool failed)
+decide_verdict(AgVerdict v, bool failed)
 {
-	AgVerdict	v = ag_verdict_get(level);
 
 	switch (v.decision)
 	{
@@ -812,8 +811,11 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	}
 	else
 	{
-		h->decision = decide(a->level, a->failed);
-		h->rule_id = ag_verdict_get(a->level).rule_id;
+		AgVerdict	v = a->failed ? ag_verdict_get_failed(a->level) :
+			ag_verdict_get(a->level);
+
+		h->decision = decide_verdict(v, a->failed);
+		h->rule_id = v.rule_id;
 
 		/*
 		 * The verdict is consumed by this row.  Resetting here rather than
@@ -1064,6 +1066,7 @@ audit_shmem_request(void)
 	if (prev_shmem_request)
 		prev_shmem_request();
 	ag_audit_ring_request();
+	ag_verdict_shmem_request();
 }
 
 static void
@@ -1072,6 +1075,7 @@ audit_shmem_startup(void)
 	if (prev_shmem_startup)
 		prev_shmem_startup();
 	ag_audit_ring_startup();
+	ag_verdict_shmem_startup();
 }
 
 static void

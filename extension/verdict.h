@@ -33,6 +33,9 @@ typedef struct AgVerdict
 /* The strongest decision at this level wins (blocked > monitored > ...). */
 extern void ag_verdict_note(int level, AgDecision decision, int64 rule_id);
 extern AgVerdict ag_verdict_get(int level);
+extern AgVerdict ag_verdict_get_failed(int level);
+extern void ag_verdict_shmem_request(void);
+extern void ag_verdict_shmem_startup(void);
 extern void ag_verdict_reset(int level);
 extern const char *ag_decision_name(AgDecision d);
 

@@ -49,6 +49,16 @@ SELECT p.proname, p.proparallel FROM pg_proc p
    AND p.proname IN ('session_id', 'session_stamp')
  ORDER BY 1;
 
+-- the leader's audit rows say what its workers refused
+SELECT current_database() AS regress_db \gset
+\c postgres
+SELECT agentgate.audit_flush() IS NOT NULL AS flushed;
+SELECT statement, decision, rule_id > 0 AS by_rule, sqlstate
+  FROM agentgate.audit_log
+ WHERE role_name = 'regress_rt12_agent' AND statement LIKE 'SELECT regress_rt12_p%'
+ ORDER BY ts, statement;
+\c :regress_db
+\set VERBOSITY terse
 DELETE FROM agentgate.rules WHERE reason LIKE 'regress_rt12%';
 DROP FUNCTION regress_rt12_peek(), regress_rt12_pid();
 DROP TABLE regress_rt12_secret;
