@@ -162,9 +162,16 @@ object_owner(ObjectType type, Node *object, Oid *relid)
 																	   list_length((List *) object) - 1)));
 			return rel_owner(*relid);
 		case OBJECT_DOMCONSTRAINT:
+			/*
+			 * COMMENT ON CONSTRAINT c ON DOMAIN d names (TypeName, c);
+			 * ALTER DOMAIN d RENAME CONSTRAINT names the domain by a list
+			 * of names (the constraint is elsewhere in the statement).
+			 */
 			if (!IsA(object, List) || list_length((List *) object) < 1)
 				return InvalidOid;
-			return type_owner(lookup_type(linitial_node(TypeName, (List *) object)));
+			if (IsA(linitial((List *) object), TypeName))
+				return type_owner(lookup_type((TypeName *) linitial((List *) object)));
+			return type_owner(lookup_type(makeTypeNameFromNameList((List *) object)));
 		case OBJECT_FUNCTION:
 		case OBJECT_PROCEDURE:
 		case OBJECT_ROUTINE:
