@@ -210,8 +210,9 @@ validate(const ag_connect_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "exactly one of token_file and token_command is required");
 		return -1;
 	}
-	if (strcmp(cfg->sslmode, "verify-full") != 0 && strcmp(cfg->sslmode, "verify-ca") != 0 &&
-		strcmp(cfg->sslmode, "require") != 0)
+	if (cfg->sslmode == NULL ||
+		(strcmp(cfg->sslmode, "verify-full") != 0 && strcmp(cfg->sslmode, "verify-ca") != 0 &&
+		 strcmp(cfg->sslmode, "require") != 0))
 	{
 		snprintf(err, errlen, "sslmode must be verify-full, verify-ca or require");
 		return -1;
@@ -221,7 +222,7 @@ validate(const ag_connect_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "ca_file is required with sslmode = %s", cfg->sslmode);
 		return -1;
 	}
-	if (cfg->user[0] == '\0' || strlen(cfg->user) > 63)
+	if (cfg->user == NULL || strlen(cfg->user) > 63)
 	{
 		snprintf(err, errlen, "user must be 1 to 63 bytes");
 		return -1;
