@@ -49,8 +49,25 @@ my $tok = $s->token(sub => 'ci-agent-7', ttl => 900, groups => ['analysts']);
 printf "token: %s...%s (%d bytes; verified against %s)\n", substr($tok, 0, 24), substr($tok, -12),
 	length $tok, $s->jwks_file;
 
-step('the agent connects with plain psql: TLS, any user name, the token as the password');
-show_agent($s, $tok, q{SELECT session_user AS role, agentgate.session_id() AS session_id;});
+# The proxy's certificate is self-signed here: clients that verify it (all
+# should; node-postgres does for any ssl setting) need it as their CA file.
+my $ca = $s->base . '/agentgate-ca.crt';
+{
+	open my $in, '<', $s->ca_file or die "cannot read the CA: $!";
+	open my $out, '>', $ca or die "cannot write $ca: $!";
+	print $out do { local $/; <$in> };
+	close $out;
+}
+
+step('the agent connects with plain psql: TLS verified against the CA file, any user name, the token as the password');
+printf "CA file written: %s\n", $ca;
+{
+	print "${D}agent\$${N} psql \"@{[ $s->agent_conninfo(sslmode => 'verify-full') ]} sslrootcert=$ca\"\n";
+	local $ENV{PGSSLROOTCERT} = $ca;
+	my ($rc, $out, $err) = $s->agent_psql($tok, q{SELECT session_user AS role, agentgate.session_id() AS session_id;},
+		sslmode => 'verify-full');
+	print $rc == 0 ? "$out\n" : "${R}$err${N}";
+}
 my (undef, $role) = $s->agent_psql($tok, 'SELECT session_user');
 
 step('allowed: ordinary work');
@@ -93,7 +110,17 @@ step('connect by hand');
 my $tok2 = $s->token(sub => 'you', ttl => 3600);
 print <<"EOT";
   export PGPASSWORD='$tok2'
-  psql "@{[ $s->agent_conninfo ]}"
+  psql "@{[ $s->agent_conninfo(sslmode => 'verify-full') ]} sslrootcert=$ca"
+
+  TLS per client (the certificate is checked against the CA file the demo wrote):
+    libpq, psql, psycopg 2/3:  sslmode=verify-full sslrootcert=$ca
+    node-postgres:             new pg.Client({ host: '127.0.0.1', port: @{[ $s->proxy_port ]}, database: '@{[ $s->db ]}',
+                                 user: 'agent', password: TOKEN,
+                                 ssl: { ca: fs.readFileSync('$ca') } })
+    postgres.js:               postgres({ ..., ssl: { ca: fs.readFileSync('$ca') } })
+    pgJDBC:                    ?sslmode=verify-full&sslrootcert=$ca
+    tools that cannot refresh a token (the MCP server, BI tools): agentgate-connect
+    (docs/connect.md) with proxy_host = 127.0.0.1, proxy_port = @{[ $s->proxy_port ]}, ca_file = $ca
 
   mint another token (identity "bob", one hour):
   $ENV{AG_TOP}/pooler/agentgate-token mint --key @{[ $s->base ]}/keys/k1.key --alg RS256 --kid k1 \\

@@ -11,6 +11,7 @@
  *	  proxy_relay.c		byte relay with client message framing checks
  *	  proxy_cancel.c	CancelRequest relay to PgBouncer
  *	  proxy_admin.c		admin connection: agentgate.login() and LISTEN
+ *	  proxy_dbcheck.c	the client's database checked before login
  *	  proxy_main.c		startup, signals, reload, shutdown
  *
  *-------------------------------------------------------------------------
@@ -53,6 +54,7 @@ typedef enum ag_client_state
 } ag_client_state;
 
 struct ag_login_req;
+struct ag_dbcheck_req;
 typedef struct ag_relay ag_relay;	/* proxy_relay.c */
 
 typedef struct ag_client
@@ -80,6 +82,9 @@ typedef struct ag_client
 	char		session[AG_PGPROTO_MAX_STAMP + 1];	/* middle part of stamp */
 	int64_t		exp;
 	struct ag_login_req *login; /* in flight on the admin connection */
+	struct ag_dbcheck_req *dbcheck; /* the database check in flight */
+	char	   *claims;			/* the token's claims, until login() */
+	int			awaiting_ready; /* auth_timeout still runs: no ReadyForQuery yet */
 	const char *close_reason;	/* for the log line when CLOSING ends */
 } ag_client;
 
@@ -136,6 +141,7 @@ extern void ag_relay_close(ag_client *c, const uint8_t *msg, size_t len);
 extern void ag_relay_free(ag_client *c);
 extern int	ag_relay_at_boundary(const ag_client *c);
 extern int	ag_relay_idle(const ag_client *c);
+extern int	ag_relay_ready_seen(const ag_client *c);
 
 /* proxy_cancel.c */
 extern int	ag_cancel_forward(const uint8_t *packet, size_t len);
@@ -153,5 +159,27 @@ extern struct ag_login_req *ag_admin_login(const char *identity,
 										   const char *claims_json,
 										   ag_login_cb cb, void *arg);
 extern void ag_admin_forget(struct ag_login_req *req);
+
+/* proxy_dbcheck.c */
+typedef struct ag_dbcheck_result
+{
+	int			ok;
+	char		sqlstate[6];
+	char		msg[160];
+	char		detail[200];
+	char		hint[300];
+} ag_dbcheck_result;
+
+typedef void (*ag_dbcheck_cb) (void *arg, const ag_dbcheck_result *res);
+
+/*
+ * 1: answered from the cache (*res filled); 0: a check runs and cb is
+ * called from the event loop later (*req lets the caller forget it);
+ * -1: out of memory or the cache is full.
+ */
+extern int	ag_dbcheck(const char *dbname, ag_dbcheck_result *res,
+					   ag_dbcheck_cb cb, void *arg, struct ag_dbcheck_req **req);
+extern void ag_dbcheck_forget(struct ag_dbcheck_req *req);
+extern void ag_dbcheck_invalidate(void);
 
 #endif							/* PROXY_H */

@@ -52,6 +52,7 @@ static void pretls_read_cb(struct bufferevent *bev, void *arg);
 static void startup_read_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void free_claims(char *claims);
 
 
 static double
@@ -154,6 +155,8 @@ ag_client_free(ag_client *c, const char *reason)
 
 	if (c->login)
 		ag_admin_forget(c->login);
+	if (c->dbcheck)
+		ag_dbcheck_forget(c->dbcheck);
 	if (c->relay)
 		ag_relay_free(c);		/* it owns the TLS session by now */
 	else if (c->tls && c->cbev)
@@ -172,6 +175,7 @@ ag_client_free(ag_client *c, const char *reason)
 	close(c->fd);
 	event_free(c->timer);
 	free(c->startup);
+	free_claims(c->claims);
 	free(c);
 }
 
@@ -192,6 +196,11 @@ send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
 	{
 		ag_admin_forget(c->login);
 		c->login = NULL;
+	}
+	if (c->dbcheck)
+	{
+		ag_dbcheck_forget(c->dbcheck);
+		c->dbcheck = NULL;
 	}
 	if (c->relay)
 	{
@@ -416,6 +425,19 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 
 static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 					   const char *detail, const char *role, const char *stamp);
+static void database_checked(ag_client *c, const ag_dbcheck_result *dres);
+static void dbcheck_done(void *arg, const ag_dbcheck_result *res);
+
+/* Claims may name the identity's groups: wiped before they are freed. */
+static void
+free_claims(char *claims)
+{
+	if (claims)
+	{
+		OPENSSL_cleanse(claims, strlen(claims));
+		free(claims);
+	}
+}
 
 static void
 password_received(ag_client *c, const char *token, size_t toklen)
@@ -511,11 +533,78 @@ password_received(ag_client *c, const char *token, size_t toklen)
 		return;
 	}
 	c->state = AG_CS_LOGIN;
-	c->login = ag_admin_login(c->identity, res.claims_json ? res.claims_json : "{}",
-							  login_done, c);
+	c->claims = strdup(res.claims_json ? res.claims_json : "{}");
 	ag_jwt_result_free(&res);
+	if (c->claims == NULL)
+	{
+		refuse(c, "53200", "out of memory", NULL, NULL);
+		return;
+	}
+
+	/*
+	 * The database first: PgBouncer would make the client wait for
+	 * query_wait_timeout on a name it cannot serve.  Checked after the
+	 * token, so that only an authenticated client learns which databases
+	 * exist, and before login(), so that a wrong name provisions nothing.
+	 */
+	{
+		ag_dbcheck_result dres;
+		int			rc = ag_dbcheck(c->params.database, &dres, dbcheck_done, c, &c->dbcheck);
+
+		if (rc < 0)
+			refuse(c, "53200", "out of memory", "The database check could not be started.", NULL);
+		else if (rc > 0)
+			database_checked(c, &dres);
+	}
+}
+
+/* The database is usable (or not): go on with agentgate.login(). */
+static void
+database_checked(ag_client *c, const ag_dbcheck_result *dres)
+{
+	char	   *claims = c->claims;
+
+	c->claims = NULL;
+	if (!dres->ok)
+	{
+		char		detail[sizeof(dres->detail) + 120];
+
+		free_claims(claims);
+		/*
+		 * libpq and node-postgres send the user name when no database is
+		 * set (and PostgreSQL falls back to it when none is sent): say so.
+		 */
+		if (strcmp(dres->sqlstate, "3D000") == 0 && c->params.user &&
+			strcmp(c->params.database, c->params.user) == 0)
+			snprintf(detail, sizeof(detail),
+					 "The database name is the user name \"%s\": clients use it when no database name is set.",
+					 c->params.user);
+		else
+			snprintf(detail, sizeof(detail), "%s", dres->detail);
+		refuse(c, dres->sqlstate, dres->msg, detail[0] ? detail : NULL,
+			   dres->hint[0] ? dres->hint : NULL);
+		return;
+	}
+	if (!ag_admin_ready())
+	{
+		free_claims(claims);
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		refuse(c, "08006", "login failed", NULL, NULL);
+		return;
+	}
+	c->login = ag_admin_login(c->identity, claims, login_done, c);
+	free_claims(claims);
 	if (c->login == NULL)
 		refuse(c, "08006", "login failed", NULL, NULL);
+}
+
+static void
+dbcheck_done(void *arg, const ag_dbcheck_result *res)
+{
+	ag_client  *c = arg;
+
+	c->dbcheck = NULL;
+	database_checked(c, res);
 }
 
 static void
@@ -701,8 +790,20 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 	c->startup = NULL;
 	memset(&c->params, 0, sizeof(c->params));
 
+	/*
+	 * PgBouncer answers the startup packet only once it has a server
+	 * connection for the pool (query_wait_timeout, 120 s by default): the
+	 * login is not over until its first ReadyForQuery, and auth_timeout
+	 * still bounds the wait.  Then the timer moves to the token's exp.
+	 */
 	evtimer_del(c->timer);
-	arm_timer(c, (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL)));
+	{
+		double		to_exp = (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL));
+		double		to_auth = (double) ag_proxy_g.cfg->auth_timeout - elapsed(c);
+
+		c->awaiting_ready = 1;
+		arm_timer(c, to_auth < to_exp ? to_auth : to_exp);
+	}
 	/* the relay connects to PgBouncer and sends pkt; it may free c */
 	if (ag_relay_start(c, pkt, (size_t) len) < 0)
 	{
@@ -725,6 +826,32 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			ag_client_free(c, "authentication timeout");
 			break;
 		case AG_CS_RELAY:
+			if (c->awaiting_ready)
+			{
+				double		to_exp = (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL));
+
+				c->awaiting_ready = 0;
+				if (!ag_relay_ready_seen(c))
+				{
+					char		detail[160];
+
+					snprintf(detail, sizeof(detail),
+							 "The connection pooler did not finish the login within auth_timeout (%d s).",
+							 ag_proxy_g.cfg->auth_timeout);
+					ag_log(AG_LOG_WARNING, c, "PgBouncer did not answer the login within auth_timeout");
+					if (ag_relay_at_boundary(c))
+						ag_client_fatal(c, "08006", "the connection pooler did not answer in time",
+										detail, "Try again; if it persists, the pool may be exhausted or the server down.");
+					else
+						ag_client_free(c, "PgBouncer did not answer the login within auth_timeout");
+					break;
+				}
+				if (to_exp > 0)
+				{
+					arm_timer(c, to_exp);
+					break;
+				}
+			}
 			ag_log(AG_LOG_INFO, c, "token expired");
 			if (ag_relay_at_boundary(c))
 				ag_client_fatal(c, "57P01", "token expired",

@@ -111,6 +111,13 @@ ag_relay_idle(const ag_client *c)
 		SSL_pending(r->ssl) == 0;
 }
 
+/* PgBouncer's first ReadyForQuery has passed: the login is over. */
+int
+ag_relay_ready_seen(const ag_client *c)
+{
+	return c->relay != NULL && c->relay->sscan.ready > 0;
+}
+
 /* Append to a queue; it grows to fit (bounded by the high-water checks). */
 static int
 queue_add(relay_queue *q, const uint8_t *p, size_t n)
