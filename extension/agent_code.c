@@ -37,7 +37,9 @@
  * table stays possible (nothing of the agent's runs).
  *
  * A DBA who has reviewed an agent's object adopts it (ALTER ... OWNER TO);
- * agents themselves may not give objects away (not_owner, classify.c).
+ * agents themselves may not give objects away (not_owner.c).  A DBA who
+ * restores a dump holding agents' objects sets agentgate.trust_agent_code
+ * for that session.
  * In monitor mode these refusals are logged and nothing is refused.
  *
  *-------------------------------------------------------------------------
@@ -53,6 +55,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 
 #include "agentgate.h"
@@ -75,11 +78,39 @@ ag_function_owner(Oid fn_oid)
 	return owner;
 }
 
+/*
+ * agentgate.trust_agent_code: in sessions nothing governs, run what agents
+ * wrote after all.  For a DBA who restores a dump holding agents' objects
+ * (pg_restore writes their tables and builds their indexes as the DBA) or
+ * runs maintenance on them after review.  Superuser-only, and never in
+ * effect in a governed session, so an agent gains nothing by setting it.
+ */
+static bool trust_agent_code = false;
+
+static bool
+trusted_here(void)
+{
+	return trust_agent_code && !ag_session_is_governed();
+}
+
 /* Is code owned by owner (a governed role) running as anyone else? */
 static inline bool
 foreign_to(Oid owner)
 {
-	return GetSessionUserId() != owner || GetUserId() != owner;
+	return (GetSessionUserId() != owner || GetUserId() != owner) && !trusted_here();
+}
+
+void
+ag_agent_code_init(void)
+{
+	DefineCustomBoolVariable("agentgate.trust_agent_code",
+							 "Runs functions, views and table expressions written by agent roles in sessions that are not governed.",
+							 "For restoring dumps that hold agents' objects, or reviewed maintenance; never in effect in a governed session.",
+							 &trust_agent_code,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 }
 
 /*
@@ -223,6 +254,8 @@ ag_agent_code_check_rtable(List *rtable, int level)
 
 		if (rte->rtekind != RTE_RELATION || rte->requiredPerms == 0)
 			continue;
+		if (trust_agent_code)
+			return;				/* only called for ungoverned sessions */
 		if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != GetUserId() &&
 			ag_owner_is_governed(rte->checkAsUser))
 			refuse(rte->checkAsUser, level, AGENT_VIEW, rel_name(rte->relid));
@@ -239,7 +272,7 @@ ag_agent_code_check_rtable(List *rtable, int level)
 		/* a view with no base relation has no entry checked as its owner */
 		if (relkind == RELKIND_VIEW)
 			refuse(owner, level, AGENT_VIEW, rel_name(rte->relid));
-		else if (rls)
+		else if (rls && check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED)
 			refuse(owner, level, AGENT_ROW_SECURITY, rel_name(rte->relid));
 		else if ((rte->requiredPerms & ACL_INSERT) ||
 				 ((rte->requiredPerms & ACL_UPDATE) && !bms_is_empty(rte->updatedCols)))

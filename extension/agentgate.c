@@ -18,6 +18,7 @@
 #include "utils/guc.h"
 
 #include "agentgate.h"
+#include "policy.h"
 
 PG_MODULE_MAGIC;
 
@@ -38,6 +39,7 @@ _PG_init(void)
 	ag_auth_init();
 	ag_identity_init();
 	ag_policy_init();
+	ag_agent_code_init();
 	ag_audit_init();
 
 	MarkGUCPrefixReserved("agentgate");

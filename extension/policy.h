@@ -169,6 +169,7 @@ extern List *ag_calls_utility_events(PlannedStmt *pstmt, List *events,
 extern bool ag_utility_not_owner(Node *parsetree, Oid who, Oid *relid);
 
 /* agent_code.c */
+extern void ag_agent_code_init(void);
 extern Oid	ag_function_owner(Oid fn_oid);
 extern Oid	ag_agent_function_owner(Oid fn_oid);
 extern bool ag_agent_code_needs_hook(Oid fn_oid);

@@ -75,8 +75,14 @@ SELECT * FROM regress_rt10_v;
 INSERT INTO regress_rt10_dflt (id) VALUES (2);
 -- error:
 UPDATE regress_rt10_dflt SET id = 3;
+-- row security: its policies run for a role subject to them (not a superuser)
+SELECT count(*) FROM regress_rt10_rls;
+CREATE ROLE regress_rt10_app LOGIN;
+GRANT SELECT ON regress_rt10_rls TO regress_rt10_app;
+SET SESSION AUTHORIZATION regress_rt10_app;
 -- error:
 SELECT * FROM regress_rt10_rls;
+RESET SESSION AUTHORIZATION;
 -- the shadowing function and operator: refused, not silently used
 -- error:
 SELECT lower('ABC'::varchar);
@@ -123,6 +129,17 @@ SELECT lower('ABC'::varchar);
 RESET agentgate.mode;
 TRUNCATE regress_rt10_evidence;
 
+-- A DBA restoring a dump of the agent's objects trusts them for the session;
+-- an agent cannot.
+SET agentgate.trust_agent_code = on;
+INSERT INTO regress_rt10_dflt (id) VALUES (4);
+SELECT count(*) FROM regress_rt10_v;
+RESET agentgate.trust_agent_code;
+SET SESSION AUTHORIZATION regress_rt10_other;
+-- error:
+SET agentgate.trust_agent_code = on;
+RESET SESSION AUTHORIZATION;
+
 -- A DBA who reviewed the function adopts it; then it runs anywhere.
 ALTER FUNCTION regress_rt10_payload(text) OWNER TO CURRENT_USER;
 SELECT regress_rt10_payload('adopted');
@@ -135,4 +152,4 @@ DROP FUNCTION regress_rt10_eq(varchar, varchar), public.lower(varchar),
   regress_rt10_idx(int), regress_rt10_trg(), regress_rt10_dba_fn(),
   regress_rt10_payload(text);
 REVOKE CREATE ON SCHEMA public FROM regress_rt10_agent, regress_rt10_group;
-DROP ROLE regress_rt10_agent, regress_rt10_other, regress_rt10_group;
+DROP ROLE regress_rt10_agent, regress_rt10_other, regress_rt10_group, regress_rt10_app;
