@@ -76,7 +76,10 @@ pooler:
 pooler-check:
 	$(MAKE) -C pooler check
 
-install: pooler-install units-install
+# INSTALL_UNITS=no leaves the systemd units and the tmpfiles.d entry out
+# (the test driver and the demo install the rest on build machines).
+INSTALL_UNITS ?= yes
+install: pooler-install $(if $(filter yes,$(INSTALL_UNITS)),units-install)
 pooler-install: pooler
 	$(MAKE) -C pooler install
 
