@@ -76,9 +76,35 @@ pooler:
 pooler-check:
 	$(MAKE) -C pooler check
 
-install: pooler-install
+# INSTALL_UNITS=no leaves the systemd units and the tmpfiles.d entry out
+# (the test driver and the demo install the rest on build machines).
+INSTALL_UNITS ?= yes
+install: pooler-install $(if $(filter yes,$(INSTALL_UNITS)),units-install)
 pooler-install: pooler
 	$(MAKE) -C pooler install
+
+# systemd units for the proxy and its PgBouncer, and the tmpfiles.d entry
+# that makes their private socket folders at boot (packaging/).  Installed,
+# never enabled: README.md's quickstart says when to enable them.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR      ?= $(PREFIX)/share/doc/agentgate
+TMPFILES    ?= /usr/bin/systemd-tmpfiles
+UNITS        = agentgate-proxy.service agentgate-pgbouncer.service
+.PHONY: units-install
+units-install:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)
+	for u in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@TMPFILESDIR@|$(TMPFILESDIR)|g' \
+	      -e 's|@TMPFILES@|$(TMPFILES)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	      packaging/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	  mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 packaging/tmpfiles.d/agentgate.conf $(DESTDIR)$(TMPFILESDIR)/agentgate.conf
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 
 clean: pooler-clean fuzz-clean
 pooler-clean:

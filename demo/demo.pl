@@ -94,6 +94,18 @@ print "${R}$err${N}";
 ($rc, $out, $err) = $s->agent_psql($tok, 'SELECT 1', sslmode => 'disable');
 print "${R}$err${N}";
 
+step('a read-only identity: a read-only transaction is the client\'s choice, a rule is not');
+# An agent told to stay read-only (the MCP server wraps each query in BEGIN
+# READ ONLY) can end that transaction itself.  Nothing in the baseline
+# refuses a DELETE with a WHERE clause; a rule for the identity does.
+show_dba($s, q{CREATE TABLE reports (id int PRIMARY KEY, title text); INSERT INTO reports SELECT g, 'report ' || g FROM generate_series(1, 5) g; GRANT SELECT, DELETE ON reports TO agentgate_agent;});
+my $ro = $s->token(sub => 'report-bot', ttl => 900);
+my (undef, $ro_role) = $s->agent_psql($ro, 'SELECT session_user');
+show_agent($s, $ro, q{BEGIN READ ONLY; COMMIT; DELETE FROM reports WHERE id > 3 RETURNING id AS deleted;});
+show_dba($s, qq{SELECT agentgate.block(commands => '{WRITE,DDL}', applies_to => '$ro_role', reason => 'report-bot is read-only');});
+show_agent($s, $ro, q{BEGIN READ ONLY; COMMIT; DELETE FROM reports WHERE id > 0;});
+show_agent($s, $ro, q{SELECT count(*) AS reports_left FROM reports;});
+
 step('what the DBA sees');
 show_dba($s, q{SELECT identity, role_name, status, login_count, token_expires FROM agentgate.agents;});
 if ($s->admin_psql(q{SELECT to_regclass('agentgate.audit_log') IS NOT NULL}) eq 't')

@@ -91,7 +91,10 @@ CALL regress_ntf_proc(pg_notify('other', 'x')::text);
 -- error:
 SELECT agentgate.pg_notify_checked('agentgate_revocations', 'alice');
 -- allowed: other channels, by statement or function, and UNLISTEN *
+-- (LISTEN on any channel is refused by its own baseline rule: behind the
+-- transaction pool its notifications would be lost; clients_01_listen)
 NOTIFY regress_ntf_chan, 'hello';
+-- error:
 LISTEN regress_ntf_chan;
 UNLISTEN regress_ntf_chan;
 UNLISTEN *;

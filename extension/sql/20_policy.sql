@@ -156,3 +156,14 @@ INSERT INTO @extschema@.rules (priority, commands, action, reason, baseline) VAL
 INSERT INTO @extschema@.rules (priority, commands, condition, action, reason, baseline) VALUES
     (1000, '{DROP LARGE OBJECT,WRITE LARGE OBJECT}', 'not_owner', 'block',
      'baseline: agents may write or remove only large objects they own themselves', true);
+
+-- LISTEN behind PgBouncer's transaction pool: the server connection that
+-- ran LISTEN goes back to the pool at the end of the transaction, and
+-- another client's transaction (or none) gets the notifications; PgBouncer
+-- drops the connection when one arrives while it is unlinked.  Every
+-- governed session comes through that pool, so a LISTEN would lose its
+-- notifications silently; refuse it wherever it is issued (a statement, a
+-- function, EXECUTE).  NOTIFY and UNLISTEN are unaffected.
+INSERT INTO @extschema@.rules (priority, commands, action, reason, baseline) VALUES
+    (1000, '{LISTEN}', 'block',
+     'baseline: LISTEN would lose notifications behind the transaction pool; poll a table instead', true);
