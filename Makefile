@@ -27,7 +27,7 @@ DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/$(EXTENSION)--
 
 PG_CPPFLAGS = -Iextension
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
-              -Wno-missing-field-initializers -Wno-clobbered
+              -Wno-missing-field-initializers
 EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out output_iso tmp_check log
 
 PG_CONFIG  ?= pg_config
