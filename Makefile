@@ -69,7 +69,7 @@ $(UPGRADE_SQL): extension/sql/$(EXTENSION)--%.sql: $$(sort $$(wildcard extension
 	  printf '%s\n' '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
 	  for f in $^; do printf '\n-- %s\n' "$$f"; cat $$f; done ) > $@
 
-.PHONY: pooler pooler-check test demo bench check-regress check-isolation check-tap
+.PHONY: pooler pooler-check test demo bench check-regress check-isolation check-tap hookstack-clean
 pooler:
 	$(MAKE) -C pooler
 
@@ -80,11 +80,13 @@ install: pooler-install
 pooler-install: pooler
 	$(MAKE) -C pooler install
 
-clean: pooler-clean fuzz-clean
+clean: pooler-clean fuzz-clean hookstack-clean
 pooler-clean:
 	$(MAKE) -C pooler clean
 fuzz-clean:
 	$(MAKE) -C test/fuzz clean
+hookstack-clean:
+	$(MAKE) -C test/modules/hookstack clean PG_CONFIG=$(PG_CONFIG)
 
 # Test suites; each needs the extension installed.  test/run drops root
 # privileges for the servers and runs them on free ports.
