@@ -25,6 +25,18 @@ UPGRADE_SQL = $(patsubst %,extension/sql/$(EXTENSION)--%.sql,$(UPGRADES))
 DATA_built  = extension/sql/$(EXTENSION)--$(EXTVERSION).sql $(UPGRADE_SQL)
 DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/$(EXTENSION)--*.sql))
 
+# Regression and isolation tests, for PGXS's installcheck against a running
+# server set up as test/agentgate.conf says (test/run regress and test/run
+# isolation run them all in a throwaway server instead).  Left out of
+# installcheck: tests that change the server beyond their own objects
+# (the whole audit log, its partitions, the audit writer).
+REGRESS_ALL       = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+REGRESS_TEMP_ONLY = audit_01_log audit_02_partitions audit_04_writer_settings
+REGRESS           = $(filter-out $(REGRESS_TEMP_ONLY),$(REGRESS_ALL))
+REGRESS_OPTS      = --inputdir=. --dbname=contrib_regression
+ISOLATION         = $(basename $(notdir $(sort $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS    = --inputdir=test
+
 PG_CPPFLAGS = -Iextension
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers
@@ -87,6 +99,12 @@ fuzz-clean:
 	$(MAKE) -C test/fuzz clean
 hookstack-clean:
 	$(MAKE) -C test/modules/hookstack clean PG_CONFIG=$(PG_CONFIG)
+
+# installcheck (PGXS) runs REGRESS and ISOLATION against the server PGHOST/
+# PGPORT point at; agent sessions there are reached with SET SESSION
+# AUTHORIZATION, not through the proxy, so the tests' sessions do without
+# session stamps.
+installcheck: export PGOPTIONS += -c agentgate.require_session_stamp=off
 
 # Test suites; each needs the extension installed.  test/run drops root
 # privileges for the servers and runs them on free ports.
