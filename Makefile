@@ -25,9 +25,26 @@ UPGRADE_SQL = $(patsubst %,extension/sql/$(EXTENSION)--%.sql,$(UPGRADES))
 DATA_built  = extension/sql/$(EXTENSION)--$(EXTVERSION).sql $(UPGRADE_SQL)
 DATA        = $(filter-out $(DATA_built),$(wildcard extension/sql/$(EXTENSION)--*.sql))
 
+# Regression and isolation tests, for PGXS's installcheck against a running
+# server set up as test/agentgate.conf says (test/run regress and test/run
+# isolation run them all in a throwaway server instead).  Left out of
+# installcheck: tests that change the server beyond their own objects
+# (the whole audit log, its partitions, the audit writer), the one that
+# forges a stamp with the session key of test/agentgate.conf, and those
+# that leave cluster-wide roles or audit rows behind, so that a second run
+# on the same server would not match.
+REGRESS_ALL       = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+REGRESS_TEMP_ONLY = audit_01_log audit_02_partitions audit_04_writer_settings \
+                    identity_08_sessions_by_role audit_05_no_literals \
+                    identity_06_status_for_proxy redteam_12_parallel
+REGRESS           = $(filter-out $(REGRESS_TEMP_ONLY),$(REGRESS_ALL))
+REGRESS_OPTS      = --inputdir=. --dbname=contrib_regression
+ISOLATION         = $(basename $(notdir $(sort $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS    = --inputdir=test
+
 PG_CPPFLAGS = -Iextension
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
-              -Wno-missing-field-initializers -Wno-clobbered
+              -Wno-missing-field-initializers
 EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out output_iso tmp_check log
 
 PG_CONFIG  ?= pg_config
@@ -69,7 +86,7 @@ $(UPGRADE_SQL): extension/sql/$(EXTENSION)--%.sql: $$(sort $$(wildcard extension
 	  printf '%s\n' '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
 	  for f in $^; do printf '\n-- %s\n' "$$f"; cat $$f; done ) > $@
 
-.PHONY: pooler pooler-check test demo bench check-regress check-isolation check-tap
+.PHONY: pooler pooler-check test demo bench check-regress check-isolation check-tap hookstack-clean
 pooler:
 	$(MAKE) -C pooler
 
@@ -106,11 +123,19 @@ units-install:
 	install -m 0644 packaging/tmpfiles.d/agentgate.conf $(DESTDIR)$(TMPFILESDIR)/agentgate.conf
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 
-clean: pooler-clean fuzz-clean
+clean: pooler-clean fuzz-clean hookstack-clean
 pooler-clean:
 	$(MAKE) -C pooler clean
 fuzz-clean:
 	$(MAKE) -C test/fuzz clean
+hookstack-clean:
+	$(MAKE) -C test/modules/hookstack clean PG_CONFIG=$(PG_CONFIG)
+
+# installcheck (PGXS) runs REGRESS and ISOLATION against the server PGHOST/
+# PGPORT point at; agent sessions there are reached with SET SESSION
+# AUTHORIZATION, not through the proxy, so the tests' sessions do without
+# session stamps.
+installcheck: export PGOPTIONS += -c agentgate.require_session_stamp=off
 
 # Test suites; each needs the extension installed.  test/run drops root
 # privileges for the servers and runs them on free ports.

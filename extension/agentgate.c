@@ -2,12 +2,13 @@
  *
  * agentgate.c
  *	  Module entry point: refuses to load unless preloaded, then lets each
- *	  concern define its settings and install its hooks.
+ *	  concern define its settings, then installs the one hook layer.
  *
- * Each concern chains its own hooks.  The order of the init calls below is
- * the order of installation, so the LAST one installed is the OUTERMOST
- * hook and runs first: audit goes last so that it wraps policy and
- * identity checks and sees every statement they refuse.
+ * No concern installs a hook of its own: hooks.c installs each hook once
+ * and calls the concerns in a fixed order (who, what, record).  The order
+ * of the init calls below is still the order in which the concerns'
+ * transaction callbacks are registered, and PostgreSQL calls the last one
+ * registered first: audit's runs before policy's and identity's.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "agentgate.h"
+#include "hooks.h"
 #include "policy.h"
 
 PG_MODULE_MAGIC;
@@ -41,6 +43,7 @@ _PG_init(void)
 	ag_policy_init();
 	ag_agent_code_init();
 	ag_audit_init();
+	ag_hooks_install();
 
 	MarkGUCPrefixReserved("agentgate");
 }

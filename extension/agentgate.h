@@ -34,13 +34,11 @@ extern void ag_auth_init(void);
 
 /* policy.c: statement policy (block/allow/log); more in policy.h */
 extern void ag_policy_init(void);
-extern int	ag_policy_nesting_level(void);	/* 0 = statement the client sent */
 
 /* identity.c: session stamps, identity state checks */
 extern void ag_identity_init(void);
 
 /* audit.c: audit log (see audit.h for the ring and the writer) */
 extern void ag_audit_init(void);
-extern int	ag_audit_statement_level(void);
 
 #endif							/* AGENTGATE_H */

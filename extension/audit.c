@@ -9,10 +9,11 @@
  *	  each statement of a multi-statement message, and statements inside
  *	  functions and DO blocks, flagged nested);
  *	- ProcessUtility: every utility statement, on success or error;
- *	- PG_CATCH in post_parse_analyze, planner, ExecutorStart/Run/Finish and
- *	  ProcessUtility: statements that fail or are refused there.  The row is
- *	  appended and waited for (it must be committed before the refusal
- *	  reaches the client), then the error is re-thrown;
+ *	- PG_CATCH (hooks.c) in post_parse_analyze, planner,
+ *	  ExecutorStart/Run/Finish and ProcessUtility: statements that fail or
+ *	  are refused there.  The row is captured there and written when the
+ *	  error is reported (see capture_failure), durable before the refusal
+ *	  reaches the client;
  *	- emit_log_hook: errors raised outside those hooks (syntax errors,
  *	  "current transaction is aborted", ...).  Only appended, never waited
  *	  for: waiting inside error reporting is not safe in every state, and
@@ -31,8 +32,9 @@
  * asynchronously; a waiting write's own commit flushes WAL past the audit
  * rows (WAL is flushed in order), every other waiter flushes it itself.
  *
- * The audit hooks are installed last, so they are the outermost: they see
- * what policy and identity refuse.
+ * hooks.c calls audit last in each hook (after identity and policy) and
+ * wraps them all in its PG_TRY, so audit sees what they refuse.  The
+ * entry points called from PG_CATCH only capture (capture_failure).
  *
  *-------------------------------------------------------------------------
  */
@@ -83,6 +85,7 @@
 #include "agentgate.h"
 #include "audit.h"
 #include "audit_scan.h"
+#include "hooks.h"
 #include "identity.h"
 #include "pgquery.h"
 #include "verdict.h"
@@ -135,25 +138,8 @@ static int	audit_normalizer = AG_NORMALIZER_LEXER;
 #define AG_MAX_ERROR_TEXT	1024
 #define AG_MAX_REL_TEXT		16384
 
-/* ---- saved hooks ---- */
-
-static shmem_request_hook_type prev_shmem_request = NULL;
-static shmem_startup_hook_type prev_shmem_startup = NULL;
-static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
-static planner_hook_type prev_planner = NULL;
-static ExecutorStart_hook_type prev_executor_start = NULL;
-static ExecutorRun_hook_type prev_executor_run = NULL;
-static ExecutorFinish_hook_type prev_executor_finish = NULL;
-static ExecutorEnd_hook_type prev_executor_end = NULL;
-static ProcessUtility_hook_type prev_process_utility = NULL;
-static emit_log_hook_type prev_emit_log = NULL;
-static object_access_hook_type prev_object_access = NULL;
-static ClientAuthentication_hook_type prev_client_auth = NULL;
-
 /* ---- per-backend state ---- */
 
-static int	nesting_depth = 0;		/* enclosing statements being executed */
-static int	statement_level = 0;	/* level of the statement being started */
 static bool pending_sync = false;	/* a write's row must be waited for ... */
 static uint64 pending_sync_rseq = 0;	/* ... up to this record, by the
 										 * top-level statement or the commit */
@@ -193,46 +179,7 @@ static MemoryContext audit_cxt = NULL;	/* frames; reset at transaction end */
 static List *frames = NIL;
 static List *pending_failures = NIL;	/* see flush_failures() */
 
-/*
- * What the backend is running, innermost last: a DO block or CALL, an
- * executor or planner, another utility statement.  Calls the function hook
- * sees while a DO block or procedure is innermost have no statement of
- * their own (PL/pgSQL's simple expressions -- "x := f(...)", "PERFORM
- * f(...)" -- are evaluated without the executor) and get a row each; inside
- * an executor or the planner they belong to the statement's row.
- */
-#define AG_CTX_MAX		256
-#define AG_CTX_OTHER	0
-#define AG_CTX_DO		1
-static uint8 ctx_stack[AG_CTX_MAX];
-static int	ctx_depth = 0;
-
-static inline void
-ctx_push(uint8 kind)
-{
-	if (ctx_depth < AG_CTX_MAX)
-		ctx_stack[ctx_depth] = kind;
-	ctx_depth++;
-}
-
-static inline void
-ctx_pop(int depth)
-{
-	ctx_depth = depth;
-}
-
 /* ---------------------------------------------------------------------- */
-
-/*
- * The level of the statement whose hooks are running: 0 at top level, one
- * more inside each statement being executed.  Policy notes its verdicts at
- * this level.
- */
-int
-ag_audit_statement_level(void)
-{
-	return statement_level;
-}
 
 static void wait_durable(uint64 rseq, bool may_fail, bool commit_follows);
 static void flush_failures(ErrorData *edata, bool wait);
@@ -276,13 +223,7 @@ audit_xact_callback(XactEvent event, void *arg)
 			MemoryContextReset(audit_cxt);
 		if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
 			event != XACT_EVENT_PREPARE)
-		{
-			/* an error unwound every level; the writes are gone */
-			nesting_depth = 0;
-			ctx_depth = 0;
-			statement_level = 0;
-			pending_sync = false;
-		}
+			pending_sync = false;	/* the writes are gone */
 	}
 }
 
@@ -1058,115 +999,71 @@ check_audit_int(int *newval, void **extra, GucSource source)
 	return !ag_setting_refused_for_agent(source);
 }
 
-/* ---- hooks ---- */
+/* ---- hooks (called by hooks.c, after identity and policy) ---- */
 
-static void
-audit_shmem_request(void)
+void
+ag_audit_shmem_request(void)
 {
-	if (prev_shmem_request)
-		prev_shmem_request();
 	ag_audit_ring_request();
 	ag_verdict_shmem_request();
 }
 
-static void
-audit_shmem_startup(void)
+void
+ag_audit_shmem_startup(void)
 {
-	if (prev_shmem_startup)
-		prev_shmem_startup();
 	ag_audit_ring_startup();
 	ag_verdict_shmem_startup();
 }
 
-static void
-audit_client_auth(Port *port, int status)
+void
+ag_audit_client_authentication(Port *port, int status)
 {
-	if (prev_client_auth)
-		prev_client_auth(port, status);
 	if (status == STATUS_OK && port->user_name)
 		auth_governed = ag_role_is_governed(get_role_oid(port->user_name, true));
 }
 
-static void
-audit_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+/* Parse analysis saw a statement; returns whether it is audited. */
+bool
+ag_audit_parse_analyzed(ParseState *pstate, Query *query)
 {
-	int			saved_level = statement_level;
-
 	last_source = pstate->p_sourcetext;
 	last_location = query->stmt_location;
 	last_len = query->stmt_len;
-	if (!prev_post_parse_analyze || !session_audited())
-	{
-		if (prev_post_parse_analyze)
-			prev_post_parse_analyze(pstate, query, jstate);
-		return;
-	}
-	statement_level = nesting_depth;
-	PG_TRY();
-	{
-		prev_post_parse_analyze(pstate, query, jstate);
-	}
-	PG_CATCH();
-	{
-		RowArgs		a = {0};
-
-		a.src = pstate->p_sourcetext;
-		a.location = query->stmt_location;
-		a.len = query->stmt_len;
-		a.parsed = true;
-		a.tag = GetCommandTagName(CreateCommandTag((Node *) query));
-		a.level = nesting_depth;
-		capture_failure(&a);
-		statement_level = saved_level;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	statement_level = saved_level;
+	return session_audited();
 }
 
-static PlannedStmt *
-audit_planner(Query *parse, const char *query_string, int cursorOptions,
-			  ParamListInfo boundParams)
+void
+ag_audit_parse_failed(ParseState *pstate, Query *query)
 {
-	PlannedStmt *result;
-	int			saved_level = statement_level;
-	bool		audited = session_audited();
-	int			ctx_depth_saved = ctx_depth;
+	RowArgs		a = {0};
 
-	if (audited)
-	{
-		statement_level = nesting_depth;
-	}
-	ctx_push(AG_CTX_OTHER);
-	PG_TRY();
-	{
-		if (prev_planner)
-			result = prev_planner(parse, query_string, cursorOptions, boundParams);
-		else
-			result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	}
-	PG_CATCH();
-	{
-		ctx_pop(ctx_depth_saved);
-		if (audited)
-		{
-			RowArgs		a = {0};
+	a.src = pstate->p_sourcetext;
+	a.location = query->stmt_location;
+	a.len = query->stmt_len;
+	a.parsed = true;
+	a.tag = GetCommandTagName(CreateCommandTag((Node *) query));
+	a.level = ag_nesting_level;
+	capture_failure(&a);
+}
 
-			a.src = query_string;
-			a.location = parse->stmt_location;
-			a.len = parse->stmt_len;
-			a.parsed = true;
-			a.tag = GetCommandTagName(CreateCommandTag((Node *) parse));
-			a.level = nesting_depth;
-			capture_failure(&a);
-		}
-		statement_level = saved_level;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ctx_pop(ctx_depth_saved);
-	statement_level = saved_level;
-	return result;
+bool
+ag_audit_planner_start(void)
+{
+	return session_audited();
+}
+
+void
+ag_audit_planner_failed(Query *parse, const char *query_string)
+{
+	RowArgs		a = {0};
+
+	a.src = query_string;
+	a.location = parse->stmt_location;
+	a.len = parse->stmt_len;
+	a.parsed = true;
+	a.tag = GetCommandTagName(CreateCommandTag((Node *) parse));
+	a.level = ag_nesting_level;
+	capture_failure(&a);
 }
 
 static StmtFrame *
@@ -1199,168 +1096,93 @@ plan_writes(QueryDesc *qd)
 	return qd->operation != CMD_SELECT || qd->plannedstmt->hasModifyingCTE;
 }
 
+/* The fail-closed check of a statement the client sent: room in the ring. */
 static void
-executor_failure(QueryDesc *qd, StmtFrame *f)
+ensure_ring_room(void)
 {
+	if (audit_overflow == AG_OVERFLOW_BLOCK &&
+		!ag_audit_ring_has_room(8) &&
+		!ag_audit_ring_wait_space(8, audit_block_timeout))
+		fail_ring_full();
+}
+
+void
+ag_audit_executor_start(AgStmt *st, int eflags)
+{
+	QueryDesc  *queryDesc = st->qd;
+	MemoryContext old;
+	StmtFrame  *f;
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 || !session_audited())
+		return;
+	/* fail closed before running anything when the log is stuck */
+	if (st->level == 0)
+		ensure_ring_room();
+	old = MemoryContextSwitchTo(audit_cxt);
+	f = palloc0(sizeof(StmtFrame));
+	f->qd = queryDesc;
+	f->start = GetCurrentTimestamp();
+	f->level = st->level;
+	f->write = plan_writes(queryDesc);
+	f->rels = plan_relations(queryDesc->plannedstmt, &f->rels_len);
+	frames = lappend(frames, f);
+	MemoryContextSwitchTo(old);
+	st->audited = true;
+	if (st->level == 0)
+		flush_failures(NULL, false);	/* of an error swallowed earlier */
+}
+
+/*
+ * ExecutorStart, Run or Finish failed (called from PG_CATCH): capture the
+ * statement's row; it is written when the error is reported.
+ */
+void
+ag_audit_executor_failed(QueryDesc *qd)
+{
+	StmtFrame  *f = find_frame(qd);
 	RowArgs		a = {0};
 
+	if (f == NULL)
+		return;
 	a.src = qd->sourceText;
 	a.location = qd->plannedstmt->stmt_location;
 	a.len = qd->plannedstmt->stmt_len;
 	a.parsed = true;
 	a.tag = GetCommandTagName(CreateCommandTag((Node *) qd->plannedstmt));
-	a.start = f ? f->start : 0;
-	a.level = f ? f->level : nesting_depth;
-	a.rels = f ? f->rels : NULL;
-	a.rels_len = f ? f->rels_len : 0;
+	a.start = f->start;
+	a.level = f->level;
+	a.rels = f->rels;
+	a.rels_len = f->rels_len;
 	capture_failure(&a);
-	if (f)
-		drop_frame(f);
+	drop_frame(f);
 }
 
-static void
-audit_executor_start(QueryDesc *queryDesc, int eflags)
-{
-	StmtFrame  *f = NULL;
-	int			saved_level = statement_level;
-	int			ctx_depth_saved = ctx_depth;
-
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && session_audited())
-	{
-		MemoryContext old = MemoryContextSwitchTo(audit_cxt);
-
-		/* fail closed before running anything when the log is stuck */
-		if (nesting_depth == 0 && audit_overflow == AG_OVERFLOW_BLOCK &&
-			!ag_audit_ring_has_room(8) &&
-			!ag_audit_ring_wait_space(8, audit_block_timeout))
-			fail_ring_full();
-		f = palloc0(sizeof(StmtFrame));
-		f->qd = queryDesc;
-		f->start = GetCurrentTimestamp();
-		f->level = nesting_depth;
-		f->write = plan_writes(queryDesc);
-		f->rels = plan_relations(queryDesc->plannedstmt, &f->rels_len);
-		frames = lappend(frames, f);
-		MemoryContextSwitchTo(old);
-		statement_level = nesting_depth;
-		if (nesting_depth == 0)
-			flush_failures(NULL, false);	/* of an error swallowed earlier */
-	}
-	ctx_push(AG_CTX_OTHER);
-	PG_TRY();
-	{
-		if (prev_executor_start)
-			prev_executor_start(queryDesc, eflags);
-		else
-			standard_ExecutorStart(queryDesc, eflags);
-	}
-	PG_CATCH();
-	{
-		ctx_pop(ctx_depth_saved);
-		if (f)
-			executor_failure(queryDesc, f);
-		statement_level = saved_level;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ctx_pop(ctx_depth_saved);
-	statement_level = saved_level;
-}
-
-/* ExecutorRun or ExecutorFinish failed: leave the level, record the row. */
-static void
-executor_stage_failed(QueryDesc *queryDesc)
-{
-	StmtFrame  *f;
-
-	nesting_depth--;
-	f = find_frame(queryDesc);
-	if (f)
-		executor_failure(queryDesc, f);
-}
-
-static void
-audit_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				   bool execute_once)
-{
-	int			ctx_depth_saved = ctx_depth;
-
-	nesting_depth++;
-	ctx_push(AG_CTX_OTHER);
-	PG_TRY();
-	{
-		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_CATCH();
-	{
-		ctx_pop(ctx_depth_saved);
-		executor_stage_failed(queryDesc);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ctx_pop(ctx_depth_saved);
-	nesting_depth--;
-}
-
-static void
-audit_executor_finish(QueryDesc *queryDesc)
-{
-	int			ctx_depth_saved = ctx_depth;
-
-	nesting_depth++;
-	ctx_push(AG_CTX_OTHER);
-	PG_TRY();
-	{
-		if (prev_executor_finish)
-			prev_executor_finish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_CATCH();
-	{
-		ctx_pop(ctx_depth_saved);
-		executor_stage_failed(queryDesc);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ctx_pop(ctx_depth_saved);
-	nesting_depth--;
-}
-
-static void
-audit_executor_end(QueryDesc *queryDesc)
+void
+ag_audit_executor_end(QueryDesc *queryDesc)
 {
 	StmtFrame  *f = find_frame(queryDesc);
+	RowArgs		a = {0};
+	StmtFrame	copy;
 
-	if (f)
-	{
-		RowArgs		a = {0};
-		StmtFrame	copy = *f;
-
-		a.src = queryDesc->sourceText;
-		a.location = queryDesc->plannedstmt->stmt_location;
-		a.len = queryDesc->plannedstmt->stmt_len;
-		a.parsed = true;
-		a.tag = GetCommandTagName(CreateCommandTag((Node *) queryDesc->plannedstmt));
-		a.start = f->start;
-		a.level = f->level;
-		a.rels = f->rels;
-		a.rels_len = f->rels_len;
-		a.has_rows = true;
-		a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
-		frames = list_delete_ptr(frames, f);
-		audit_success(&a, copy.write);
-		if (copy.rels)
-			pfree(copy.rels);
-		pfree(f);
-	}
-	if (prev_executor_end)
-		prev_executor_end(queryDesc);
-	else
-		standard_ExecutorEnd(queryDesc);
+	if (f == NULL)
+		return;
+	copy = *f;
+	a.src = queryDesc->sourceText;
+	a.location = queryDesc->plannedstmt->stmt_location;
+	a.len = queryDesc->plannedstmt->stmt_len;
+	a.parsed = true;
+	a.tag = GetCommandTagName(CreateCommandTag((Node *) queryDesc->plannedstmt));
+	a.start = f->start;
+	a.level = f->level;
+	a.rels = f->rels;
+	a.rels_len = f->rels_len;
+	a.has_rows = true;
+	a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
+	frames = list_delete_ptr(frames, f);
+	audit_success(&a, copy.write);
+	if (copy.rels)
+		pfree(copy.rels);
+	pfree(f);
 }
 
 /* Utility statements that neither write nor change the schema. */
@@ -1395,92 +1217,82 @@ utility_is_read(Node *n)
 	}
 }
 
+/* The row of a utility statement, from what the context kept. */
 static void
-audit_process_utility(PlannedStmt *pstmt, const char *queryString,
-					  bool readOnlyTree, ProcessUtilityContext context,
-					  ParamListInfo params, QueryEnvironment *queryEnv,
-					  DestReceiver *dest, QueryCompletion *qc)
+utility_row(AgStmt *st, RowArgs *a)
 {
-	bool		audited = session_audited();
-	int			level = nesting_depth;
-	int			saved_level = statement_level;
-	TimestampTz start = 0;
-	RowArgs		a = {0};
-	Node	   *n = pstmt->utilityStmt;
-	bool		write = !utility_is_read(n);
-	int			ctx_depth_saved = ctx_depth;
+	memset(a, 0, sizeof(RowArgs));
+	a->src = st->source;
+	a->location = st->pstmt->stmt_location;
+	a->len = st->pstmt->stmt_len;
+	a->parsed = true;
+	a->tag = GetCommandTagName(CreateCommandTag(st->pstmt->utilityStmt));
+	a->start = st->start;
+	a->level = st->level;
+	a->do_body = st->do_body;
+	a->do_lang = st->do_lang;
+}
 
-	if (audited)
+void
+ag_audit_utility(AgStmt *st)
+{
+	Node	   *n = st->pstmt->utilityStmt;
+
+	if (!session_audited())
+		return;
+	if (st->level == 0)
+		ensure_ring_room();
+	st->audited = true;
+	st->write = !utility_is_read(n);
+	st->start = GetCurrentTimestamp();
+	if (st->level == 0)
+		flush_failures(NULL, false);	/* of an error swallowed earlier */
+	if (IsA(n, DoStmt))
 	{
-		if (level == 0 && audit_overflow == AG_OVERFLOW_BLOCK &&
-			!ag_audit_ring_has_room(8) &&
-			!ag_audit_ring_wait_space(8, audit_block_timeout))
-			fail_ring_full();
-		start = GetCurrentTimestamp();
-		statement_level = level;
-		if (level == 0)
-			flush_failures(NULL, false);	/* of an error swallowed earlier */
-		a.src = queryString;
-		a.location = pstmt->stmt_location;
-		a.len = pstmt->stmt_len;
-		a.parsed = true;
-		a.tag = GetCommandTagName(CreateCommandTag(n));
-		a.start = start;
-		a.level = level;
-		if (IsA(n, DoStmt))
+		ListCell   *lc;
+
+		foreach(lc, ((DoStmt *) n)->args)
 		{
-			ListCell   *lc;
+			DefElem    *d = lfirst(lc);
 
-			foreach(lc, ((DoStmt *) n)->args)
-			{
-				DefElem    *d = lfirst(lc);
-
-				if (strcmp(d->defname, "as") == 0 && IsA(d->arg, String))
-					a.do_body = strVal(d->arg);
-				else if (strcmp(d->defname, "language") == 0 && IsA(d->arg, String))
-					a.do_lang = strVal(d->arg);
-			}
+			if (strcmp(d->defname, "as") == 0 && IsA(d->arg, String))
+				st->do_body = strVal(d->arg);
+			else if (strcmp(d->defname, "language") == 0 && IsA(d->arg, String))
+				st->do_lang = strVal(d->arg);
 		}
 	}
+}
 
-	ctx_push(IsA(n, DoStmt) || IsA(n, CallStmt) ? AG_CTX_DO : AG_CTX_OTHER);
-	nesting_depth++;
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_CATCH();
-	{
-		nesting_depth = level;
-		ctx_pop(ctx_depth_saved);
-		statement_level = saved_level;
-		if (audited)
-			capture_failure(&a);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	nesting_depth = level;
-	ctx_pop(ctx_depth_saved);
-	statement_level = saved_level;
+/* Called from PG_CATCH: capture only. */
+void
+ag_audit_utility_failed(AgStmt *st)
+{
+	RowArgs		a;
+
+	if (!st->audited)
+		return;
+	utility_row(st, &a);
+	capture_failure(&a);
+}
+
+void
+ag_audit_utility_done(AgStmt *st, QueryCompletion *qc)
+{
+	RowArgs		a;
 
 	/*
 	 * A COMMIT or ROLLBACK may have reset our memory at transaction end; the
-	 * row is built only now, from values that live on this stack.
+	 * row is built only now, from values that live in the context.
 	 */
-	if (audited)
+	if (!st->audited)
+		return;
+	utility_row(st, &a);
+	if (qc && qc->commandTag != CMDTAG_UNKNOWN)
 	{
-		if (qc && qc->commandTag != CMDTAG_UNKNOWN)
-		{
-			a.has_rows = true;
-			a.rows = qc->nprocessed;
-		}
-		audit_success(&a, write);
+		a.has_rows = true;
+		a.rows = qc->nprocessed;
 	}
+	audit_success(&a, st->write);
 }
 
 /*
@@ -1492,8 +1304,8 @@ audit_process_utility(PlannedStmt *pstmt, const char *queryString,
  * transaction is aborted", ...): one row, appended only, with no catalog
  * access (cached names).
  */
-static void
-audit_emit_log(ErrorData *edata)
+void
+ag_audit_emit_log(ErrorData *edata)
 {
 	if (edata->elevel == ERROR && audit_enabled && !in_emit_log &&
 		MyBackendType == B_BACKEND && ag_audit_ring_ready())
@@ -1532,8 +1344,6 @@ audit_emit_log(ErrorData *edata)
 		in_emit_log = false;
 	}
 	last_source = NULL;
-	if (prev_emit_log)
-		prev_emit_log(edata);
 }
 
 /*
@@ -1559,14 +1369,12 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * like a nested write's.  Expressions are set up once per transaction, so
  * a loop gives one row per call site, not one per iteration.
  */
-static void
-audit_object_access(ObjectAccessType access, Oid classId, Oid objectId,
-					int subId, void *arg)
+void
+ag_audit_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					   int subId, void *arg)
 {
-	if (prev_object_access)
-		prev_object_access(access, classId, objectId, subId, arg);
-	if (access == OAT_FUNCTION_EXECUTE && ctx_depth > 0 && ctx_depth <= AG_CTX_MAX &&
-		ctx_stack[ctx_depth - 1] == AG_CTX_DO && session_audited())
+	if (access == OAT_FUNCTION_EXECUTE && ag_frame == AG_FRAME_DO &&
+		session_audited())
 	{
 		HeapTuple	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(objectId));
 		Form_pg_proc proc;
@@ -1586,7 +1394,7 @@ audit_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		a.funcname = format_procedure_qualified(objectId);
 		a.tag = "FUNCTION CALL";
 		a.start = GetCurrentTimestamp();
-		a.level = nesting_depth;
+		a.level = ag_nesting_level;
 		audit_success(&a, volatile_fn);
 	}
 }
@@ -1721,29 +1529,4 @@ ag_audit_init(void)
 	CacheRegisterSyscacheCallback(NAMESPACEOID, relname_cache_reset_nsp, (Datum) 0);
 
 	ag_audit_worker_register();
-
-	prev_shmem_request = shmem_request_hook;
-	shmem_request_hook = audit_shmem_request;
-	prev_shmem_startup = shmem_startup_hook;
-	shmem_startup_hook = audit_shmem_startup;
-	prev_client_auth = ClientAuthentication_hook;
-	ClientAuthentication_hook = audit_client_auth;
-	prev_post_parse_analyze = post_parse_analyze_hook;
-	post_parse_analyze_hook = audit_post_parse_analyze;
-	prev_planner = planner_hook;
-	planner_hook = audit_planner;
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = audit_executor_start;
-	prev_executor_run = ExecutorRun_hook;
-	ExecutorRun_hook = audit_executor_run;
-	prev_executor_finish = ExecutorFinish_hook;
-	ExecutorFinish_hook = audit_executor_finish;
-	prev_executor_end = ExecutorEnd_hook;
-	ExecutorEnd_hook = audit_executor_end;
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = audit_process_utility;
-	prev_emit_log = emit_log_hook;
-	emit_log_hook = audit_emit_log;
-	prev_object_access = object_access_hook;
-	object_access_hook = audit_object_access;
 }

@@ -35,11 +35,10 @@
 #include "utils/guc.h"
 
 #include "agentgate.h"
+#include "hooks.h"
 
 static char *pooler_socket_directory = NULL;
 static char *pooler_os_user = NULL;
-
-static ClientAuthentication_hook_type prev_client_auth = NULL;
 
 /* Does the accepted unix socket live in the configured directory? */
 static bool
@@ -92,15 +91,13 @@ peer_is_pooler_user(Port *port, uid_t *peer_uid)
 	return uid == want;
 }
 
-static void
-ag_client_authentication(Port *port, int status)
+/* ClientAuthentication, called by hooks.c after the previous hook. */
+void
+ag_auth_client_authentication(Port *port, int status)
 {
 	Oid			roleid;
 	bool		restricted;
 	uid_t		peer_uid = (uid_t) -1;
-
-	if (prev_client_auth)
-		prev_client_auth(port, status);
 
 	if (status != STATUS_OK)
 		return;
@@ -160,7 +157,4 @@ ag_auth_init(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
-
-	prev_client_auth = ClientAuthentication_hook;
-	ClientAuthentication_hook = ag_client_authentication;
 }

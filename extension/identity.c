@@ -36,7 +36,8 @@
  * HMAC is recomputed only when application_name changes.
  *
  * Both checks run in ExecutorStart (every plan execution, nested ones
- * included) and ProcessUtility (every utility statement).
+ * included) and ProcessUtility (every utility statement), called by
+ * hooks.c before policy decides anything about the statement.
  *
  *-------------------------------------------------------------------------
  */
@@ -74,6 +75,7 @@
 
 #include "agentgate.h"
 #include "policy.h"
+#include "hooks.h"
 #include "identity.h"
 
 /*
@@ -126,9 +128,6 @@ static char *groups_claim = NULL;
  * commits, terminate the backends logged in as the identity's role.
  */
 static bool terminate_revoked = true;
-
-static ExecutorStart_hook_type prev_executor_start = NULL;
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* Last application_name that verified, for which role (see stamp_current_ok) */
 #define AG_APPNAME_CACHE	256
@@ -1027,47 +1026,40 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 	memcpy(xact_sid, sid, sizeof(xact_sid));
 }
 
-static void
-ag_identity_executor_start(QueryDesc *queryDesc, int eflags)
+/*
+ * Called by hooks.c before policy decides: a revoked identity's statement
+ * is refused as revoked.
+ */
+void
+ag_identity_executor_start(AgStmt *st)
 {
 	identity_check(AG_STMT_ORDINARY, NULL, NULL, NULL);
-
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 }
 
-static void
-ag_identity_process_utility(PlannedStmt *pstmt, const char *queryString,
-							bool readOnlyTree, ProcessUtilityContext context,
-							ParamListInfo params, QueryEnvironment *queryEnv,
-							DestReceiver *dest, QueryCompletion *qc)
+void
+ag_identity_utility(AgStmt *st, PlannedStmt **pstmt)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
+	Node	   *parsetree = (*pstmt)->utilityStmt;
 	Node	   *replace = NULL;
-	char	   *keep_app = NULL;
 
-	identity_check(classify_utility(parsetree), parsetree, &replace, &keep_app);
-
+	identity_check(classify_utility(parsetree), parsetree, &replace, &st->keep_app);
 	if (replace)
 	{
 		PlannedStmt *np = makeNode(PlannedStmt);
 
-		memcpy(np, pstmt, sizeof(PlannedStmt));
+		memcpy(np, *pstmt, sizeof(PlannedStmt));
 		np->utilityStmt = replace;
-		pstmt = np;
+		*pstmt = np;
+		st->pstmt = np;
 	}
+}
 
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context,
-							 params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-
-	if (keep_app && strcmp(application_name ? application_name : "", keep_app) != 0)
-		SetConfigOption("application_name", keep_app, PGC_USERSET, PGC_S_SESSION);
+void
+ag_identity_utility_done(AgStmt *st)
+{
+	if (st->keep_app &&
+		strcmp(application_name ? application_name : "", st->keep_app) != 0)
+		SetConfigOption("application_name", st->keep_app, PGC_USERSET, PGC_S_SESSION);
 }
 
 /* ---------- terminating a revoked role's backends ---------- */
@@ -1269,9 +1261,4 @@ ag_identity_init(void)
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, identity_reach_inval, (Datum) 0);
 	RegisterXactCallback(identity_xact_callback, NULL);
 	RegisterSubXactCallback(identity_subxact_callback, NULL);
-
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = ag_identity_executor_start;
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = ag_identity_process_utility;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * policy.c
- *	  Statement policy for governed roles: the hooks that decide.
+ *	  Statement policy for governed roles: what decides, called by the hook
+ *	  layer (hooks.c) after identity and before audit.
  *
  * Every path a statement can take reaches one of these hooks, each on the
  * server's own resolved trees (never the text):
@@ -54,6 +55,7 @@
 
 #include "agentgate.h"
 #include "policy.h"
+#include "hooks.h"
 #include "verdict.h"
 
 int			ag_policy_mode = AG_MODE_ENFORCE;
@@ -70,41 +72,9 @@ static const struct config_enum_entry default_action_options[] = {
 	{NULL, 0, false}
 };
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
-static ExecutorStart_hook_type prev_executor_start = NULL;
-static ExecutorRun_hook_type prev_executor_run = NULL;
-static ExecutorFinish_hook_type prev_executor_finish = NULL;
-static ExecutorEnd_hook_type prev_executor_end = NULL;
-static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
-static object_access_hook_type prev_object_access = NULL;
-static needs_fmgr_hook_type prev_needs_fmgr = NULL;
-static fmgr_hook_type prev_fmgr = NULL;
-static planner_hook_type prev_planner = NULL;
-
 /* calls of agentgate's own SECURITY DEFINER functions now running */
 static int	agentgate_fn_depth = 0;
 
-/* Depth of statements being run: 0 for what the client sent. */
-static int	nesting_level = 0;
-
-/*
- * The statement being started (ExecutorStart) or the utility statement
- * being run, so that the relation and function events decided inside them
- * know their statement.
- */
-typedef struct StmtCtx
-{
-	struct StmtCtx *parent;
-	int			level;
-	PlannedStmt *pstmt;
-	const char *sql;
-	int			sql_len;
-	bool		explain_only;
-	Bitmapset  *no_where_rtis;
-	List	   *deferred;
-} StmtCtx;
-
-static StmtCtx *cur_ctx = NULL;
 
 /* max_rows rules waiting for the row count of a running query */
 typedef struct Pending
@@ -140,13 +110,7 @@ typedef struct Collector
 
 static Collector *collector = NULL;
 
-static void decide_event(AgEvent *ev, StmtCtx *ctx, int level);
-
-int
-ag_policy_nesting_level(void)
-{
-	return nesting_level;
-}
+static void decide_event(AgEvent *ev, AgStmt *ctx, int level);
 
 void
 ag_event_init(AgEvent *ev, int tag, AgClass cls)
@@ -474,7 +438,7 @@ decide_or_refuse(AgEvent *ev, AgOutcome *out, int level)
 }
 
 static void
-decide_event(AgEvent *ev, StmtCtx *ctx, int level)
+decide_event(AgEvent *ev, AgStmt *ctx, int level)
 {
 	AgOutcome	out;
 
@@ -581,7 +545,7 @@ internal_access(Oid relid, Oid checkuser, Oid who)
 }
 
 static void
-decide_rtable(List *rtable, StmtCtx *ctx, int level)
+decide_rtable(List *rtable, AgStmt *ctx, int level)
 {
 	ListCell   *lc;
 	int			rti = 0;
@@ -667,7 +631,7 @@ decide_rtable(List *rtable, StmtCtx *ctx, int level)
 
 /* The statement-level event of a planned (non-utility) statement. */
 static void
-decide_planned(PlannedStmt *pstmt, StmtCtx *ctx)
+decide_planned(PlannedStmt *pstmt, AgStmt *ctx)
 {
 	int			tag = ag_operation_tag(pstmt->commandType);
 	AgEvent		ev;
@@ -690,22 +654,16 @@ decide_planned(PlannedStmt *pstmt, StmtCtx *ctx)
 void
 ag_policy_decide_call(AgEvent *ev)
 {
-	if (cur_ctx && ev->sql == NULL)
+	if (ag_stmt && ev->sql == NULL)
 	{
-		ev->sql = cur_ctx->sql;
-		ev->sql_len = cur_ctx->sql_len;
+		ev->sql = ag_stmt->sql;
+		ev->sql_len = ag_stmt->sql_len;
 	}
-	decide_event(ev, cur_ctx, ag_policy_event_level());
-}
-
-int
-ag_policy_event_level(void)
-{
-	return cur_ctx ? cur_ctx->level : nesting_level;
+	decide_event(ev, ag_stmt, ag_stmt_level());
 }
 
 static void
-decide_utility(PlannedStmt *pstmt, StmtCtx *ctx)
+decide_utility(PlannedStmt *pstmt, AgStmt *ctx)
 {
 	bool		decide;
 	List	   *events;
@@ -730,7 +688,7 @@ decide_utility(PlannedStmt *pstmt, StmtCtx *ctx)
 }
 
 static void
-slice_text(StmtCtx *ctx, const char *text, PlannedStmt *pstmt)
+slice_text(AgStmt *ctx, const char *text, PlannedStmt *pstmt)
 {
 	int			loc = pstmt ? pstmt->stmt_location : -1;
 	int			len = pstmt ? pstmt->stmt_len : 0;
@@ -759,7 +717,7 @@ ag_policy_collect(PlannedStmt *pstmt, const char *sql, Oid who,
 				  AgCollectFn fn, void *arg)
 {
 	Collector	c;
-	StmtCtx		ctx;
+	AgStmt		ctx;
 	Collector  *save = collector;
 
 	c.fn = fn;
@@ -891,117 +849,71 @@ check_rows(QueryDesc *qd)
 }
 
 /* ----------------------------------------------------------------
- *		Hooks
+ *		Statement hooks (called by hooks.c, after identity)
  * ----------------------------------------------------------------
  */
 
-static void
-ag_policy_process_utility(PlannedStmt *pstmt, const char *queryString,
-						  bool readOnlyTree, ProcessUtilityContext context,
-						  ParamListInfo params, QueryEnvironment *queryEnv,
-						  DestReceiver *dest, QueryCompletion *qc)
+void
+ag_policy_utility(AgStmt *st)
 {
-	StmtCtx		ctx;
-	bool		pushed = false;
-	Oid			role_before = GetCurrentRoleId();
-	bool		sets_role = false;
+	Node	   *n = st->pstmt->utilityStmt;
 
-	verify_identity(nesting_level);
-	if (governed())
-	{
-		if (nesting_level == 0)
-			AcceptInvalidationMessages();
-		memset(&ctx, 0, sizeof(ctx));
-		ctx.level = nesting_level;
-		slice_text(&ctx, queryString, pstmt);
-		/* SET/RESET ROLE and SESSION AUTHORIZATION are decided as such */
-		sets_role = IsA(pstmt->utilityStmt, VariableSetStmt) &&
-			((VariableSetStmt *) pstmt->utilityStmt)->name != NULL &&
-			(pg_strcasecmp(((VariableSetStmt *) pstmt->utilityStmt)->name, "role") == 0 ||
-			 pg_strcasecmp(((VariableSetStmt *) pstmt->utilityStmt)->name, "session_authorization") == 0);
-		decide_utility(pstmt, &ctx);
-		ctx.parent = cur_ctx;
-		cur_ctx = &ctx;
-		pushed = true;
-	}
-
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-		if (pushed)
-			cur_ctx = ctx.parent;
-	}
-	PG_END_TRY();
-
-	if (pushed && !sets_role && IsTransactionState())
-		check_role_unchanged(role_before, ctx.level);
-	/* a SET ROLE or SESSION AUTHORIZATION that ran was decided as such */
-	if (pushed && sets_role && IsTransactionState())
-		identity_approve();
-	verify_identity(nesting_level);
+	verify_identity(st->level);
+	if (!governed())
+		return;
+	if (st->level == 0)
+		AcceptInvalidationMessages();
+	/* SET/RESET ROLE and SESSION AUTHORIZATION are decided as such */
+	st->sets_role = IsA(n, VariableSetStmt) &&
+		((VariableSetStmt *) n)->name != NULL &&
+		(pg_strcasecmp(((VariableSetStmt *) n)->name, "role") == 0 ||
+		 pg_strcasecmp(((VariableSetStmt *) n)->name, "session_authorization") == 0);
+	decide_utility(st->pstmt, st);
+	st->decided = true;
 }
 
-static void
-ag_policy_executor_start(QueryDesc *queryDesc, int eflags)
+void
+ag_policy_utility_done(AgStmt *st)
 {
-	StmtCtx		ctx;
-	bool		pushed = false;
+	if (st->decided && !st->sets_role && IsTransactionState())
+		check_role_unchanged(st->role_before, st->level);
+	/* a SET ROLE or SESSION AUTHORIZATION that ran was decided as such */
+	if (st->decided && st->sets_role && IsTransactionState())
+		identity_approve();
+	verify_identity(ag_nesting_level);
+}
 
-	verify_identity(nesting_level);
-	if (governed() && !leader_decided(nesting_level))
-	{
-		/*
-		 * A policy change committed while this transaction was open would
-		 * otherwise wait for the next lock this backend takes; reading the
-		 * queue is a single unlocked test when it is empty.
-		 */
-		if (nesting_level == 0)
-			AcceptInvalidationMessages();
-		memset(&ctx, 0, sizeof(ctx));
-		ctx.level = nesting_level;
-		ctx.pstmt = queryDesc->plannedstmt;
-		ctx.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
-		slice_text(&ctx, queryDesc->sourceText, queryDesc->plannedstmt);
-		forget_pending(queryDesc);
-		if (!ctx.explain_only)
-			decide_planned(queryDesc->plannedstmt, &ctx);
-		ctx.parent = cur_ctx;
-		cur_ctx = &ctx;
-		pushed = true;
-	}
+void
+ag_policy_executor_start(AgStmt *st, int eflags)
+{
+	verify_identity(st->level);
+	if (!governed() || leader_decided(st->level))
+		return;
 
-	PG_TRY();
-	{
-		if (prev_executor_start)
-			prev_executor_start(queryDesc, eflags);
-		else
-			standard_ExecutorStart(queryDesc, eflags);
-	}
-	PG_FINALLY();
-	{
-		if (pushed)
-			cur_ctx = ctx.parent;
-	}
-	PG_END_TRY();
+	/*
+	 * A policy change committed while this transaction was open would
+	 * otherwise wait for the next lock this backend takes; reading the queue
+	 * is a single unlocked test when it is empty.
+	 */
+	if (st->level == 0)
+		AcceptInvalidationMessages();
+	forget_pending(st->qd);
+	if (!st->explain_only)
+		decide_planned(st->pstmt, st);
+	st->decided = true;
+}
 
-	if (pushed && ctx.deferred != NIL)
+void
+ag_policy_executor_started(AgStmt *st)
+{
+	if (st->decided && st->deferred != NIL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 		Pending    *p = palloc(sizeof(Pending));
 
-		p->qd = queryDesc;
-		p->level = ctx.level;
-		p->deferred = ctx.deferred;
+		p->qd = st->qd;
+		p->level = st->level;
+		p->deferred = st->deferred;
 		p->sent = 0;
 		pending = lappend(pending, p);
 		MemoryContextSwitchTo(old);
@@ -1073,54 +985,37 @@ blocking_limit(Pending *p)
 	return best;
 }
 
-static void
-ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
-					   uint64 count, bool execute_once)
+/* Wraps the receiver of a query with a blocking max_rows rule. */
+void
+ag_policy_executor_run(QueryDesc *queryDesc)
 {
-	Oid			role_before = GetCurrentRoleId();
-	int			level = nesting_level;
-	DestReceiver *saved_dest = queryDesc->dest;
-	RowLimitDest *wrap = NULL;
+	ListCell   *lc;
 
-	if (pending != NIL)
+	foreach(lc, pending)
 	{
-		ListCell   *lc;
+		Pending    *p = (Pending *) lfirst(lc);
+		AgDeferred *d;
+		RowLimitDest *wrap;
 
-		foreach(lc, pending)
-		{
-			Pending    *p = (Pending *) lfirst(lc);
-			AgDeferred *d;
+		if (p->qd != queryDesc || (d = blocking_limit(p)) == NULL)
+			continue;
+		wrap = palloc0(sizeof(RowLimitDest));
+		wrap->pub.receiveSlot = rowlimit_receive;
+		wrap->pub.rStartup = rowlimit_startup;
+		wrap->pub.rShutdown = rowlimit_shutdown;
+		wrap->pub.rDestroy = rowlimit_destroy;
+		wrap->pub.mydest = queryDesc->dest->mydest;
+		wrap->inner = queryDesc->dest;
+		wrap->p = p;
+		wrap->d = d;
+		queryDesc->dest = (DestReceiver *) wrap;
+		break;
+	}
+}
 
-			if (p->qd != queryDesc || (d = blocking_limit(p)) == NULL)
-				continue;
-			wrap = palloc0(sizeof(RowLimitDest));
-			wrap->pub.receiveSlot = rowlimit_receive;
-			wrap->pub.rStartup = rowlimit_startup;
-			wrap->pub.rShutdown = rowlimit_shutdown;
-			wrap->pub.rDestroy = rowlimit_destroy;
-			wrap->pub.mydest = saved_dest->mydest;
-			wrap->inner = saved_dest;
-			wrap->p = p;
-			wrap->d = d;
-			queryDesc->dest = (DestReceiver *) wrap;
-			break;
-		}
-	}
-
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-		queryDesc->dest = saved_dest;
-	}
-	PG_END_TRY();
+void
+ag_policy_executor_ran(QueryDesc *queryDesc, Oid role_before, int level)
+{
 	if (GetCurrentRoleId() != role_before && governed())
 		check_role_unchanged(role_before, level);
 	verify_identity(level);
@@ -1128,69 +1023,49 @@ ag_policy_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 		check_rows(queryDesc);
 }
 
-static void
-ag_policy_executor_finish(QueryDesc *queryDesc)
+void
+ag_policy_executor_finished(QueryDesc *queryDesc)
 {
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_executor_finish)
-			prev_executor_finish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
 	/* AFTER triggers ran in there */
-	verify_identity(nesting_level);
+	verify_identity(ag_nesting_level);
 	if (pending != NIL)
 		check_rows(queryDesc);
 }
 
-static void
+void
 ag_policy_executor_end(QueryDesc *queryDesc)
 {
 	if (pending != NIL)
 		forget_pending(queryDesc);
-	if (prev_executor_end)
-		prev_executor_end(queryDesc);
-	else
-		standard_ExecutorEnd(queryDesc);
 }
 
-static bool
-ag_policy_check_perms(List *rangeTable, bool ereport_on_violation)
+void
+ag_policy_check_perms(List *rangeTable)
 {
-	int			level = cur_ctx ? cur_ctx->level : nesting_level;
+	int			level = ag_stmt_level();
 
 	if (!IsTransactionState())
-		;
-	else if (!ag_session_is_governed())
+		return;
+	if (!ag_session_is_governed())
 		ag_agent_code_check_rtable(rangeTable, level);
-	else if (!(cur_ctx && cur_ctx->explain_only) && !leader_decided(level))
-		decide_rtable(rangeTable, cur_ctx, level);
-	if (prev_check_perms)
-		return prev_check_perms(rangeTable, ereport_on_violation);
-	return true;
+	else if (!(ag_stmt && ag_stmt->explain_only) && !leader_decided(level))
+		decide_rtable(rangeTable, ag_stmt, level);
 }
 
-static void
+void
 ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 						int subId, void *arg)
 {
-	if (prev_object_access)
-		prev_object_access(access, classId, objectId, subId, arg);
+	int			level;
 
 	if (access != OAT_FUNCTION_EXECUTE)
 		return;
-	verify_identity(cur_ctx ? cur_ctx->level : nesting_level);
+	level = ag_stmt_level();
+	verify_identity(level);
 	/* an agent's function, in any session (agent_code.c) */
-	ag_agent_code_check_call(objectId, cur_ctx ? cur_ctx->level : nesting_level);
-	if (governed() && !(cur_ctx && cur_ctx->explain_only) &&
-		!leader_decided(cur_ctx ? cur_ctx->level : nesting_level))
+	ag_agent_code_check_call(objectId, level);
+	if (governed() && !(ag_stmt && ag_stmt->explain_only) &&
+		!leader_decided(level))
 	{
 		bool		builtin;
 		AgEvent		ev;
@@ -1206,12 +1081,12 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 					  builtin ? AG_CLASS_NONE : AG_CLASS_FUNCTION);
 		ev.funcid = objectId;
 		ev.builtin_call = builtin;
-		if (cur_ctx)
+		if (ag_stmt)
 		{
-			ev.sql = cur_ctx->sql;
-			ev.sql_len = cur_ctx->sql_len;
+			ev.sql = ag_stmt->sql;
+			ev.sql_len = ag_stmt->sql_len;
 		}
-		decide_event(&ev, cur_ctx, cur_ctx ? cur_ctx->level : nesting_level);
+		decide_event(&ev, ag_stmt, level);
 	}
 }
 
@@ -1233,15 +1108,13 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
  *	  cache (policy_rules.c), so plans that inlined a function a new rule
  *	  decides are made again.
  */
-static bool
+bool
 ag_policy_needs_fmgr(Oid fn_oid)
 {
 	Oid			nsp;
 	AgEvent		ev;
 	AgOutcome	out;
 
-	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
-		return true;
 	if (fn_oid < FirstNormalObjectId || !IsTransactionState())
 		return false;
 	if (ag_agent_code_needs_hook(fn_oid))
@@ -1263,8 +1136,9 @@ ag_policy_needs_fmgr(Oid fn_oid)
 }
 
 /*
- * Per call site, *arg keeps what the catalog says about the function, so
- * that it is looked at once: FMGR_KNOWN, whether it is one of agentgate's
+ * Per call site, *info (in agentgate's own private slot of the call site,
+ * hooks.c) keeps what the catalog says about the function, so that it is
+ * looked at once: FMGR_KNOWN, whether it is one of agentgate's
  * (FMGR_AGENTGATE), whether it carries a SET role clause (FMGR_SETS_ROLE),
  * and in the low 32 bits the agent role that owns it, if any.
  */
@@ -1278,14 +1152,11 @@ ag_policy_needs_fmgr(Oid fn_oid)
  * the identity a function's SET role clause installs, and counts the calls
  * of agentgate-schema functions in progress.
  */
-static void
-ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
+void
+ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, uint64 *infop)
 {
-	uint64		info;
+	uint64		info = *infop;
 
-	if (prev_fmgr)
-		prev_fmgr(event, flinfo, arg);
-	info = (uint64) *arg;
 	if (event == FHET_START && !(info & FMGR_KNOWN))
 	{
 		Oid			nsp = ag_schema_oid();
@@ -1299,7 +1170,7 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 				info |= FMGR_SETS_ROLE;
 			info |= (uint64) ag_agent_function_owner(flinfo->fn_oid);
 		}
-		*arg = (Datum) info;
+		*infop = info;
 	}
 
 	/*
@@ -1308,7 +1179,7 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	 */
 	if (event == FHET_START && OidIsValid(FMGR_OWNER(info)))
 		ag_agent_code_check_owner(flinfo->fn_oid, FMGR_OWNER(info),
-								  cur_ctx ? cur_ctx->level : nesting_level);
+								  ag_stmt_level());
 
 	/*
 	 * A function's own SET role clause has been applied when its call
@@ -1328,23 +1199,21 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 
 /*
  * The planner pre-evaluates immutable and stable calls with constant
- * arguments, outside any executor: compare the identity after planning.
+ * arguments, outside any executor: compare the identity before and after
+ * planning.
  */
-static PlannedStmt *
-ag_policy_planner(Query *parse, const char *query_string, int cursorOptions,
-				  ParamListInfo boundParams)
+void
+ag_policy_planner_start(void)
 {
-	PlannedStmt *result;
+	verify_identity(ag_nesting_level);
+}
 
-	verify_identity(nesting_level);
-	if (prev_planner)
-		result = prev_planner(parse, query_string, cursorOptions, boundParams);
-	else
-		result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	verify_identity(nesting_level);
+void
+ag_policy_planned(PlannedStmt *result)
+{
+	verify_identity(ag_nesting_level);
 	if (governed())
 		ag_calls_substitute(result);	/* policy_calls.c */
-	return result;
 }
 
 static void
@@ -1423,25 +1292,4 @@ ag_policy_init(void)
 
 	ag_rules_init();
 	RegisterXactCallback(ag_policy_xact_callback, NULL);
-
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = ag_policy_process_utility;
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = ag_policy_executor_start;
-	prev_executor_run = ExecutorRun_hook;
-	ExecutorRun_hook = ag_policy_executor_run;
-	prev_executor_finish = ExecutorFinish_hook;
-	ExecutorFinish_hook = ag_policy_executor_finish;
-	prev_executor_end = ExecutorEnd_hook;
-	ExecutorEnd_hook = ag_policy_executor_end;
-	prev_check_perms = ExecutorCheckPerms_hook;
-	ExecutorCheckPerms_hook = ag_policy_check_perms;
-	prev_object_access = object_access_hook;
-	object_access_hook = ag_policy_object_access;
-	prev_needs_fmgr = needs_fmgr_hook;
-	needs_fmgr_hook = ag_policy_needs_fmgr;
-	prev_fmgr = fmgr_hook;
-	fmgr_hook = ag_policy_fmgr;
-	prev_planner = planner_hook;
-	planner_hook = ag_policy_planner;
 }

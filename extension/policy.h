@@ -153,11 +153,9 @@ extern void ag_policy_collect_call(Oid funcid, Oid who, AgCollectFn fn,
 extern int	ag_policy_mode;		/* AG_MODE_* */
 #define AG_MODE_ENFORCE 0
 #define AG_MODE_MONITOR 1
-extern int	ag_policy_nesting_level(void);
 extern char *ag_describe_event(AgEvent *ev);
 extern void ag_event_init(AgEvent *ev, int tag, AgClass cls);
 extern void ag_policy_decide_call(AgEvent *ev);
-extern int	ag_policy_event_level(void);
 
 /* policy_calls.c */
 extern void ag_calls_substitute(PlannedStmt *pstmt);

@@ -62,6 +62,7 @@
 #include "catalog/pg_class.h"
 
 #include "agentgate.h"
+#include "hooks.h"
 #include "policy.h"
 #include "verdict.h"
 
@@ -410,7 +411,7 @@ ag_calls_function_execute(Oid *funcid)
 	ev.funcid = *funcid;
 	ev.builtin_call = true;
 	ag_policy_decide(GetSessionUserId(), &ev, &out);
-	level = ag_policy_event_level();
+	level = ag_stmt_level();
 	if (out.rule_id != 0 && out.decision != AG_DECISION_BLOCKED)
 	{
 		ag_verdict_note(level, out.decision, out.rule_id);

@@ -352,6 +352,7 @@ load_rules(void)
 		AgRule	   *r;
 		char	   *s;
 		bool		ok;
+		bool		blocks;
 
 		heap_deform_tuple(tup, desc, values, isnull);
 		if (isnull[a_enabled] || !DatumGetBool(values[a_enabled]))
@@ -368,6 +369,14 @@ load_rules(void)
 		r->applies_to = isnull[a_applies] ? ag_agent_role_oid() : DatumGetObjectId(values[a_applies]);
 		r->max_rows = -1;
 
+		/*
+		 * What the rule does, first: a block rule (or an action of a later
+		 * version, refused like one) that cannot be understood must still
+		 * block.
+		 */
+		s = TextDatumGetCString(values[a_action]);
+		blocks = strcmp(s, "allow") != 0 && strcmp(s, "log") != 0;
+
 		r->any_command = true;
 		if (!isnull[a_commands])
 		{
@@ -383,13 +392,31 @@ load_rules(void)
 
 				r->any_command = false;
 				bad = ag_parse_commands(elems, nulls, n, &r->tags, &r->classes);
-				if (bad != NULL)
+				if (bad != NULL && !blocks)
 				{
-					/* validated on insert; a tag a later server dropped */
+					/*
+					 * Validated on insert; a tag a later server dropped, a
+					 * row restored past the validator.  An allow or log
+					 * rule that cannot be understood allows nothing.
+					 */
 					ereport(WARNING,
 							(errmsg("agentgate: rule %lld names unknown command \"%s\"; the rule never matches",
 									(long long) r->id, bad)));
 					continue;
+				}
+				if (bad != NULL)
+				{
+					/*
+					 * A block rule must never vanish: it blocks every command
+					 * in its scope instead (fail closed).
+					 */
+					ereport(WARNING,
+							(errmsg("agentgate: rule %lld names unknown command \"%s\"; it blocks every command in its scope",
+									(long long) r->id, bad),
+							 errhint("Correct the rule's commands.")));
+					r->any_command = true;
+					r->tags = NULL;
+					r->classes = 0;
 				}
 			}
 		}
@@ -436,8 +463,22 @@ load_rules(void)
 		}
 		s = isnull[a_condition] ? NULL : TextDatumGetCString(values[a_condition]);
 		r->cond = ag_condition_lookup(s, &ok);
-		if (!ok)
+		if (!ok && !blocks)
+		{
+			ereport(WARNING,
+					(errmsg("agentgate: rule %lld has unknown condition \"%s\"; the rule never matches",
+							(long long) r->id, s)));
 			continue;
+		}
+		if (!ok)
+		{
+			/* a block rule: without its condition, it blocks more, not less */
+			ereport(WARNING,
+					(errmsg("agentgate: rule %lld has unknown condition \"%s\"; it blocks without it",
+							(long long) r->id, s),
+					 errhint("Correct the rule's condition.")));
+			r->cond = AG_COND_NONE;
+		}
 		if (!isnull[a_max_rows])
 			r->max_rows = DatumGetInt64(values[a_max_rows]);
 		if (!isnull[a_fingerprint])

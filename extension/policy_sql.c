@@ -421,6 +421,46 @@ explain_one(RawStmt *rs, const char *sql, Oid roleid, ExplainAcc *acc)
 	}
 }
 
+/*
+ * Each statement in a subtransaction: one that cannot be analysed (a table
+ * an earlier statement of the text would create...) is reported, and the
+ * others are still explained.  A function of its own so that nothing the
+ * caller's loop changes lives across the PG_TRY.
+ */
+static void
+explain_in_subxact(RawStmt *rs, const char *sql, Oid roleid, ExplainAcc *acc)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		explain_one(rs, sql, roleid, acc);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		acc->any = true;
+		acc->decision = AG_DECISION_NONE;
+		acc->rule_id = 0;
+		acc->reason = psprintf("cannot be decided in advance: %s", edata->message);
+		acc->error = true;
+	}
+	PG_END_TRY();
+}
+
 Datum
 agentgate_explain(PG_FUNCTION_ARGS)
 {
@@ -466,40 +506,7 @@ agentgate_explain(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			MemoryContext cxt = CurrentMemoryContext;
-			ResourceOwner owner = CurrentResourceOwner;
-
-			/*
-			 * Each statement in a subtransaction: one that cannot be analysed
-			 * (a table an earlier statement of the text would create...) is
-			 * reported, and the others are still explained.
-			 */
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(cxt);
-			PG_TRY();
-			{
-				explain_one(rs, sql, roleid, &acc);
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(cxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-				acc.any = true;
-				acc.decision = AG_DECISION_NONE;
-				acc.rule_id = 0;
-				acc.reason = psprintf("cannot be decided in advance: %s", edata->message);
-				acc.error = true;
-			}
-			PG_END_TRY();
+			explain_in_subxact(rs, sql, roleid, &acc);
 			if (!acc.any)
 			{
 				acc.decision = AG_DECISION_NONE;
