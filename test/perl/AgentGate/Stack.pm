@@ -42,7 +42,7 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
-use File::Temp qw(tempdir);
+use File::Temp qw(tempdir tempfile);
 use IO::Socket::INET;
 use IPC::Run qw(run timeout);
 use POSIX qw(WNOHANG);
@@ -537,13 +537,18 @@ sub agent_conninfo
 sub agent_psql
 {
 	my ($self, $token, $sql, %o) = @_;
+	# the script from a file, not a pipe: a login refused at once closes
+	# psql before it would read its standard input (EPIPE in the writer)
+	my ($fh, $script) = tempfile('agent-sql-XXXXXX', DIR => $self->{base}, UNLINK => 1);
+	print $fh $sql;
+	close $fh;
 	my @cmd = ($self->_pg('psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-		$self->agent_conninfo(%o));
+		'-f', $script, $self->agent_conninfo(%o));
 	my ($out, $err) = ('', '');
 	local $ENV{PGPASSWORD} = $token;
 	local $ENV{PGCONNECT_TIMEOUT} = 10;
 	local $ENV{PGAPPNAME} = $o{appname} // 'agent-test';
-	run(\@cmd, '<', \$sql, '>', \$out, '2>', \$err, timeout($o{timeout} // 60));
+	run(\@cmd, '<', \undef, '>', \$out, '2>', \$err, timeout($o{timeout} // 60));
 	my $rc = $? >> 8;
 	chomp $out;
 	return ($rc, $out, $err);
