@@ -41,6 +41,7 @@
 #include "commands/dbcommands.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/planner.h"
@@ -334,15 +335,35 @@ ag_describe_event(AgEvent *ev)
 	return pstrdup(tag);
 }
 
+/*
+ * A rule's reason for the primary message: its first 100 bytes, cut at a
+ * character boundary (the detail has it whole).
+ */
+static const char *
+short_reason(const char *reason)
+{
+	int			len = strlen(reason);
+	int			cut;
+
+	if (len <= 100)
+		return reason;
+	cut = pg_mbcliplen(reason, len, 97);
+	return psprintf("%.*s...", cut, reason);
+}
+
 static void
 refuse(AgEvent *ev, AgOutcome *out)
 {
 	char	   *what = ag_describe_event(ev);
 	char	   *obj = "";
+	char	   *reason;
 
-	/* a utility statement's message names the command; its object goes here */
+	/* a utility statement's message names the command and its object */
 	if (ev->utility && OidIsValid(ev->relid))
+	{
 		obj = psprintf(" (%s)", relation_name(ev->relid));
+		what = psprintf("%s on %s", what, relation_name(ev->relid));
+	}
 
 	if (out->no_policy)
 		ereport(ERROR,
@@ -351,19 +372,31 @@ refuse(AgEvent *ev, AgOutcome *out)
 				 errdetail("Database \"%s\" has no agentgate.rules, so no policy could be applied to %s.",
 						   get_database_name(MyDatabaseId), what),
 				 errhint("Connect to a database where agentgate is installed, or ask a database administrator to run CREATE EXTENSION agentgate here.")));
+
+	/*
+	 * Some clients (an MCP server, say) hand an LLM agent the primary
+	 * message only: it names the rule and, in a few words, the fix.  The
+	 * detail and hint say the same at length.
+	 */
 	if (out->by_default)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agentgate: %s is not allowed", what),
+				 errmsg("agentgate: %s is not allowed (no rule allows it); ask for a rule that does", what),
 				 errdetail("No rule allows it%s, and agentgate.default_action is \"block\".", obj),
 				 errhint("Ask a database administrator for a rule that allows it.")));
+	reason = out->reason && out->reason[0] ? out->reason : "(no reason given)";
+	if (out->cond == AG_COND_NO_WHERE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: %s without a restricting WHERE is not allowed (rule %lld); add a WHERE clause",
+						what, (long long) out->rule_id),
+				 errdetail("Rule %lld%s: %s", (long long) out->rule_id, obj, reason),
+				 errhint("Add a WHERE clause that restricts the rows, or ask a database administrator for a rule that allows it.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("agentgate: %s is not allowed", what),
-			 errdetail("Rule %lld%s: %s", (long long) out->rule_id, obj,
-					   out->reason && out->reason[0] ? out->reason : "(no reason given)"),
-			 out->cond == AG_COND_NO_WHERE ?
-			 errhint("Add a WHERE clause that restricts the rows, or ask a database administrator for a rule that allows it.") :
+			 errmsg("agentgate: %s is not allowed (rule %lld: %s)", what,
+					(long long) out->rule_id, short_reason(reason)),
+			 errdetail("Rule %lld%s: %s", (long long) out->rule_id, obj, reason),
 			 errhint("Ask a database administrator to run it, or for a rule that allows it.")));
 }
 
@@ -838,8 +871,8 @@ check_rows(QueryDesc *qd)
 		ag_verdict_note(p->level, AG_DECISION_BLOCKED, d->rule_id);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agentgate: %s of more than " INT64_FORMAT " rows is not allowed",
-						ag_tag_name(ev.tags[0]), limit),
+				 errmsg("agentgate: %s of more than " INT64_FORMAT " rows is not allowed (rule %lld); change fewer rows",
+						ag_tag_name(ev.tags[0]), limit, (long long) d->rule_id),
 				 errdetail("Rule %lld: %s (the statement processed " UINT64_FORMAT " rows).",
 						   (long long) d->rule_id,
 						   d->reason && d->reason[0] ? d->reason : "(no reason given)",
@@ -926,7 +959,8 @@ refuse_rows(AgDeferred *d, uint64 rows, int level)
 	ag_verdict_note(level, AG_DECISION_BLOCKED, d->rule_id);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("agentgate: more than " INT64_FORMAT " rows is not allowed", d->max_rows),
+			 errmsg("agentgate: more than " INT64_FORMAT " rows is not allowed (rule %lld); fetch fewer rows",
+					d->max_rows, (long long) d->rule_id),
 			 errdetail("Rule %lld: %s (the statement reached " UINT64_FORMAT " rows).",
 					   (long long) d->rule_id,
 					   d->reason && d->reason[0] ? d->reason : "(no reason given)",
