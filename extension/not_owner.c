@@ -8,8 +8,9 @@
  * object as if it owned it.  An agent that reaches a table through a group
  * role could therefore attach its own code to it — an index or statistics
  * expression, a CHECK on a domain the table uses, a trigger on a child
- * table created under it (CREATE TABLE ... PARTITION OF / INHERITS) — that
- * the server evaluates later in other sessions, or change what others rely
+ * table created under it (CREATE TABLE ... PARTITION OF / INHERITS), a
+ * foreign key that puts its triggers on the referenced table — that the
+ * server evaluates later in other sessions, or change what others rely
  * on: restart a sequence, empty a materialized view, rename or move an
  * object, rewrite the comment another agent reads as documentation, set a
  * database's search_path.  And an agent could build an object and then
@@ -326,6 +327,55 @@ func_not_owned(Oid funcid, Oid who)
 	return OidIsValid(owner) && owner != who;
 }
 
+/*
+ * A foreign key puts triggers on the table it references: the referenced
+ * table's owner then cannot delete or update rows the agent's table points
+ * at (RESTRICT), or the agent's table is changed by the referenced table's
+ * writes (CASCADE, SET NULL/DEFAULT).  Referencing a table one does not
+ * own is attaching to it.
+ */
+static bool
+references_not_owned(Node *n, Oid who, Oid *relid)
+{
+	Constraint *c;
+	Oid			pk;
+
+	if (n == NULL || !IsA(n, Constraint))
+		return false;
+	c = (Constraint *) n;
+	if (c->contype != CONSTR_FOREIGN || c->pktable == NULL)
+		return false;
+	pk = lookup_rel(c->pktable);
+	if (!rel_not_owned(pk, who))
+		return false;
+	*relid = pk;
+	return true;
+}
+
+/* Any foreign key among a CREATE TABLE's elements to a table not owned? */
+static bool
+elements_reference_not_owned(List *elts, Oid who, Oid *relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, elts)
+	{
+		Node	   *n = lfirst(lc);
+
+		if (IsA(n, ColumnDef))
+		{
+			ListCell   *lc2;
+
+			foreach(lc2, ((ColumnDef *) n)->constraints)
+				if (references_not_owned(lfirst(lc2), who, relid))
+					return true;
+		}
+		else if (references_not_owned(n, who, relid))
+			return true;
+	}
+	return false;
+}
+
 /* Any parent in a CREATE TABLE's INHERITS or PARTITION OF not owned? */
 static bool
 parents_not_owned(List *parents, Oid who, Oid *relid)
@@ -377,6 +427,19 @@ ag_utility_not_owner(Node *parsetree, Oid who, Oid *relid)
 					else if (cmd->subtype == AT_AttachPartition && cmd->def &&
 							 IsA(cmd->def, PartitionCmd))
 						result |= rel_not_owned(lookup_rel(((PartitionCmd *) cmd->def)->name), who);
+					else if (cmd->subtype == AT_AddConstraint)
+					{
+						Oid			pk = InvalidOid;
+
+						result |= references_not_owned(cmd->def, who, &pk);
+					}
+					else if (cmd->subtype == AT_AddColumn && cmd->def &&
+							 IsA(cmd->def, ColumnDef))
+					{
+						Oid			pk = InvalidOid;
+
+						result |= elements_reference_not_owned(list_make1(cmd->def), who, &pk);
+					}
 				}
 				break;
 			}
@@ -469,7 +532,8 @@ ag_utility_not_owner(Node *parsetree, Oid who, Oid *relid)
 									  who, &rel);
 			break;
 		case T_CreateStmt:
-			result = parents_not_owned(((CreateStmt *) parsetree)->inhRelations, who, &rel);
+			result = parents_not_owned(((CreateStmt *) parsetree)->inhRelations, who, &rel) ||
+				elements_reference_not_owned(((CreateStmt *) parsetree)->tableElts, who, &rel);
 			break;
 		case T_CreateForeignTableStmt:
 			result = parents_not_owned(((CreateForeignTableStmt *) parsetree)->base.inhRelations,

@@ -46,6 +46,15 @@ ALTER TABLE public.regress_rt11_mine INHERIT cust;
 CREATE TABLE public.regress_rt11_myparted (id int) PARTITION BY RANGE (id);
 -- error:
 ALTER TABLE public.regress_rt11_myparted ATTACH PARTITION loose FOR VALUES FROM (0) TO (10);
+-- a foreign key puts its triggers on the referenced table
+-- error:
+CREATE TABLE public.regress_rt11_fk (cid int REFERENCES cust (id));
+-- error:
+CREATE TABLE public.regress_rt11_fk2 (cid int, FOREIGN KEY (cid) REFERENCES cust (id) ON DELETE CASCADE);
+-- error:
+ALTER TABLE public.regress_rt11_mine ADD FOREIGN KEY (id) REFERENCES cust (id);
+-- error:
+ALTER TABLE public.regress_rt11_mine ADD COLUMN cid int REFERENCES cust (id);
 -- error:
 CREATE INDEX ON cust (lower(email));
 -- error:
@@ -77,6 +86,7 @@ ALTER DOMAIN dom RENAME TO dom2;
 CREATE TABLE public.regress_rt11_own_p (id int) PARTITION BY RANGE (id);
 CREATE TABLE public.regress_rt11_own_c PARTITION OF public.regress_rt11_own_p DEFAULT;
 CREATE INDEX ON public.regress_rt11_mine (lower(email));
+CREATE TABLE public.regress_rt11_own_fk (mid int REFERENCES public.regress_rt11_mine (id));
 COMMENT ON TABLE public.regress_rt11_mine IS 'scratch';
 CREATE SEQUENCE public.regress_rt11_seq;
 ALTER SEQUENCE public.regress_rt11_seq RESTART 5;
@@ -104,7 +114,7 @@ SELECT decision, reason FROM agentgate.explain('regress_rt11_agent',
   'CREATE TABLE public.x PARTITION OF regress_rt11_app.parted DEFAULT');
 
 DROP SCHEMA regress_rt11_app CASCADE;
-DROP TABLE public.regress_rt11_mine, public.regress_rt11_myparted, public.regress_rt11_own_p;
+DROP TABLE public.regress_rt11_own_fk, public.regress_rt11_mine, public.regress_rt11_myparted, public.regress_rt11_own_p;
 DROP SEQUENCE public.regress_rt11_seq;
 REVOKE CREATE ON SCHEMA public FROM regress_rt11_agent, regress_rt11_group;
 DROP ROLE regress_rt11_agent, regress_rt11_group;
