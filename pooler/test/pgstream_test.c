@@ -1,0 +1,547 @@
+/*
+ * pgstream_test.c
+ *	  Unit tests of the protocol state machine (pgstream.c): named
+ *	  statements kept by the proxy, answers in order, errors mid-pipeline,
+ *	  DISCARD ALL, limits, framing refusals, and byte-at-a-time input.
+ */
+#include "ag_pgstream.h"
+#include "ag_pgproto.h"
+#include "ag_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A message built up in a static buffer. */
+typedef struct m
+{
+	uint8_t		b[8192];
+	size_t		n;
+} m;
+
+static void
+add(m *x, const void *p, size_t n)
+{
+	memcpy(x->b + x->n, p, n);
+	x->n += n;
+}
+
+static void
+adds(m *x, const char *s)
+{
+	add(x, s, strlen(s) + 1);
+}
+
+static void
+add16(m *x, int v)
+{
+	uint8_t		b[2] = {(uint8_t) (v >> 8), (uint8_t) v};
+
+	add(x, b, 2);
+}
+
+static void
+add32(m *x, uint32_t v)
+{
+	uint8_t		b[4];
+
+	ag_pg_put32(b, v);
+	add(x, b, 4);
+}
+
+/* Append message type t with body to x. */
+static void
+msg(m *x, char t, const m *body)
+{
+	uint8_t		c = (uint8_t) t;
+
+	add(x, &c, 1);
+	add32(x, (uint32_t) (4 + body->n));
+	add(x, body->b, body->n);
+}
+
+static void
+parse(m *x, const char *name, const char *q, int ntypes)
+{
+	m			b = {.n = 0};
+	int			i;
+
+	adds(&b, name);
+	adds(&b, q);
+	add16(&b, ntypes);
+	for (i = 0; i < ntypes; i++)
+		add32(&b, 23);
+	msg(x, 'P', &b);
+}
+
+static void
+bind(m *x, const char *portal, const char *name, const char *param)
+{
+	m			b = {.n = 0};
+
+	adds(&b, portal);
+	adds(&b, name);
+	add16(&b, 0);				/* parameter formats */
+	add16(&b, param ? 1 : 0);
+	if (param)
+	{
+		add32(&b, (uint32_t) strlen(param));
+		add(&b, param, strlen(param));
+	}
+	add16(&b, 0);				/* result formats */
+	msg(x, 'B', &b);
+}
+
+static void
+named(m *x, char t, char kind, const char *name)
+{
+	m			b = {.n = 0};
+
+	add(&b, &kind, 1);
+	adds(&b, name);
+	msg(x, t, &b);
+}
+
+static void
+empty(m *x, char t)
+{
+	m			b = {.n = 0};
+
+	msg(x, t, &b);
+}
+
+static void
+execute(m *x)
+{
+	m			b = {.n = 0};
+
+	adds(&b, "");
+	add32(&b, 0);
+	msg(x, 'E', &b);
+}
+
+static void
+tagged(m *x, char t, const char *s)
+{
+	m			b = {.n = 0};
+
+	adds(&b, s);
+	msg(x, t, &b);
+}
+
+static void
+ready(m *x, char status)
+{
+	m			b = {.n = 0};
+
+	add(&b, &status, 1);
+	msg(x, 'Z', &b);
+}
+
+static void
+error(m *x, const char *code)
+{
+	m			b = {.n = 0};
+
+	add(&b, "C", 1);
+	adds(&b, code);
+	add(&b, "", 1);
+	msg(x, 'E', &b);
+}
+
+/* The types of the messages in a byte stream, e.g. "PBES". */
+static void
+types(const ag_buf *q, char *out, size_t outsize)
+{
+	size_t		pos = 0;
+	size_t		n = 0;
+
+	while (pos + 5 <= q->len && n + 1 < outsize)
+	{
+		out[n++] = (char) q->data[q->off + pos];
+		pos += 1 + ag_pg_get32(q->data + q->off + pos + 1);
+	}
+	out[n] = '\0';
+}
+
+/* The error code (C field) of the first ErrorResponse in q. */
+static const char *
+first_code(const ag_buf *q)
+{
+	static char code[6];
+	size_t		pos = 0;
+
+	code[0] = '\0';
+	while (pos + 5 <= q->len)
+	{
+		const uint8_t *p = q->data + q->off + pos;
+		uint32_t	len = ag_pg_get32(p + 1);
+
+		if (p[0] == 'E')
+		{
+			const uint8_t *f = p + 5;
+
+			while (f < p + 1 + len && *f)
+			{
+				if (*f == 'C')
+				{
+					snprintf(code, sizeof(code), "%s", (const char *) f + 1);
+					return code;
+				}
+				f += 1 + strlen((const char *) f + 1) + 1;
+			}
+		}
+		pos += 1 + len;
+	}
+	return code;
+}
+
+static ag_pgs_limits lim = {1 << 20, 100, 1 << 16};
+
+typedef struct conn
+{
+	ag_pgstream *s;
+	ag_buf		to_server;
+	ag_buf		to_client;
+	int			bytewise;
+} conn;
+
+static void
+conn_open(conn *c, int bytewise)
+{
+	m			login = {.n = 0};
+	m			auth = {.n = 0};
+
+	memset(c, 0, sizeof(*c));
+	c->s = ag_pgs_new(&lim);
+	c->bytewise = bytewise;
+	add32(&auth, 0);
+	msg(&login, 'R', &auth);
+	ready(&login, 'I');
+	ag_pgs_from_server(c->s, login.b, login.n, &c->to_client);
+	ag_buf_consume(&c->to_client, c->to_client.len);
+}
+
+static void
+conn_close(conn *c)
+{
+	ag_pgs_free(c->s);
+	ag_buf_free(&c->to_server);
+	ag_buf_free(&c->to_client);
+}
+
+static ag_pgs_status
+from_client(conn *c, const m *x)
+{
+	size_t		i;
+	ag_pgs_status st = AG_PGS_OK;
+
+	ag_buf_consume(&c->to_server, c->to_server.len);
+	ag_buf_consume(&c->to_client, c->to_client.len);
+	if (!c->bytewise)
+		return ag_pgs_from_client(c->s, x->b, x->n, &c->to_server, &c->to_client);
+	for (i = 0; i < x->n && st == AG_PGS_OK; i++)
+		st = ag_pgs_from_client(c->s, x->b + i, 1, &c->to_server, &c->to_client);
+	return st;
+}
+
+static ag_pgs_status
+from_server(conn *c, const m *x)
+{
+	size_t		i;
+	ag_pgs_status st = AG_PGS_OK;
+
+	ag_buf_consume(&c->to_client, c->to_client.len);
+	if (!c->bytewise)
+		return ag_pgs_from_server(c->s, x->b, x->n, &c->to_client);
+	for (i = 0; i < x->n && st == AG_PGS_OK; i++)
+		st = ag_pgs_from_server(c->s, x->b + i, 1, &c->to_client);
+	return st;
+}
+
+static void
+expect(const ag_buf *q, const char *want, const char *what, int bytewise)
+{
+	char		got[256];
+
+	types(q, got, sizeof(got));
+	ok(strcmp(got, want) == 0, "%s%s: got \"%s\", want \"%s\"", what,
+	   bytewise ? " (bytewise)" : "", got, want);
+}
+
+static void
+run(int bw)
+{
+	conn		c;
+	m			x;
+	m			y;
+
+	/* --- prepare, then execute twice, each in its own Sync */
+	conn_open(&c, bw);
+	x.n = 0;
+	parse(&x, "s1", "SELECT $1::int", 1);
+	empty(&x, 'S');
+	ok(from_client(&c, &x) == AG_PGS_OK, "named parse accepted");
+	expect(&c.to_server, "PS", "named Parse goes as Parse+Sync", bw);
+	ok(c.to_server.data[c.to_server.off + 5] == 0, "and the Parse sent is unnamed");
+	y.n = 0;
+	tagged(&y, '1', "");
+	y.n = 0;
+	empty(&y, '1');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "1Z", "server's ParseComplete answers the client", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 1, "one statement kept");
+
+	x.n = 0;
+	bind(&x, "", "s1", "42");
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PBES", "Bind(s1) becomes Parse+Bind", bw);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '2');
+	tagged(&y, 'D', "x");
+	tagged(&y, 'C', "SELECT 1");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "2DCZ", "the added ParseComplete is dropped", bw);
+	ok(ag_pgs_idle(c.s), "idle after ReadyForQuery");
+
+	/* --- Describe(S, s1) and Close(S, s1): answered in order */
+	x.n = 0;
+	named(&x, 'D', 'S', "s1");
+	named(&x, 'C', 'S', "s1");
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PDS", "Describe(s1) -> Parse+Describe; Close kept here", bw);
+	expect(&c.to_client, "", "CloseComplete waits for the server's answers", bw);
+	y.n = 0;
+	empty(&y, '1');
+	tagged(&y, 't', "");
+	tagged(&y, 'T', "");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "tT3Z", "CloseComplete after the description, before ReadyForQuery", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 0, "statement closed");
+
+	/* --- unknown name: our error replaces the server's; skip to Sync */
+	x.n = 0;
+	bind(&x, "", "nope", NULL);
+	execute(&x);
+	parse(&x, "s2", "SELECT 2", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PS", "unknown Bind -> a failing Parse; the rest dropped", bw);
+	y.n = 0;
+	error(&y, "42601");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "EZ", "one error, then ReadyForQuery", bw);
+	ok(strcmp(first_code(&c.to_client), "26000") == 0, "error is 26000 (got %s)", first_code(&c.to_client));
+	ok(ag_pgs_statements(c.s, NULL) == 0, "the dropped Parse made nothing");
+
+	/* --- duplicate name: 42P05 */
+	x.n = 0;
+	parse(&x, "a", "SELECT 1", 0);
+	parse(&x, "a", "SELECT 2", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PPS", "second Parse(a) -> failing Parse", bw);
+	y.n = 0;
+	empty(&y, '1');
+	error(&y, "42601");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "1EZ", "ParseComplete, then the duplicate's error", bw);
+	ok(strcmp(first_code(&c.to_client), "42P05") == 0, "error is 42P05 (got %s)", first_code(&c.to_client));
+	ok(ag_pgs_statements(c.s, NULL) == 1, "the first one is kept");
+
+	/* --- a server error mid-pipeline undoes what followed it */
+	x.n = 0;
+	parse(&x, "bad", "SELEC 1", 0);
+	parse(&x, "b", "SELECT 1", 0);
+	named(&x, 'C', 'S', "a");
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PPS", "two Parses and a Sync go; Close stays", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 2, "bad and b pending (a closed)");
+	y.n = 0;
+	error(&y, "42601");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "EZ", "only the first error; no CloseComplete", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 1, "bad and b undone, a back (got %d)",
+	   ag_pgs_statements(c.s, NULL));
+	x.n = 0;
+	bind(&x, "", "a", NULL);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PBS", "a is usable again", bw);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '2');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "2Z", "its Bind answered", bw);
+
+	/* --- error reported before the client's Sync: the rest is dropped */
+	x.n = 0;
+	bind(&x, "", "a", NULL);
+	execute(&x);
+	empty(&x, 'H');
+	from_client(&c, &x);
+	y.n = 0;
+	empty(&y, '1');
+	error(&y, "22012");
+	from_server(&c, &y);
+	expect(&c.to_client, "E", "server error passes", bw);
+	x.n = 0;
+	parse(&x, "late", "SELECT 1", 0);
+	bind(&x, "", "a", NULL);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "S", "messages after the error dropped until Sync", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 1, "late was not kept");
+	y.n = 0;
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "Z", "ReadyForQuery", bw);
+
+	/* --- DISCARD ALL clears the table; statements made after it stay */
+	x.n = 0;
+	tagged(&x, 'Q', "DISCARD ALL");
+	parse(&x, "after", "SELECT 1", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	ok(ag_pgs_statements(c.s, NULL) == 2, "a and after held");
+	y.n = 0;
+	tagged(&y, 'C', "DISCARD ALL");
+	ready(&y, 'I');
+	empty(&y, '1');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "CZ1Z", "answers pass", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 1, "only 'after' left (got %d)", ag_pgs_statements(c.s, NULL));
+
+	/* --- the unnamed statement replaced by ours is not silently reused */
+	x.n = 0;
+	parse(&x, "", "SELECT 'mine'", 0);
+	bind(&x, "", "after", NULL);
+	bind(&x, "", "", NULL);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PPBPS", "unnamed Bind after ours -> failing Parse", bw);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '1');
+	empty(&y, '2');
+	error(&y, "42601");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "12EZ", "26000 for the unnamed statement", bw);
+	ok(strcmp(first_code(&c.to_client), "26000") == 0, "26000 (got %s)", first_code(&c.to_client));
+
+	/* --- unnamed statements pass unchanged */
+	x.n = 0;
+	parse(&x, "", "SELECT 1", 0);
+	bind(&x, "", "", NULL);
+	named(&x, 'D', 'P', "");
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	ok(c.to_server.len == x.n && memcmp(c.to_server.data + c.to_server.off, x.b, x.n) == 0,
+	   "unnamed extended query passes byte for byte%s", bw ? " (bytewise)" : "");
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '2');
+	tagged(&y, 'T', "");
+	tagged(&y, 'D', "");
+	tagged(&y, 'N', "notice");
+	tagged(&y, 'C', "SELECT 1");
+	ready(&y, 'T');
+	from_server(&c, &y);
+	expect(&c.to_client, "12TDNCZ", "answers pass", bw);
+	ok(!ag_pgs_idle(c.s), "in a transaction: not idle");
+	conn_close(&c);
+}
+
+static void
+limits(void)
+{
+	conn		c;
+	m			x;
+	m			y;
+	char		name[16];
+	int			i;
+	ag_pgs_limits small = {1 << 20, 3, 1 << 16};
+	ag_pgs_limits saved = lim;
+	const char *sqlstate;
+	const char *msgtext;
+	const char *detail;
+	const char *hint;
+
+	lim = small;
+	conn_open(&c, 0);
+	x.n = 0;
+	for (i = 0; i < 4; i++)
+	{
+		snprintf(name, sizeof(name), "p%d", i);
+		parse(&x, name, "SELECT 1", 0);
+	}
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PPPPS", "fourth Parse over the limit -> failing Parse", 0);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '1');
+	empty(&y, '1');
+	error(&y, "42601");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "111EZ", "three kept, then 54000", 0);
+	ok(strcmp(first_code(&c.to_client), "54000") == 0, "54000 (got %s)", first_code(&c.to_client));
+	ok(ag_pgs_statements(c.s, NULL) == 3, "three statements");
+	conn_close(&c);
+	lim = saved;
+
+	/* FunctionCall and bad lengths are refused before any byte passes */
+	conn_open(&c, 0);
+	x.n = 0;
+	tagged(&x, 'F', "x");
+	ok(from_client(&c, &x) == AG_PGS_FATAL && c.to_server.len == 0, "FunctionCall refused");
+	ag_pgs_fatal(c.s, &sqlstate, &msgtext, &detail, &hint);
+	ok(strcmp(sqlstate, "42501") == 0, "as 42501");
+	conn_close(&c);
+	conn_open(&c, 0);
+	x.n = 0;
+	add(&x, "Q", 1);
+	add32(&x, 2);
+	ok(from_client(&c, &x) == AG_PGS_FATAL, "length 2 refused");
+	conn_close(&c);
+
+	/* PgBouncer asking for a password */
+	{
+		ag_pgstream *s = ag_pgs_new(&lim);
+		ag_buf		out = {0};
+
+		y.n = 0;
+		x.n = 0;
+		add32(&x, 3);
+		msg(&y, 'R', &x);
+		ok(ag_pgs_from_server(s, y.b, y.n, &out) == AG_PGS_AUTH_REQUEST && out.len == 0,
+		   "password request stopped before any byte passes");
+		ok(ag_pgs_auth_request(s) == 3, "request code kept");
+		ag_pgs_free(s);
+		ag_buf_free(&out);
+	}
+}
+
+int
+main(void)
+{
+	run(0);
+	run(1);
+	limits();
+	return ag_test_report();
+}
