@@ -1,9 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * pgproto.c
- *	  Startup packet parsing and filtering, startup packet building,
- *	  ErrorResponse building, client message framing checks and the
- *	  relay's stream scanners.
+ *	  Startup packet parsing and filtering, startup packet building and
+ *	  ErrorResponse building (the relayed stream is pgstream.c's).
  *
  * The client is untrusted until its token is verified, and even then it
  * chooses nothing that reaches PgBouncer except the database name, a
@@ -379,113 +378,6 @@ ag_pgproto_error(uint8_t *buf, size_t bufsize, const char *severity,
 	buf[pos++] = '\0';
 	ag_pg_put32(buf + 1, (uint32_t) (pos - 1));
 	return (int) pos;
-}
-
-ag_pg_frame_status
-ag_pgproto_check_frame(const uint8_t *hdr, uint32_t max_len, uint32_t *len)
-{
-	*len = ag_pg_get32(hdr + 1);
-	if (hdr[0] == 'F')
-		return AG_FRAME_FUNCTION_CALL;
-	if (*len < 4 || *len > max_len)
-		return AG_FRAME_BAD_LENGTH;
-	return AG_FRAME_OK;
-}
-
-ag_pg_frame_status
-ag_pgproto_scan_client(ag_pg_client_scan *st, const uint8_t *buf, size_t len,
-					   uint32_t max_len, size_t *pass)
-{
-	size_t		pos = 0;
-
-	while (pos < len)
-	{
-		size_t		n;
-
-		if (st->left == 0)
-		{
-			ag_pg_frame_status fs;
-			uint32_t	mlen;
-
-			if (len - pos < 5)
-				break;			/* incomplete header: presented again */
-			fs = ag_pgproto_check_frame(buf + pos, max_len, &mlen);
-			if (fs != AG_FRAME_OK)
-			{
-				*pass = pos;
-				return fs;
-			}
-			if (buf[pos] == 'Q' || buf[pos] == 'S')
-				st->syncs++;
-			st->left = mlen + 1;
-		}
-		n = len - pos < st->left ? len - pos : st->left;
-		pos += n;
-		st->left -= (uint32_t) n;
-	}
-	*pass = pos;
-	return AG_FRAME_OK;
-}
-
-ag_pg_server_status
-ag_pgproto_scan_server(ag_pg_server_scan *st, const uint8_t *buf, size_t len,
-					   size_t *pass)
-{
-	size_t		pos = 0;
-
-	while (pos < len)
-	{
-		size_t		n;
-
-		if (st->hdrlen == 0 && !st->authed && buf[pos] == 'R')
-		{
-			if (len - pos < 9)
-				break;			/* held back until the request code is here */
-			if (ag_pg_get32(buf + pos + 5) != 0)
-			{
-				st->auth_request = ag_pg_get32(buf + pos + 5);
-				*pass = pos;
-				return AG_SERVER_AUTH_REQUEST;
-			}
-			st->authed = 1;
-		}
-		if (st->hdrlen < 5)
-		{
-			n = 5 - (size_t) st->hdrlen;
-			if (n > len - pos)
-				n = len - pos;
-			memcpy(st->hdr + st->hdrlen, buf + pos, n);
-			st->hdrlen += (int) n;
-			pos += n;
-			if (st->hdrlen < 5)
-				break;
-			st->left = ag_pg_get32(st->hdr + 1);
-			if (st->left < 4)
-			{
-				*pass = pos;
-				return AG_SERVER_BAD_LENGTH;
-			}
-			st->left -= 4;
-		}
-		else
-		{
-			n = len - pos < st->left ? len - pos : st->left;
-			/* ReadyForQuery's one byte says idle, in transaction, failed */
-			if (st->hdr[0] == 'Z' && n > 0)
-				st->status = buf[pos];
-			pos += n;
-			st->left -= (uint32_t) n;
-		}
-		if (st->left == 0)
-		{
-			st->last = (char) st->hdr[0];
-			if (st->last == 'Z')
-				st->ready++;
-			st->hdrlen = 0;
-		}
-	}
-	*pass = pos;
-	return AG_SERVER_OK;
 }
 
 int

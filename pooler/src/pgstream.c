@@ -706,7 +706,7 @@ client_bind(ag_pgstream *s, ag_buf *to_server)
 {
 	const uint8_t *b = s->g;
 	size_t		len = s->glen;
-	const uint8_t *nul1 = memchr(b, 0, len);
+	const uint8_t *nul1 = len ? memchr(b, 0, len) : NULL;
 	const uint8_t *nul2 = nul1 ? memchr(nul1 + 1, 0, len - (size_t) (nul1 + 1 - b)) : NULL;
 	const uint8_t *name;
 	size_t		namelen;
@@ -753,12 +753,13 @@ client_describe_close(ag_pgstream *s, ag_buf *to_server)
 	const uint8_t *b = s->g;
 	size_t		len = s->glen;
 	int			describe = s->chdr[0] == 'D';
-	const uint8_t *name = b + 1;
+	const uint8_t *name;
 	size_t		namelen;
 	stmt	   *st;
 
-	if (len < 2 || b[len - 1] != 0 || memchr(name, 0, len - 1) != b + len - 1)
+	if (len < 2 || b[len - 1] != 0 || memchr(b + 1, 0, len - 1) != b + len - 1)
 		return client_fail(s, to_server, "08P01", "invalid message format", NULL, NULL);
+	name = b + 1;
 	namelen = len - 2;
 	if (b[0] != 'S')
 	{

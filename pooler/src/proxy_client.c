@@ -155,7 +155,10 @@ ag_client_free(ag_client *c, const char *reason)
 	if (c->login)
 		ag_admin_forget(c->login);
 	if (c->relay)
-		ag_relay_free(c);		/* it owns the TLS session by now */
+	{
+		ag_relay_free(c->relay);	/* it owns the TLS session by now */
+		c->relay = NULL;
+	}
 	else if (c->tls && c->cbev)
 	{
 		SSL		   *ssl = bufferevent_openssl_get_ssl(c->cbev);
@@ -193,14 +196,6 @@ send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
 		ag_admin_forget(c->login);
 		c->login = NULL;
 	}
-	if (c->relay)
-	{
-		/* the timer first: the relay may free c at once */
-		c->state = AG_CS_CLOSING;
-		arm_timer(c, CLOSE_LINGER_SECONDS);
-		ag_relay_close(c, msg, len);
-		return;
-	}
 	if (len > 0)
 		bufferevent_write(c->cbev, msg, len);
 	c->state = AG_CS_CLOSING;
@@ -211,25 +206,24 @@ send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
 	arm_timer(c, CLOSE_LINGER_SECONDS);
 }
 
-/* Flush what is queued for the client, then close. */
-void
-ag_client_finish(ag_client *c, const char *reason)
-{
-	c->close_reason = reason;
-	if (c->relay == NULL && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
-	{
-		ag_client_free(c, reason);
-		return;
-	}
-	send_raw_and_close(c, NULL, 0);
-}
-
 void
 ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
 				const char *detail, const char *hint)
 {
 	uint8_t		buf[1024];
 	int			n;
+
+	if (c->relay)
+	{
+		/* the relay ends itself (at a message boundary) and reports back */
+		if (c->state != AG_CS_CLOSING)
+		{
+			c->state = AG_CS_CLOSING;
+			evtimer_del(c->timer);
+			ag_relay_end(c->relay, sqlstate, msg, detail, hint, msg);
+		}
+		return;
+	}
 
 	n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, detail, hint);
 	if (n < 0)
@@ -416,6 +410,52 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 
 static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 					   const char *detail, const char *role, const char *stamp);
+
+/* The relay is over: so is the connection. */
+static void
+relay_ended(void *owner, const char *reason)
+{
+	ag_client_free((ag_client *) owner, reason);
+}
+
+static const ag_relay_hooks relay_hooks = {
+	.ended = relay_ended,
+};
+
+/*
+ * Hand the logged-in connection to a relay: the TLS session, what the
+ * login phase has not yet written to the client, and what the client
+ * sent after its password.  Returns -1 (with errno) when the relay could
+ * not start; the login phase's bufferevent is still there then.
+ */
+static int
+start_relay(ag_client *c, const uint8_t *pkt, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	ag_relay_args a;
+
+	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
+	memset(&a, 0, sizeof(a));
+	a.hooks = &relay_hooks;
+	a.owner = c;
+	a.log_as = c;
+	a.client_fd = c->fd;
+	a.ssl = bufferevent_openssl_get_ssl(c->cbev);
+	a.startup = pkt;
+	a.startup_len = len;
+	a.pending_out_len = evbuffer_get_length(out);
+	a.pending_out = a.pending_out_len ? evbuffer_pullup(out, -1) : NULL;
+	a.early_in_len = evbuffer_get_length(in);
+	a.early_in = a.early_in_len ? evbuffer_pullup(in, -1) : NULL;
+	c->relay = ag_relay_start(&a);
+	if (c->relay == NULL)
+		return -1;
+	/* created without BEV_OPT_CLOSE_ON_FREE: the session and socket stay */
+	bufferevent_free(c->cbev);
+	c->cbev = NULL;
+	return 0;
+}
 
 static void
 password_received(ag_client *c, const char *token, size_t toklen)
@@ -703,10 +743,11 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 
 	evtimer_del(c->timer);
 	arm_timer(c, (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL)));
-	/* the relay connects to PgBouncer and sends pkt; it may free c */
-	if (ag_relay_start(c, pkt, (size_t) len) < 0)
+	/* the relay connects to PgBouncer and sends pkt */
+	if (start_relay(c, pkt, (size_t) len) < 0)
 	{
 		ag_log(AG_LOG_ERROR, c, "could not connect to PgBouncer: %s", strerror(errno));
+		bufferevent_enable(c->cbev, EV_WRITE);
 		refuse(c, "08006", "could not connect to the pooler", NULL, NULL);
 	}
 }
@@ -726,12 +767,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		case AG_CS_RELAY:
 			ag_log(AG_LOG_INFO, c, "token expired");
-			if (ag_relay_at_boundary(c))
-				ag_client_fatal(c, "57P01", "token expired",
-								"The connection's token has expired.",
-								"Connect again with a fresh token.");
-			else
-				ag_client_free(c, "token expired");
+			ag_client_fatal(c, "57P01", "token expired",
+							"The connection's token has expired.",
+							"Connect again with a fresh token.");
 			break;
 		default:
 			refuse(c, "08006", "authentication timeout", NULL, NULL);
@@ -787,11 +825,8 @@ ag_client_revoke(const char *identity)
 			strcmp(c->identity, identity) != 0)
 			continue;
 		n++;
-		if (c->state != AG_CS_RELAY || ag_relay_at_boundary(c))
-			ag_client_fatal(c, "57P01", "identity revoked",
-							"The identity of this connection was revoked or suspended.", NULL);
-		else
-			ag_client_free(c, "identity revoked");
+		ag_client_fatal(c, "57P01", "identity revoked",
+						"The identity of this connection was revoked or suspended.", NULL);
 	}
 	ag_log(AG_LOG_INFO, NULL, "revocation of \"%s\": %d connection(s) closed", identity, n);
 	return n;
@@ -816,7 +851,7 @@ ag_client_shutdown_idle(void)
 			left++;
 			continue;
 		}
-		if (c->state == AG_CS_RELAY && !ag_relay_idle(c))
+		if (c->state == AG_CS_RELAY && !ag_relay_idle(c->relay))
 		{
 			left++;
 			continue;

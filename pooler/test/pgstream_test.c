@@ -513,6 +513,13 @@ limits(void)
 	ag_pgs_fatal(c.s, &sqlstate, &msgtext, &detail, &hint);
 	ok(strcmp(sqlstate, "42501") == 0, "as 42501");
 	conn_close(&c);
+	conn_open(&c, 1);
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	tagged(&x, 'F', "x");
+	ok(from_client(&c, &x) == AG_PGS_FATAL && c.to_server.len == 14,
+	   "FunctionCall split byte by byte: refused, only the Query before it passed");
+	conn_close(&c);
 	conn_open(&c, 0);
 	x.n = 0;
 	add(&x, "Q", 1);
