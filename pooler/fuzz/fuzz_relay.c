@@ -48,6 +48,8 @@ static void
 run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, outcome *o)
 {
 	ag_pgstream *ps = ag_pgs_new(&lim);
+	ag_buf		held = {0};
+	size_t		used;
 	size_t		cp = 0;
 	size_t		sp = 0;
 	size_t		bytes;
@@ -61,7 +63,15 @@ run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, 
 		{
 			size_t		n = clen - cp < chunk ? clen - cp : chunk;
 
-			o->cst = ag_pgs_from_client(ps, c + cp, n, &o->to_server, &o->to_client);
+			/* a stall's leftover goes first, as in the relay */
+			if (ag_buf_add(&held, c + cp, n) < 0)
+				abort();
+			o->cst = ag_pgs_from_client(ps, held.data + held.off, held.len, &used,
+										&o->to_server, &o->to_client);
+			if (used > held.len || (used < held.len && o->cst == AG_PGS_OK &&
+									!ag_pgs_client_stalled(ps)))
+				abort();
+			ag_buf_consume(&held, used);
 			cp += n;
 		}
 		else
@@ -72,6 +82,14 @@ run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, 
 
 			o->sst = ag_pgs_from_server(ps, s + sp, n, &o->to_client);
 			sp += n;
+			if (held.len > 0 && o->cst == AG_PGS_OK && o->sst == AG_PGS_OK)
+			{
+				o->cst = ag_pgs_from_client(ps, held.data + held.off, held.len, &used,
+											&o->to_server, &o->to_client);
+				if (used > held.len)
+					abort();
+				ag_buf_consume(&held, used);
+			}
 		}
 		else
 			sp = slen;
@@ -80,6 +98,7 @@ run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, 
 			abort();
 	}
 	ag_pgs_free(ps);
+	ag_buf_free(&held);
 }
 
 int

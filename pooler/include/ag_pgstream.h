@@ -91,13 +91,19 @@ extern ag_pgstream *ag_pgs_new(const ag_pgs_limits *lim);
 extern void ag_pgs_free(ag_pgstream *s);
 
 /*
- * Bytes from the client: all are consumed; what goes to the server is
- * appended to to_server, the proxy's own answers to to_client.  On
- * AG_PGS_FATAL the connection must end with the error named by
+ * Bytes from the client: what goes to the server is appended to
+ * to_server, the proxy's own answers to to_client.  *consumed is less
+ * than len when the stream has stalled (ag_pgs_client_stalled): a
+ * message needs the statement table as an earlier batch leaves it, and
+ * the server has not answered that batch yet.  The caller keeps the rest
+ * and presents it again (len 0 is fine) after server bytes have come.
+ * On AG_PGS_FATAL the connection must end with the error named by
  * ag_pgs_fatal() (bytes of the refused message have not been passed).
  */
 extern ag_pgs_status ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len,
-										ag_buf *to_server, ag_buf *to_client);
+										size_t *consumed, ag_buf *to_server,
+										ag_buf *to_client);
+extern int	ag_pgs_client_stalled(const ag_pgstream *s);
 
 /* Bytes from the server: likewise, into to_client. */
 extern ag_pgs_status ag_pgs_from_server(ag_pgstream *s, const uint8_t *buf, size_t len,

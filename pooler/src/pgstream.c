@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---------------------------------------------------------------- ag_buf */
 
@@ -86,6 +87,8 @@ ag_buf_free(ag_buf *b)
 #define KEYLEN				63
 /* A CommandComplete longer than this is not one the proxy looks at. */
 #define MAX_TAG				64
+/* Queries up to this long are read for DISCARD ALL / DEALLOCATE ALL. */
+#define MAX_CLEAR_QUERY		256
 
 /* The text of the Parse that stands for an error of the proxy's. */
 static const char fail_query[] = "agentgate-proxy refused this protocol message";
@@ -103,6 +106,7 @@ typedef enum qkind
 {
 	Q_LOGIN,					/* until the first ReadyForQuery */
 	Q_SIMPLE,					/* Query: until ReadyForQuery */
+	Q_SIMPLE_CLEARS,			/* the same, and may be DISCARD/DEALLOCATE ALL */
 	Q_SYNC,
 	Q_PARSE,					/* ParseComplete passes */
 	Q_PARSE_NAMED,				/* ParseComplete passes; st was added */
@@ -119,6 +123,7 @@ typedef enum qkind
 typedef struct qentry
 {
 	qkind		kind;
+	int			changer;		/* may change the statement table */
 	uint64_t	seq;
 	stmt	   *st;
 	uint8_t    *msg;
@@ -177,6 +182,19 @@ struct ag_pgstream
 	size_t		qcount;
 	size_t		qcap;
 	uint64_t	seq;
+
+	/*
+	 * Entries that may still change the statement table (a Parse undone
+	 * by an error, a Close, a DISCARD ALL), in all and in the batch the
+	 * client has not closed with Sync yet.  The proxy decides a message
+	 * that reads the table only when none is left in an earlier batch:
+	 * until the server has answered those, their outcome is not known
+	 * (inside one batch it does not matter: after an error the server
+	 * skips the rest of the batch anyway).
+	 */
+	size_t		changers;
+	size_t		open_changers;
+	int			stalled;
 
 	/* named statements: a chained hash */
 	stmt	  **buckets;
@@ -477,6 +495,15 @@ q_push(ag_pgstream *s, qkind kind, stmt *st, uint8_t *msg, size_t msglen)
 	}
 	e = q_at(s, s->qcount);
 	e->kind = kind;
+	e->changer = kind == Q_PARSE_NAMED || kind == Q_SYNTH_CLOSE || kind == Q_SIMPLE_CLEARS;
+	if (e->changer)
+	{
+		s->changers++;
+		s->open_changers++;
+	}
+	/* a Sync ends a batch; so does a Query, which is one on its own */
+	if (kind == Q_SYNC || kind == Q_SIMPLE || kind == Q_SIMPLE_CLEARS)
+		s->open_changers = 0;
 	e->seq = ++s->seq;
 	e->st = st;
 	e->msg = msg;
@@ -488,6 +515,13 @@ q_push(ag_pgstream *s, qkind kind, stmt *st, uint8_t *msg, size_t msglen)
 static void
 q_pop(ag_pgstream *s)
 {
+	if (s->q[s->qhead].changer)
+	{
+		s->changers--;
+		/* the open batch's are the newest */
+		if (s->open_changers > s->changers)
+			s->open_changers = s->changers;
+	}
 	entry_release(&s->q[s->qhead]);
 	s->qhead = (s->qhead + 1) % s->qcap;
 	s->qcount--;
@@ -821,6 +855,25 @@ client_gather(ag_pgstream *s, size_t need)
 	return AG_PGS_OK;
 }
 
+/*
+ * Whether a Query's text may deallocate statements (DISCARD ALL,
+ * DEALLOCATE ALL): then the client's later batches wait for its answer.
+ * Erring on the side of "may" only costs a wait.
+ */
+static int
+may_clear(const uint8_t *q, size_t len)
+{
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		if ((i + 7 <= len && strncasecmp((const char *) q + i, "discard", 7) == 0) ||
+			(i + 10 <= len && strncasecmp((const char *) q + i, "deallocate", 10) == 0))
+			return 1;
+	}
+	return 0;
+}
+
 /* A whole header is in s->chdr: check it and decide what to do. */
 static ag_pgs_status
 client_header(ag_pgstream *s, ag_buf *to_server)
@@ -862,6 +915,9 @@ client_header(ag_pgstream *s, ag_buf *to_server)
 							 "agentgate-proxy reads names of at most 2047 bytes.", NULL);
 			return client_gather(s, s->cleft);
 		case 'Q':
+			/* short enough to look for DISCARD ALL / DEALLOCATE ALL in */
+			if (s->cleft > 0 && s->cleft <= MAX_CLEAR_QUERY)
+				return client_gather(s, s->cleft);
 			k = Q_SIMPLE;
 			break;
 		case 'E':
@@ -914,22 +970,56 @@ client_gathered(ag_pgstream *s, ag_buf *to_server)
 			return client_named_parse(s, to_server);
 		case 'B':
 			return client_bind(s, to_server);
+		case 'Q':
+			if (q_push(s, may_clear(s->g, s->glen) ? Q_SIMPLE_CLEARS : Q_SIMPLE, NULL, NULL, 0) < 0)
+				return AG_PGS_NOMEM;
+			return client_pass_gathered(s, to_server);
 		default:
 			return client_describe_close(s, to_server);
 	}
 }
 
+int
+ag_pgs_client_stalled(const ag_pgstream *s)
+{
+	return s->stalled;
+}
+
 ag_pgs_status
-ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len,
+ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consumed,
 				   ag_buf *to_server, ag_buf *to_client)
 {
 	size_t		pos = 0;
 	ag_pgs_status st;
 
-	while (pos < len)
+	s->stalled = 0;
+	*consumed = 0;
+	for (;;)
 	{
 		size_t		n;
 
+		if (s->cst == C_HEADER && s->chdrlen == 5)
+		{
+			uint8_t		t = s->chdr[0];
+
+			/* a message that reads the table waits for earlier batches */
+			if ((t == 'P' || t == 'B' || t == 'D' || t == 'C') &&
+				s->changers > s->open_changers && !s->skipping)
+			{
+				s->stalled = 1;
+				break;
+			}
+			if ((st = client_header(s, to_server)) != AG_PGS_OK)
+				return st;
+			if (s->cst == C_GATHER && s->gneed == 0 &&
+				(st = client_gathered(s, to_server)) != AG_PGS_OK)
+				return st;
+			if ((st = emit_synth(s, to_client)) != AG_PGS_OK)
+				return st;
+			continue;
+		}
+		if (pos >= len)
+			break;
 		switch (s->cst)
 		{
 			case C_HEADER:
@@ -939,13 +1029,6 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len,
 				memcpy(s->chdr + s->chdrlen, buf + pos, n);
 				s->chdrlen += (int) n;
 				pos += n;
-				if (s->chdrlen < 5)
-					break;
-				if ((st = client_header(s, to_server)) != AG_PGS_OK)
-					return st;
-				if (s->cst == C_GATHER && s->gneed == 0 &&
-					(st = client_gathered(s, to_server)) != AG_PGS_OK)
-					return st;
 				break;
 			case C_GATHER:
 				n = s->gneed - s->glen;
@@ -974,6 +1057,7 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len,
 		if ((st = emit_synth(s, to_client)) != AG_PGS_OK)
 			return st;
 	}
+	*consumed = pos;
 	return AG_PGS_OK;
 }
 
@@ -1031,6 +1115,7 @@ server_header(ag_pgstream *s, ag_buf *to_client)
 		{
 			case Q_LOGIN:
 			case Q_SIMPLE:
+			case Q_SIMPLE_CLEARS:
 				if (t == 'Z' || (t == 'C' && s->sleft <= MAX_TAG))
 					gather = 1;
 				break;

@@ -81,7 +81,9 @@ struct ag_relay
 	int			write_wants_read;	/* SSL_write needs the socket readable */
 	ag_buf		to_server;
 	ag_buf		to_client;
-	ag_buf		early;			/* client bytes that came before the relay */
+	ag_buf		early;			/* client bytes not yet through the protocol
+								 * state: sent before the relay started, or
+								 * left over by a stall */
 	ag_pgstream *ps;			/* the protocol, both directions */
 };
 
@@ -371,22 +373,43 @@ server_flush(ag_relay *r)
 }
 
 /*
- * n client bytes at p through the protocol state, and what it makes sent
- * on.  Returns -1 if the relay is over.
+ * n client bytes at p through the protocol state (behind any bytes held
+ * back before), and what it makes sent on.  Bytes the state cannot take
+ * yet (it waits for the server's answer to an earlier batch) are held,
+ * and the client is not read until they have gone through.  Returns -1
+ * if the relay is over.
  */
 static int
 client_process(ag_relay *r, const uint8_t *p, size_t n)
 {
-	ag_pgs_status st = ag_pgs_from_client(r->ps, p, n, &r->to_server, &r->to_client);
+	ag_pgs_status st;
+	size_t		used;
 
+	if (r->early.len > 0)
+	{
+		if (ag_buf_add(&r->early, p, n) < 0)
+			return relay_ended(r, "out of memory");
+		st = ag_pgs_from_client(r->ps, r->early.data + r->early.off, r->early.len, &used,
+								&r->to_server, &r->to_client);
+		if (st == AG_PGS_OK)
+			ag_buf_consume(&r->early, used);
+	}
+	else
+	{
+		st = ag_pgs_from_client(r->ps, p, n, &used, &r->to_server, &r->to_client);
+		if (st == AG_PGS_OK && used < n && ag_buf_add(&r->early, p + used, n - used) < 0)
+			return relay_ended(r, "out of memory");
+	}
 	if (st != AG_PGS_OK)
 		return protocol_failed(r, st);
-	if (ag_pgs_pending(r->ps) >= AG_PGS_MAX_PENDING)
+	if (ag_pgs_pending(r->ps) >= AG_PGS_MAX_PENDING || r->early.len > 0)
 		r->c_paused = 1;
 	if (server_flush(r) < 0)
 		return -1;
 	return r->to_client.len > 0 ? client_flush(r) : 0;
 }
+
+static int	client_may_resume(const ag_relay *r);
 
 /*
  * Read what the client has sent, until the socket is drained or the
@@ -398,15 +421,12 @@ client_read(ag_relay *r)
 	r->read_wants_write = 0;
 	if (r->early.len > 0 && !r->closing && r->sfd >= 0)
 	{
-		ag_buf		early = r->early;
-
-		memset(&r->early, 0, sizeof(r->early));
-		if (client_process(r, early.data + early.off, early.len) < 0)
-		{
-			ag_buf_free(&early);
+		if (client_process(r, NULL, 0) < 0)
 			return -1;
-		}
-		ag_buf_free(&early);
+		if (r->early.len > 0)
+			return 0;			/* still waiting for the server */
+		if (client_may_resume(r))
+			r->c_paused = 0;
 	}
 	while (!r->closing && r->sfd >= 0 && !r->c_paused)
 	{
@@ -495,7 +515,7 @@ static int
 client_may_resume(const ag_relay *r)
 {
 	return r->c_paused && r->to_server.len < AG_RELAY_LOW_WATER &&
-		ag_pgs_pending(r->ps) < AG_PGS_MAX_PENDING / 2;
+		ag_pgs_pending(r->ps) < AG_PGS_MAX_PENDING / 2 && !ag_pgs_client_stalled(r->ps);
 }
 
 static void
@@ -548,6 +568,9 @@ server_cb(evutil_socket_t fd, short what, void *arg)
 	if ((what & EV_WRITE) && r->to_server.len > 0 && server_flush(r) < 0)
 		return;
 	if ((what & EV_READ) && server_read(r) < 0)
+		return;
+	/* held client bytes may go on now that the server has answered */
+	if (r->early.len > 0 && !r->closing && client_read(r) < 0)
 		return;
 	/* the client's side was paused for this queue; TLS may hold bytes */
 	if (client_may_resume(r))

@@ -202,6 +202,7 @@ typedef struct conn
 	ag_pgstream *s;
 	ag_buf		to_server;
 	ag_buf		to_client;
+	ag_buf		held;			/* client bytes a stall left over */
 	int			bytewise;
 } conn;
 
@@ -227,6 +228,27 @@ conn_close(conn *c)
 	ag_pgs_free(c->s);
 	ag_buf_free(&c->to_server);
 	ag_buf_free(&c->to_client);
+	ag_buf_free(&c->held);
+}
+
+/* Client bytes through the stream, the held ones first, as the relay does. */
+static ag_pgs_status
+feed_client(conn *c, const uint8_t *p, size_t n)
+{
+	size_t		used;
+	ag_pgs_status st;
+
+	if (c->held.len > 0 || n == 0)
+	{
+		ag_buf_add(&c->held, p, n);
+		st = ag_pgs_from_client(c->s, c->held.data + c->held.off, c->held.len, &used,
+								&c->to_server, &c->to_client);
+		ag_buf_consume(&c->held, used);
+		return st;
+	}
+	st = ag_pgs_from_client(c->s, p, n, &used, &c->to_server, &c->to_client);
+	ag_buf_add(&c->held, p + used, n - used);
+	return st;
 }
 
 static ag_pgs_status
@@ -238,9 +260,9 @@ from_client(conn *c, const m *x)
 	ag_buf_consume(&c->to_server, c->to_server.len);
 	ag_buf_consume(&c->to_client, c->to_client.len);
 	if (!c->bytewise)
-		return ag_pgs_from_client(c->s, x->b, x->n, &c->to_server, &c->to_client);
+		return feed_client(c, x->b, x->n);
 	for (i = 0; i < x->n && st == AG_PGS_OK; i++)
-		st = ag_pgs_from_client(c->s, x->b + i, 1, &c->to_server, &c->to_client);
+		st = feed_client(c, x->b + i, 1);
 	return st;
 }
 
@@ -251,10 +273,13 @@ from_server(conn *c, const m *x)
 	ag_pgs_status st = AG_PGS_OK;
 
 	ag_buf_consume(&c->to_client, c->to_client.len);
-	if (!c->bytewise)
-		return ag_pgs_from_server(c->s, x->b, x->n, &c->to_client);
-	for (i = 0; i < x->n && st == AG_PGS_OK; i++)
-		st = ag_pgs_from_server(c->s, x->b + i, 1, &c->to_client);
+	ag_buf_consume(&c->to_server, c->to_server.len);
+	for (i = 0; i < x->n && st == AG_PGS_OK; i += c->bytewise ? 1 : x->n)
+	{
+		st = ag_pgs_from_server(c->s, x->b + i, c->bytewise ? 1 : x->n, &c->to_client);
+		if (st == AG_PGS_OK && c->held.len > 0)
+			st = feed_client(c, NULL, 0);
+	}
 	return st;
 }
 
@@ -414,15 +439,19 @@ run(int bw)
 	parse(&x, "after", "SELECT 1", 0);
 	empty(&x, 'S');
 	from_client(&c, &x);
-	ok(ag_pgs_statements(c.s, NULL) == 2, "a and after held");
+	expect(&c.to_server, "Q", "the Parse after DISCARD ALL waits for its answer", bw);
 	y.n = 0;
 	tagged(&y, 'C', "DISCARD ALL");
 	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "CZ", "DISCARD ALL answered", bw);
+	expect(&c.to_server, "PS", "then the Parse goes", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 1, "only 'after' left (got %d)", ag_pgs_statements(c.s, NULL));
+	y.n = 0;
 	empty(&y, '1');
 	ready(&y, 'I');
 	from_server(&c, &y);
-	expect(&c.to_client, "CZ1Z", "answers pass", bw);
-	ok(ag_pgs_statements(c.s, NULL) == 1, "only 'after' left (got %d)", ag_pgs_statements(c.s, NULL));
+	expect(&c.to_client, "1Z", "answered", bw);
 
 	/* --- the unnamed statement replaced by ours is not silently reused */
 	x.n = 0;
@@ -463,6 +492,114 @@ run(int bw)
 	from_server(&c, &y);
 	expect(&c.to_client, "12TDNCZ", "answers pass", bw);
 	ok(!ag_pgs_idle(c.s), "in a transaction: not idle");
+	conn_close(&c);
+}
+
+/* A server error at a Bind (not at a Parse) undoes the Parse after it. */
+static void
+error_at_bind(int bw)
+{
+	conn		c;
+	m			x;
+	m			y;
+
+	conn_open(&c, bw);
+	x.n = 0;
+	parse(&x, "add", "SELECT 1", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	y.n = 0;
+	empty(&y, '1');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	x.n = 0;
+	bind(&x, "", "add", NULL);
+	named(&x, 'D', 'P', "");
+	execute(&x);
+	parse(&x, "div", "SELECT 1/$1", 0);
+	bind(&x, "", "div", NULL);
+	named(&x, 'D', 'P', "");
+	execute(&x);
+	parse(&x, "after", "SELECT 1", 0);
+	bind(&x, "", "add", NULL);
+	named(&x, 'D', 'P', "");
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PBDEPPBDEPPBDES", "pipeline sent", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 3, "three kept for now");
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '2');
+	tagged(&y, 'T', "");
+	tagged(&y, 'D', "");
+	tagged(&y, 'C', "SELECT 1");
+	empty(&y, '1');
+	empty(&y, '1');
+	error(&y, "22012");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "2TDC1EZ", "answers up to the error", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 2, "after undone (got %d)", ag_pgs_statements(c.s, NULL));
+	conn_close(&c);
+}
+
+/*
+ * A later batch that reads the table waits until the server has answered
+ * the earlier one: there the Parse of "late" is undone by an error, so a
+ * second batch's Parse("late") must find the name free.
+ */
+static void
+batches(int bw)
+{
+	conn		c;
+	m			x;
+	m			y;
+
+	conn_open(&c, bw);
+	x.n = 0;
+	parse(&x, "div", "SELECT 1/$1", 0);
+	bind(&x, "", "div", NULL);
+	execute(&x);
+	parse(&x, "late", "SELECT 1", 0);
+	empty(&x, 'S');
+	parse(&x, "late", "SELECT 2", 0);
+	bind(&x, "", "late", NULL);
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PPBEPS", "first batch sent; the second waits", bw);
+	ok(ag_pgs_client_stalled(c.s), "stalled");
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '1');
+	error(&y, "22012");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "1EZ", "first batch answered", bw);
+	expect(&c.to_server, "PPBES", "then the second batch goes, late made anew", bw);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '1');
+	empty(&y, '2');
+	tagged(&y, 'C', "SELECT 1");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "12CZ", "second batch answered", bw);
+	ok(ag_pgs_idle(c.s), "idle");
+
+	/* a pipelined DISCARD ALL is waited for too */
+	x.n = 0;
+	tagged(&x, 'Q', "discard all");
+	parse(&x, "late", "SELECT 3", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "Q", "Parse waits for DISCARD ALL's answer", bw);
+	y.n = 0;
+	tagged(&y, 'C', "DISCARD ALL");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_server, "PS", "then the name is free", bw);
 	conn_close(&c);
 }
 
@@ -532,6 +669,7 @@ limits(void)
 		ag_pgstream *s = ag_pgs_new(&lim);
 		ag_buf		out = {0};
 
+
 		y.n = 0;
 		x.n = 0;
 		add32(&x, 3);
@@ -549,6 +687,10 @@ main(void)
 {
 	run(0);
 	run(1);
+	error_at_bind(0);
+	error_at_bind(1);
+	batches(0);
+	batches(1);
 	limits();
 	return ag_test_report();
 }
