@@ -117,6 +117,11 @@ typedef enum qkind
 	Q_EXECUTE,
 	Q_CLOSE,
 	Q_SYNTH_CLOSE,				/* CloseComplete of ours; st was removed */
+	Q_SYNTH_DEALLOC,			/* SQL DEALLOCATE of a kept name: answered
+								 * here; st was removed */
+	Q_SYNTH_EXEC_DEALLOC,		/* the same through the extended protocol:
+								 * CommandComplete of its Execute */
+	Q_SYNTH_MSG,				/* msg, an answer of ours */
 	Q_FAIL						/* the server's error replaced by msg */
 } qkind;
 
@@ -161,6 +166,16 @@ struct ag_pgstream
 	size_t		gneed;
 	int			skipping;		/* the server ignores messages until Sync */
 	int			unnamed_ours;	/* the unnamed statement is the proxy's */
+
+	/*
+	 * The client's unnamed statement is "DEALLOCATE name" of a kept
+	 * statement (as psycopg sends it), answered here; so is the unnamed
+	 * portal bound to it.
+	 */
+	int			dealloc_unnamed;
+	int			dealloc_portal;
+	uint8_t		dealloc_name[KEYLEN];
+	size_t		dealloc_namelen;
 
 	/* server direction */
 	sstate		sst;
@@ -236,7 +251,7 @@ ag_pgs_new(const ag_pgs_limits *lim)
 static void
 entry_release(qentry *e)
 {
-	if (e->kind == Q_SYNTH_CLOSE)
+	if (e->kind == Q_SYNTH_CLOSE || e->kind == Q_SYNTH_DEALLOC || e->kind == Q_SYNTH_EXEC_DEALLOC)
 		free(e->st);
 	free(e->msg);
 	e->st = NULL;
@@ -495,14 +510,15 @@ q_push(ag_pgstream *s, qkind kind, stmt *st, uint8_t *msg, size_t msglen)
 	}
 	e = q_at(s, s->qcount);
 	e->kind = kind;
-	e->changer = kind == Q_PARSE_NAMED || kind == Q_SYNTH_CLOSE || kind == Q_SIMPLE_CLEARS;
+	e->changer = kind == Q_PARSE_NAMED || kind == Q_SYNTH_CLOSE ||
+		kind == Q_SYNTH_DEALLOC || kind == Q_SYNTH_EXEC_DEALLOC || kind == Q_SIMPLE_CLEARS;
 	if (e->changer)
 	{
 		s->changers++;
 		s->open_changers++;
 	}
 	/* a Sync ends a batch; so does a Query, which is one on its own */
-	if (kind == Q_SYNC || kind == Q_SIMPLE || kind == Q_SIMPLE_CLEARS)
+	if (kind == Q_SYNC || kind == Q_SIMPLE || kind == Q_SIMPLE_CLEARS || kind == Q_SYNTH_DEALLOC)
 		s->open_changers = 0;
 	e->seq = ++s->seq;
 	e->st = st;
@@ -538,7 +554,8 @@ q_undo(ag_pgstream *s, qentry *e)
 		free(st);				/* the same statement: nothing since replaced it */
 		e->st = NULL;
 	}
-	else if (e->kind == Q_SYNTH_CLOSE && e->st)
+	else if ((e->kind == Q_SYNTH_CLOSE || e->kind == Q_SYNTH_DEALLOC ||
+			  e->kind == Q_SYNTH_EXEC_DEALLOC) && e->st)
 	{
 		stmt_insert(s, e->st);
 		e->st = NULL;
@@ -571,13 +588,49 @@ static ag_pgs_status
 emit_synth(ag_pgstream *s, ag_buf *to_client)
 {
 	static const uint8_t close_complete[5] = {'3', 0, 0, 0, 4};
+	static const uint8_t dealloc[16] = {'C', 0, 0, 0, 15, 'D', 'E', 'A', 'L', 'L', 'O', 'C', 'A', 'T', 'E', 0};
 	qentry	   *e;
 
 	while (s->sst == S_HEADER && s->shdrlen == 0 && (e = q_head(s)) != NULL &&
-		   e->kind == Q_SYNTH_CLOSE)
+		   (e->kind == Q_SYNTH_CLOSE || e->kind == Q_SYNTH_DEALLOC ||
+			e->kind == Q_SYNTH_EXEC_DEALLOC || e->kind == Q_SYNTH_MSG))
 	{
-		if (ag_buf_add(to_client, close_complete, 5) < 0)
-			return AG_PGS_NOMEM;
+		if (e->kind == Q_SYNTH_CLOSE)
+		{
+			if (ag_buf_add(to_client, close_complete, 5) < 0)
+				return AG_PGS_NOMEM;
+		}
+		else if (e->kind == Q_SYNTH_MSG)
+		{
+			if (ag_buf_add(to_client, e->msg, e->msglen) < 0)
+				return AG_PGS_NOMEM;
+		}
+		else if (e->kind == Q_SYNTH_EXEC_DEALLOC)
+		{
+			if (ag_buf_add(to_client, dealloc, 16) < 0)
+				return AG_PGS_NOMEM;
+		}
+		else
+		{
+			uint8_t		z[6] = {'Z', 0, 0, 0, 5, s->status};
+
+			if (s->status == 'E')
+			{
+				/* in a failed transaction block the server refuses it */
+				uint8_t		err[256];
+				int			n = ag_pgproto_error(err, sizeof(err), "ERROR", "25P02",
+												 "current transaction is aborted, commands ignored until end of transaction block",
+												 NULL, NULL);
+
+				if (n < 0 || ag_buf_add(to_client, err, (size_t) n) < 0)
+					return AG_PGS_NOMEM;
+				q_undo(s, e);
+			}
+			else if (ag_buf_add(to_client, dealloc, 16) < 0)
+				return AG_PGS_NOMEM;
+			if (ag_buf_add(to_client, z, 6) < 0)
+				return AG_PGS_NOMEM;
+		}
 		q_pop(s);
 	}
 	return AG_PGS_OK;
@@ -637,8 +690,26 @@ client_fail(ag_pgstream *s, ag_buf *to_server, const char *sqlstate,
 		return AG_PGS_NOMEM;
 	}
 	s->unnamed_ours = 1;
+	s->dealloc_unnamed = 0;
 	s->skipping = 1;
 	s->cst = s->cleft ? C_DISCARD : C_HEADER;
+	return AG_PGS_OK;
+}
+
+/* An answer of ours, in order with the server's. */
+static ag_pgs_status
+push_synth(ag_pgstream *s, const uint8_t *msg, size_t len)
+{
+	uint8_t    *m = malloc(len);
+
+	if (m == NULL)
+		return AG_PGS_NOMEM;
+	memcpy(m, msg, len);
+	if (q_push(s, Q_SYNTH_MSG, NULL, m, len) < 0)
+	{
+		free(m);
+		return AG_PGS_NOMEM;
+	}
 	return AG_PGS_OK;
 }
 
@@ -730,8 +801,43 @@ client_named_parse(ag_pgstream *s, ag_buf *to_server)
 	st->seq = s->seq;
 	stmt_insert(s, st);
 	s->unnamed_ours = 1;
+	s->dealloc_unnamed = 0;
 	s->cst = C_HEADER;
 	return AG_PGS_OK;
+}
+
+static int	deallocate_name(const uint8_t *q, size_t len, uint8_t *out, size_t *outlen);
+
+/*
+ * A short unnamed Parse, gathered whole.  "DEALLOCATE name" of a kept
+ * statement is answered here (the server does not have it) when nothing
+ * is outstanding, so that the last ReadyForQuery says the transaction
+ * is not failed; everything else passes.
+ */
+static ag_pgs_status
+client_unnamed_parse(ag_pgstream *s, ag_buf *to_server)
+{
+	static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4};
+	const uint8_t *text = s->g + 1;
+	const uint8_t *nul = memchr(text, 0, s->glen - 1);
+	uint8_t		name[KEYLEN];
+	size_t		namelen;
+
+	s->unnamed_ours = 0;
+	s->dealloc_unnamed = 0;
+	if (nul != NULL && s->qcount == 0 && s->status != 'E' &&
+		deallocate_name(text, (size_t) (nul - text) + 1, name, &namelen) &&
+		stmt_find(s, name, namelen) != NULL)
+	{
+		memcpy(s->dealloc_name, name, namelen);
+		s->dealloc_namelen = namelen;
+		s->dealloc_unnamed = 1;
+		s->cst = C_HEADER;
+		return push_synth(s, parse_complete, 5);
+	}
+	if (q_push(s, Q_PARSE, NULL, NULL, 0) < 0)
+		return AG_PGS_NOMEM;
+	return client_pass_gathered(s, to_server);
 }
 
 /* Bind: the portal and statement names are in s->g (or it is malformed). */
@@ -756,6 +862,23 @@ client_bind(ag_pgstream *s, ag_buf *to_server)
 	}
 	name = nul1 + 1;
 	namelen = (size_t) (nul2 - name);
+	if (namelen == 0 && s->dealloc_unnamed)
+	{
+		static const uint8_t bind_complete[5] = {'2', 0, 0, 0, 4};
+		ag_pgs_status st2;
+
+		if (nul1 != b)
+			return client_fail(s, to_server, "0A000",
+							   "DEALLOCATE of a statement kept by agentgate-proxy must use the unnamed portal",
+							   NULL, NULL);
+		if ((st2 = push_synth(s, bind_complete, 5)) != AG_PGS_OK)
+			return st2;
+		s->dealloc_portal = 1;
+		s->cst = s->cleft ? C_DISCARD : C_HEADER;
+		return AG_PGS_OK;
+	}
+	if (nul1 == b)
+		s->dealloc_portal = 0;	/* the unnamed portal is bound anew */
 	if (namelen == 0)
 	{
 		if (s->unnamed_ours)
@@ -776,6 +899,7 @@ client_bind(ag_pgstream *s, ag_buf *to_server)
 		q_push(s, Q_BIND, NULL, NULL, 0) < 0)
 		return AG_PGS_NOMEM;
 	s->unnamed_ours = 1;
+	s->dealloc_unnamed = 0;
 	s->cst = s->cleft ? C_STREAM : C_HEADER;
 	return AG_PGS_OK;
 }
@@ -795,6 +919,26 @@ client_describe_close(ag_pgstream *s, ag_buf *to_server)
 		return client_fail(s, to_server, "08P01", "invalid message format", NULL, NULL);
 	name = b + 1;
 	namelen = len - 2;
+	if (namelen == 0 && describe &&
+		((b[0] == 'P' && s->dealloc_portal) || (b[0] == 'S' && s->dealloc_unnamed)))
+	{
+		static const uint8_t no_params[7] = {'t', 0, 0, 0, 6, 0, 0};
+		static const uint8_t no_data[5] = {'n', 0, 0, 0, 4};
+		ag_pgs_status st2;
+
+		if ((b[0] == 'S' && (st2 = push_synth(s, no_params, 7)) != AG_PGS_OK) ||
+			(st2 = push_synth(s, no_data, 5)) != AG_PGS_OK)
+			return st2;
+		s->cst = C_HEADER;
+		return AG_PGS_OK;
+	}
+	if (namelen == 0 && !describe)
+	{
+		if (b[0] == 'P')
+			s->dealloc_portal = 0;
+		else if (b[0] == 'S')
+			s->dealloc_unnamed = 0;
+	}
 	if (b[0] != 'S')
 	{
 		/* a portal (or a kind the server will refuse): as it is */
@@ -834,6 +978,7 @@ client_describe_close(ag_pgstream *s, ag_buf *to_server)
 			return AG_PGS_NOMEM;
 	}
 	s->unnamed_ours = 1;
+	s->dealloc_unnamed = 0;
 	s->cst = C_HEADER;
 	return AG_PGS_OK;
 }
@@ -872,6 +1017,87 @@ may_clear(const uint8_t *q, size_t len)
 			return 1;
 	}
 	return 0;
+}
+
+static int
+is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * A Query that is exactly "DEALLOCATE [PREPARE] name" (an identifier,
+ * folded to lower case, or a quoted one; a final semicolon allowed):
+ * 1 with the name (its first 63 bytes) in out.  "ALL" is not a name.
+ */
+static int
+deallocate_name(const uint8_t *q, size_t len, uint8_t *out, size_t *outlen)
+{
+	size_t		i = 0;
+	size_t		n = 0;
+
+	if (len == 0 || q[len - 1] != 0)
+		return 0;
+	len--;						/* the terminating NUL */
+	while (i < len && is_space(q[i]))
+		i++;
+	if (len - i < 10 || strncasecmp((const char *) q + i, "deallocate", 10) != 0)
+		return 0;
+	i += 10;
+	if (i >= len || !is_space(q[i]))
+		return 0;
+	while (i < len && is_space(q[i]))
+		i++;
+	if (len - i > 8 && strncasecmp((const char *) q + i, "prepare", 7) == 0 && is_space(q[i + 7]))
+	{
+		i += 7;
+		while (i < len && is_space(q[i]))
+			i++;
+	}
+	if (i < len && q[i] == '"')
+	{
+		for (i++; i < len; i++)
+		{
+			if (q[i] == '"')
+			{
+				if (i + 1 < len && q[i + 1] == '"')
+					i++;
+				else
+					break;
+			}
+			if (n < KEYLEN)
+				out[n++] = q[i];
+		}
+		if (i >= len || n == 0)
+			return 0;
+		i++;
+	}
+	else
+	{
+		size_t		start = i;
+
+		while (i < len && (q[i] == '_' || q[i] == '$' || (q[i] >= '0' && q[i] <= '9') ||
+						   (q[i] >= 'a' && q[i] <= 'z') || (q[i] >= 'A' && q[i] <= 'Z') ||
+						   q[i] >= 0x80))
+		{
+			if (n < KEYLEN)
+				out[n++] = (q[i] >= 'A' && q[i] <= 'Z') ? (uint8_t) (q[i] + 32) : q[i];
+			i++;
+		}
+		if (i == start || (q[start] >= '0' && q[start] <= '9') || q[start] == '$' ||
+			(n == 3 && memcmp(out, "all", 3) == 0))
+			return 0;
+	}
+	while (i < len && is_space(q[i]))
+		i++;
+	if (i < len && q[i] == ';')
+		i++;
+	while (i < len && is_space(q[i]))
+		i++;
+	if (i != len)
+		return 0;
+	*outlen = n;
+	return 1;
 }
 
 /* A whole header is in s->chdr: check it and decide what to do. */
@@ -921,6 +1147,8 @@ client_header(ag_pgstream *s, ag_buf *to_server)
 			k = Q_SIMPLE;
 			break;
 		case 'E':
+			if (s->dealloc_portal && s->cleft > 0 && s->cleft <= AG_PGS_MAX_NAME_FIELD)
+				return client_gather(s, s->cleft);
 			k = Q_EXECUTE;
 			break;
 		case 'S':
@@ -953,8 +1181,15 @@ client_gathered(ag_pgstream *s, ag_buf *to_server)
 
 				if (s->g[0] == 0)
 				{
+					/* short: read whole, it may be DEALLOCATE of a kept name */
+					if (s->cleft > 0 && body <= MAX_CLEAR_QUERY + 8)
+					{
+						s->cphase = 2;
+						return client_gather(s, body);
+					}
 					/* unnamed: the client's own again, and streamed */
 					s->unnamed_ours = 0;
+					s->dealloc_unnamed = 0;
 					if (q_push(s, Q_PARSE, NULL, NULL, 0) < 0)
 						return AG_PGS_NOMEM;
 					return client_pass_gathered(s, to_server);
@@ -967,13 +1202,53 @@ client_gathered(ag_pgstream *s, ag_buf *to_server)
 				s->cphase = 1;
 				return client_gather(s, body);
 			}
+			if (s->cphase == 2)
+				return client_unnamed_parse(s, to_server);
 			return client_named_parse(s, to_server);
+		case 'E':
+			/* Execute of the unnamed portal bound to a DEALLOCATE of ours */
+			if (s->glen > 0 && s->g[0] == 0 && s->dealloc_portal)
+			{
+				stmt	   *st = stmt_unlink(s, s->dealloc_name, s->dealloc_namelen);
+
+				s->dealloc_portal = 0;
+				if (st == NULL)
+					return fail_unknown(s, to_server, s->dealloc_name, s->dealloc_namelen);
+				if (q_push(s, Q_SYNTH_EXEC_DEALLOC, st, NULL, 0) < 0)
+				{
+					stmt_insert(s, st);
+					return AG_PGS_NOMEM;
+				}
+				s->cst = C_HEADER;
+				return AG_PGS_OK;
+			}
+			if (q_push(s, Q_EXECUTE, NULL, NULL, 0) < 0)
+				return AG_PGS_NOMEM;
+			return client_pass_gathered(s, to_server);
 		case 'B':
 			return client_bind(s, to_server);
 		case 'Q':
-			if (q_push(s, may_clear(s->g, s->glen) ? Q_SIMPLE_CLEARS : Q_SIMPLE, NULL, NULL, 0) < 0)
-				return AG_PGS_NOMEM;
-			return client_pass_gathered(s, to_server);
+			{
+				uint8_t		name[KEYLEN + 1];
+				size_t		namelen;
+				stmt	   *st;
+
+				/* DEALLOCATE of a statement the proxy keeps: answered here */
+				if (deallocate_name(s->g, s->glen, name, &namelen) &&
+					(st = stmt_unlink(s, name, namelen)) != NULL)
+				{
+					if (q_push(s, Q_SYNTH_DEALLOC, st, NULL, 0) < 0)
+					{
+						stmt_insert(s, st);
+						return AG_PGS_NOMEM;
+					}
+					s->cst = C_HEADER;
+					return AG_PGS_OK;
+				}
+				if (q_push(s, may_clear(s->g, s->glen) ? Q_SIMPLE_CLEARS : Q_SIMPLE, NULL, NULL, 0) < 0)
+					return AG_PGS_NOMEM;
+				return client_pass_gathered(s, to_server);
+			}
 		default:
 			return client_describe_close(s, to_server);
 	}
@@ -1003,7 +1278,8 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consu
 			uint8_t		t = s->chdr[0];
 
 			/* a message that reads the table waits for earlier batches */
-			if ((t == 'P' || t == 'B' || t == 'D' || t == 'C') &&
+			if ((t == 'P' || t == 'B' || t == 'D' || t == 'C' ||
+				 (t == 'Q' && ag_pg_get32(s->chdr + 1) - 4 <= MAX_CLEAR_QUERY)) &&
 				s->changers > s->open_changers && !s->skipping)
 			{
 				s->stalled = 1;
@@ -1179,6 +1455,9 @@ server_header(ag_pgstream *s, ag_buf *to_client)
 				drop = 1;
 				break;
 			case Q_SYNTH_CLOSE:
+			case Q_SYNTH_DEALLOC:
+			case Q_SYNTH_EXEC_DEALLOC:
+			case Q_SYNTH_MSG:
 				return desync(s);	/* emitted before any server message */
 		}
 	}

@@ -603,6 +603,98 @@ batches(int bw)
 	conn_close(&c);
 }
 
+/* SQL DEALLOCATE of a kept statement is answered by the proxy. */
+static void
+deallocate(int bw)
+{
+	conn		c;
+	m			x;
+	m			y;
+
+	conn_open(&c, bw);
+	x.n = 0;
+	parse(&x, "_pg3_0", "SELECT 1", 0);
+	parse(&x, "Mixed", "SELECT 2", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '1');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	x.n = 0;
+	tagged(&x, 'Q', "DEALLOCATE _pg3_0");
+	from_client(&c, &x);
+	expect(&c.to_server, "", "DEALLOCATE of a kept name: nothing to the server", bw);
+	expect(&c.to_client, "CZ", "CommandComplete + ReadyForQuery from the proxy", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 1, "one left");
+	x.n = 0;
+	tagged(&x, 'Q', " deallocate PREPARE \"Mixed\" ; ");
+	from_client(&c, &x);
+	expect(&c.to_client, "CZ", "quoted name, PREPARE, semicolon", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 0, "none left");
+	/* the same through the extended protocol, as psycopg sends it */
+	x.n = 0;
+	parse(&x, "s9", "SELECT 9", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	y.n = 0;
+	empty(&y, '1');
+	ready(&y, 'T');
+	from_server(&c, &y);
+	x.n = 0;
+	parse(&x, "", "DEALLOCATE s9", 0);
+	bind(&x, "", "", NULL);
+	named(&x, 'D', 'P', "");
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "S", "extended DEALLOCATE of a kept name: only the Sync goes", bw);
+	expect(&c.to_client, "12nC", "ParseComplete, BindComplete, NoData, CommandComplete from the proxy", bw);
+	ok(ag_pgs_statements(c.s, NULL) == 0, "s9 gone");
+	y.n = 0;
+	ready(&y, 'T');
+	from_server(&c, &y);
+	expect(&c.to_client, "Z", "the server's ReadyForQuery", bw);
+	x.n = 0;
+	bind(&x, "", "", NULL);
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PS", "running it again: s9 no longer exists (failing Parse)", bw);
+	expect(&c.to_client, "2", "BindComplete at once", bw);
+	y.n = 0;
+	error(&y, "42601");
+	ready(&y, 'E');
+	from_server(&c, &y);
+	expect(&c.to_client, "EZ", "then 26000", bw);
+	ok(strcmp(first_code(&c.to_client), "26000") == 0, "26000 (got %s)", first_code(&c.to_client));
+	x.n = 0;
+	tagged(&x, 'Q', "ROLLBACK");
+	from_client(&c, &x);
+	y.n = 0;
+	tagged(&y, 'C', "ROLLBACK");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	{
+		const char *texts[3] = {"DEALLOCATE q", "DEALLOCATE ALL", "DEALLOCATE _pg3_0; SELECT 1"};
+		int			i;
+
+		for (i = 0; i < 3; i++)
+		{
+			x.n = 0;
+			tagged(&x, 'Q', texts[i]);
+			from_client(&c, &x);
+			expect(&c.to_server, "Q", texts[i], bw);
+			y.n = 0;
+			error(&y, "26000");
+			ready(&y, 'I');
+			from_server(&c, &y);
+		}
+	}
+	conn_close(&c);
+}
+
 static void
 limits(void)
 {
@@ -691,6 +783,8 @@ main(void)
 	error_at_bind(1);
 	batches(0);
 	batches(1);
+	deallocate(0);
+	deallocate(1);
 	limits();
 	return ag_test_report();
 }

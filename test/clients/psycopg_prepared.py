@@ -62,6 +62,15 @@ for i, c in enumerate(conns):
     assert c.execute("SELECT %s::int + 10", (i,), prepare=True).fetchone()[0] == i + 10
 print("ok prepare=True")
 
+# more than psycopg's 100 cached statements: it sends DEALLOCATE <name>
+# for the oldest, which the proxy answers for the statements it keeps
+c = conns[1]
+for j in range(130):
+    for _ in range(6):
+        assert c.execute(f"SELECT %s::int + {j}", (1,)).fetchone()[0] == j + 1
+assert c.execute("SELECT 1 + 0").fetchone()[0] == 1
+print("ok 130 statements on one connection, the oldest deallocated")
+
 for c in conns:
     c.close()
 print("ok done")

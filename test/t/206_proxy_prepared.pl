@@ -19,7 +19,7 @@ use File::Temp qw(tempdir);
 $SIG{PIPE} = 'IGNORE';
 
 my $s = AgentGate::Stack->new(name => 'proxy-prepared',
-	proxy_conf => "max_prepared_statements = 50\n");
+	proxy_conf => "max_prepared_statements = 150\n");
 $s->start;
 my $port = $s->proxy_port;
 my $db = $s->db;
@@ -166,11 +166,11 @@ sub codes
 	($t, @m) = exchange($c, 1, parse_msg('z', 'SELECT 1'), 'S', '');
 	is($t, '1Z', 'after DEALLOCATE ALL the name is free');
 
-	# the per-connection limit (max_prepared_statements = 50 here)
-	my @many = map { parse_msg("m$_", "SELECT $_") } 1 .. 51;
+	# the per-connection limit (max_prepared_statements = 150 here)
+	my @many = map { parse_msg("m$_", "SELECT $_") } 1 .. 151;
 	($t, @m) = exchange($c, 1, @many, 'S', '');
-	is(($t =~ tr/1//), 49, '49 more kept (z is the 50th)');
-	is(codes(@m), '54000', 'the 51st: 54000');
+	is(($t =~ tr/1//), 149, '149 more kept (z is the 150th)');
+	is(codes(@m), '54000', 'the 151st: 54000');
 	like(AgentGate::ProxyClient::error_fields((grep { $_->[0] eq 'E' } @m)[0][1])->{D} // '',
 		qr/max_prepared_statements/, '... naming the setting');
 	($t, @m) = exchange($c, 1, 'C', "Sm1\0", parse_msg('again', 'SELECT 1'), 'S', '');
