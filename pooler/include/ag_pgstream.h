@@ -79,8 +79,11 @@ typedef enum ag_pgs_status
 	AG_PGS_NOMEM
 } ag_pgs_status;
 
-/* Queued messages at which a client is no longer read (backpressure). */
-#define AG_PGS_MAX_PENDING		65536
+/*
+ * Expected answers at which a client is no longer read (backpressure; it
+ * is read again below half of this).  Each costs about 40 bytes.
+ */
+#define AG_PGS_MAX_PENDING		16384
 
 /* Longest name field read in Bind, Describe and Close. */
 #define AG_PGS_MAX_NAME_FIELD	2048

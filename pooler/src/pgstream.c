@@ -679,6 +679,13 @@ client_fail(ag_pgstream *s, ag_buf *to_server, const char *sqlstate,
 	n = ag_pgproto_error(err, 1024, "ERROR", sqlstate, msg, detail, hint);
 	if (n < 0)
 		n = ag_pgproto_error(err, 1024, "ERROR", sqlstate, msg, NULL, NULL);
+	if (n > 0)
+	{
+		uint8_t    *fit = realloc(err, (size_t) n);	/* queued: keep it small */
+
+		if (fit != NULL)
+			err = fit;
+	}
 	if (n < 0 ||
 		put_header(to_server, 'P', (uint32_t) (4 + 1 + strlen(fail_query) + 3)) < 0 ||
 		ag_buf_add(to_server, &nul, 1) < 0 ||
