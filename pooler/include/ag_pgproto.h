@@ -3,8 +3,8 @@
  * ag_pgproto.h
  *	  The few pieces of the PostgreSQL v3 wire protocol the proxy needs:
  *	  parsing and filtering the client's startup packet, building the one
- *	  sent to PgBouncer, building ErrorResponse messages, and checking the
- *	  framing of client messages.
+ *	  sent to PgBouncer, and building ErrorResponse messages.  The relayed
+ *	  stream itself is followed in pgstream.c.
  *
  * Nothing here does I/O or allocates: every function works on caller
  * buffers, so the whole module can be unit tested and fuzzed on its own.
@@ -121,100 +121,6 @@ extern int	ag_pgproto_error(uint8_t *buf, size_t bufsize,
 							 const char *severity, const char *sqlstate,
 							 const char *msg, const char *detail,
 							 const char *hint);
-
-/* What a client message header (type byte + int32 length) says. */
-typedef enum ag_pg_frame_status
-{
-	AG_FRAME_OK = 0,
-	AG_FRAME_BAD_LENGTH,		/* < 4 or > the cap */
-	AG_FRAME_FUNCTION_CALL,		/* 'F': never forwarded */
-} ag_pg_frame_status;
-
-/* hdr holds 5 bytes; *len receives the int32 length field. */
-extern ag_pg_frame_status ag_pgproto_check_frame(const uint8_t *hdr,
-												 uint32_t max_len,
-												 uint32_t *len);
-
-/*
- * Client-to-server stream scanner.  The relay reads bytes in chunks of any
- * size; this says how many of them may be forwarded.  A message header
- * (type byte + int32 length) is checked before any byte of its message
- * passes, so a chunk may end with up to 4 bytes of an incomplete header:
- * the caller keeps those and presents them again, in front of the next
- * chunk.  Message bodies pass as they arrive.
- */
-typedef struct ag_pg_client_scan
-{
-	uint32_t	left;			/* bytes of the current message still to pass */
-	uint64_t	syncs;			/* Query and Sync messages passed */
-} ag_pg_client_scan;
-
-/*
- * Scan len bytes.  Returns AG_FRAME_OK with *pass = the bytes that may be
- * forwarded (len - *pass < 5 are an incomplete header), or the refusal,
- * with *pass = the bytes before the refused message.
- */
-extern ag_pg_frame_status ag_pgproto_scan_client(ag_pg_client_scan *st,
-												 const uint8_t *buf, size_t len,
-												 uint32_t max_len, size_t *pass);
-
-/*
- * Server-to-client stream scanner: bytes pass untouched; the framing is
- * followed only to know where messages end and what the last
- * ReadyForQuery said.  Until PgBouncer's AuthenticationOk has passed, an
- * Authentication message is held back (*pass stops before it) until its
- * 9 bytes are here, and a request for a password is refused before any
- * of it passes.
- */
-typedef struct ag_pg_server_scan
-{
-	uint8_t		hdr[5];			/* header of the current message */
-	int			hdrlen;			/* 0 at a message boundary */
-	uint32_t	left;			/* body bytes still to pass */
-	char		last;			/* type of the last complete message */
-	uint8_t		status;			/* of the last ReadyForQuery: I, T, E */
-	uint64_t	ready;			/* ReadyForQuery messages passed */
-	int			authed;			/* AuthenticationOk has passed */
-	uint32_t	auth_request;	/* the refused request's code */
-
-	/*
-	 * The client's own session stamp (NULL: not checked).  A ParameterStatus
-	 * for application_name whose value does not end with " <stamp>" (or is
-	 * not the stamp alone) means the client installed another value than
-	 * the one agentgate keeps for it: another connection's stamp.
-	 */
-	const char *stamp;
-	char		ps_name[24];	/* start of a ParameterStatus's name */
-	uint32_t	ps_namelen;		/* bytes of the name seen (ps_named: all) */
-	int			ps_named;		/* the name's terminator has passed */
-	char		ps_tail[64];	/* last bytes of its value */
-	uint32_t	ps_taillen;
-} ag_pg_server_scan;
-
-typedef enum ag_pg_server_status
-{
-	AG_SERVER_OK = 0,
-	AG_SERVER_BAD_LENGTH,		/* a length below 4 */
-	AG_SERVER_AUTH_REQUEST,		/* PgBouncer asked for a password */
-	AG_SERVER_FOREIGN_STAMP,	/* application_name lost the client's stamp;
-								 * *pass ends after that ParameterStatus */
-} ag_pg_server_status;
-
-/*
- * Scan len bytes.  Returns AG_SERVER_OK with *pass = the bytes that may
- * be forwarded (the rest, fewer than 9, are an Authentication message to
- * present again with more bytes), or a refusal.
- */
-extern ag_pg_server_status ag_pgproto_scan_server(ag_pg_server_scan *st,
-												  const uint8_t *buf, size_t len,
-												  size_t *pass);
-
-/* At a message boundary of the server's stream. */
-static inline int
-ag_pgproto_server_at_boundary(const ag_pg_server_scan *st)
-{
-	return st->hdrlen == 0 && st->left == 0;
-}
 
 /* Big-endian helpers. */
 static inline uint32_t

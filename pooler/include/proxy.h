@@ -8,7 +8,8 @@
  *	  proxy_config.c	the configuration file
  *	  proxy_listen.c	TCP listeners and the TLS context
  *	  proxy_client.c	per-connection state machine up to authentication
- *	  proxy_relay.c		byte relay with client message framing checks
+ *	  proxy_relay.c		the relay: both sockets and the protocol state
+ *						(pgstream.c) of a logged-in connection
  *	  proxy_cancel.c	CancelRequest relay to PgBouncer
  *	  proxy_admin.c		admin connection: agentgate.login() and LISTEN
  *	  proxy_dbcheck.c	the client's database checked before login
@@ -30,6 +31,7 @@
 #include "ag_jwt.h"
 #include "ag_limits.h"
 #include "ag_pgproto.h"
+#include "ag_pgstream.h"
 #include "proxy_config.h"
 
 /* Relay: stop reading a side when the queue to the other has this much. */
@@ -131,17 +133,51 @@ extern void ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 extern void ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
 							const char *detail, const char *hint);
 extern void ag_client_free(ag_client *c, const char *reason);
-extern void ag_client_finish(ag_client *c, const char *reason);
 extern int	ag_client_revoke(const char *identity);
 extern int	ag_client_shutdown_idle(void);
 
-/* proxy_relay.c */
-extern int	ag_relay_start(ag_client *c, const uint8_t *startup, size_t len);
-extern void ag_relay_close(ag_client *c, const uint8_t *msg, size_t len);
-extern void ag_relay_free(ag_client *c);
-extern int	ag_relay_at_boundary(const ag_client *c);
-extern int	ag_relay_idle(const ag_client *c);
-extern int	ag_relay_ready_seen(const ag_client *c);
+/*
+ * proxy_relay.c: a relay owns a logged-in connection's sockets, TLS
+ * session, queues and protocol state, and reports up through hooks.
+ */
+typedef struct ag_relay_hooks
+{
+	/*
+	 * The relay is over (reason for the log): the owner frees it now.
+	 * Called once, from the event loop, never from a call into the relay.
+	 */
+	void		(*ended) (void *owner, const char *reason);
+} ag_relay_hooks;
+
+typedef struct ag_relay_args
+{
+	const ag_relay_hooks *hooks;
+	void	   *owner;
+	const ag_client *log_as;	/* log lines name this connection */
+	int			client_fd;		/* stays the owner's to close */
+	SSL		   *ssl;			/* the client's session: the relay's from now */
+	const uint8_t *startup;		/* the startup packet for PgBouncer */
+	size_t		startup_len;
+	const uint8_t *pending_out; /* login output not yet sent to the client */
+	size_t		pending_out_len;
+	const uint8_t *early_in;	/* what the client sent after its password */
+	size_t		early_in_len;
+	const char *stamp;			/* the session stamp the client must keep */
+} ag_relay_args;
+
+/* NULL with errno on failure (nothing was taken over then). */
+extern ag_relay *ag_relay_start(const ag_relay_args *args);
+
+/*
+ * End the relay: a FATAL ErrorResponse after what is queued when the
+ * client's stream is at a message boundary, otherwise just close.
+ * ended() follows from the loop.
+ */
+extern void ag_relay_end(ag_relay *r, const char *sqlstate, const char *msg,
+						 const char *detail, const char *hint, const char *reason);
+extern void ag_relay_free(ag_relay *r);
+extern int	ag_relay_idle(const ag_relay *r);
+extern int	ag_relay_ready_seen(const ag_relay *r);
 
 /* proxy_cancel.c */
 extern int	ag_cancel_forward(const uint8_t *packet, size_t len);

@@ -40,6 +40,8 @@ typedef struct ag_proxy_config
 	int			cancel_burst;
 	int			max_startup_bytes;
 	int			max_message_bytes;
+	int			max_prepared_statements;	/* named, per connection */
+	int			max_prepared_bytes;
 	int			auth_timeout;
 	int			shutdown_timeout;
 	char	   *pid_file;

@@ -158,7 +158,10 @@ ag_client_free(ag_client *c, const char *reason)
 	if (c->dbcheck)
 		ag_dbcheck_forget(c->dbcheck);
 	if (c->relay)
-		ag_relay_free(c);		/* it owns the TLS session by now */
+	{
+		ag_relay_free(c->relay);	/* it owns the TLS session by now */
+		c->relay = NULL;
+	}
 	else if (c->tls && c->cbev)
 	{
 		SSL		   *ssl = bufferevent_openssl_get_ssl(c->cbev);
@@ -202,14 +205,6 @@ send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
 		ag_dbcheck_forget(c->dbcheck);
 		c->dbcheck = NULL;
 	}
-	if (c->relay)
-	{
-		/* the timer first: the relay may free c at once */
-		c->state = AG_CS_CLOSING;
-		arm_timer(c, CLOSE_LINGER_SECONDS);
-		ag_relay_close(c, msg, len);
-		return;
-	}
 	if (len > 0)
 		bufferevent_write(c->cbev, msg, len);
 	c->state = AG_CS_CLOSING;
@@ -220,25 +215,24 @@ send_raw_and_close(ag_client *c, const uint8_t *msg, size_t len)
 	arm_timer(c, CLOSE_LINGER_SECONDS);
 }
 
-/* Flush what is queued for the client, then close. */
-void
-ag_client_finish(ag_client *c, const char *reason)
-{
-	c->close_reason = reason;
-	if (c->relay == NULL && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
-	{
-		ag_client_free(c, reason);
-		return;
-	}
-	send_raw_and_close(c, NULL, 0);
-}
-
 void
 ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
 				const char *detail, const char *hint)
 {
 	uint8_t		buf[1024];
 	int			n;
+
+	if (c->relay)
+	{
+		/* the relay ends itself (at a message boundary) and reports back */
+		if (c->state != AG_CS_CLOSING)
+		{
+			c->state = AG_CS_CLOSING;
+			evtimer_del(c->timer);
+			ag_relay_end(c->relay, sqlstate, msg, detail, hint, msg);
+		}
+		return;
+	}
 
 	n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, detail, hint);
 	if (n < 0)
@@ -437,6 +431,53 @@ free_claims(char *claims)
 		OPENSSL_cleanse(claims, strlen(claims));
 		free(claims);
 	}
+}
+
+/* The relay is over: so is the connection. */
+static void
+relay_ended(void *owner, const char *reason)
+{
+	ag_client_free((ag_client *) owner, reason);
+}
+
+static const ag_relay_hooks relay_hooks = {
+	.ended = relay_ended,
+};
+
+/*
+ * Hand the logged-in connection to a relay: the TLS session, what the
+ * login phase has not yet written to the client, and what the client
+ * sent after its password.  Returns -1 (with errno) when the relay could
+ * not start; the login phase's bufferevent is still there then.
+ */
+static int
+start_relay(ag_client *c, const uint8_t *pkt, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	ag_relay_args a;
+
+	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
+	memset(&a, 0, sizeof(a));
+	a.hooks = &relay_hooks;
+	a.owner = c;
+	a.log_as = c;
+	a.client_fd = c->fd;
+	a.ssl = bufferevent_openssl_get_ssl(c->cbev);
+	a.startup = pkt;
+	a.startup_len = len;
+	a.pending_out_len = evbuffer_get_length(out);
+	a.pending_out = a.pending_out_len ? evbuffer_pullup(out, -1) : NULL;
+	a.early_in_len = evbuffer_get_length(in);
+	a.early_in = a.early_in_len ? evbuffer_pullup(in, -1) : NULL;
+	a.stamp = c->stamp[0] ? c->stamp : NULL;
+	c->relay = ag_relay_start(&a);
+	if (c->relay == NULL)
+		return -1;
+	/* created without BEV_OPT_CLOSE_ON_FREE: the session and socket stay */
+	bufferevent_free(c->cbev);
+	c->cbev = NULL;
+	return 0;
 }
 
 static void
@@ -804,10 +845,11 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 		c->awaiting_ready = 1;
 		arm_timer(c, to_auth < to_exp ? to_auth : to_exp);
 	}
-	/* the relay connects to PgBouncer and sends pkt; it may free c */
-	if (ag_relay_start(c, pkt, (size_t) len) < 0)
+	/* the relay connects to PgBouncer and sends pkt */
+	if (start_relay(c, pkt, (size_t) len) < 0)
 	{
 		ag_log(AG_LOG_ERROR, c, "could not connect to PgBouncer: %s", strerror(errno));
+		bufferevent_enable(c->cbev, EV_WRITE);
 		refuse(c, "08006", "could not connect to the pooler", NULL, NULL);
 	}
 }
@@ -831,7 +873,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 				double		to_exp = (double) (c->exp + ag_proxy_g.cfg->exp_grace - time(NULL));
 
 				c->awaiting_ready = 0;
-				if (!ag_relay_ready_seen(c))
+				if (!ag_relay_ready_seen(c->relay))
 				{
 					char		detail[160];
 
@@ -839,11 +881,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 							 "The connection pooler did not finish the login within auth_timeout (%d s).",
 							 ag_proxy_g.cfg->auth_timeout);
 					ag_log(AG_LOG_WARNING, c, "PgBouncer did not answer the login within auth_timeout");
-					if (ag_relay_at_boundary(c))
-						ag_client_fatal(c, "08006", "the connection pooler did not answer in time",
-										detail, "Try again; if it persists, the pool may be exhausted or the server down.");
-					else
-						ag_client_free(c, "PgBouncer did not answer the login within auth_timeout");
+					/* the relay sends it only at a message boundary */
+					ag_client_fatal(c, "08006", "the connection pooler did not answer in time",
+									detail, "Try again; if it persists, the pool may be exhausted or the server down.");
 					break;
 				}
 				if (to_exp > 0)
@@ -853,12 +893,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 				}
 			}
 			ag_log(AG_LOG_INFO, c, "token expired");
-			if (ag_relay_at_boundary(c))
-				ag_client_fatal(c, "57P01", "token expired",
-								"The connection's token has expired.",
-								"Connect again with a fresh token.");
-			else
-				ag_client_free(c, "token expired");
+			ag_client_fatal(c, "57P01", "token expired",
+							"The connection's token has expired.",
+							"Connect again with a fresh token.");
 			break;
 		default:
 			refuse(c, "08006", "authentication timeout", NULL, NULL);
@@ -914,11 +951,8 @@ ag_client_revoke(const char *identity)
 			strcmp(c->identity, identity) != 0)
 			continue;
 		n++;
-		if (c->state != AG_CS_RELAY || ag_relay_at_boundary(c))
-			ag_client_fatal(c, "57P01", "identity revoked",
-							"The identity of this connection was revoked or suspended.", NULL);
-		else
-			ag_client_free(c, "identity revoked");
+		ag_client_fatal(c, "57P01", "identity revoked",
+						"The identity of this connection was revoked or suspended.", NULL);
 	}
 	ag_log(AG_LOG_INFO, NULL, "revocation of \"%s\": %d connection(s) closed", identity, n);
 	return n;
@@ -943,7 +977,7 @@ ag_client_shutdown_idle(void)
 			left++;
 			continue;
 		}
-		if (c->state == AG_CS_RELAY && !ag_relay_idle(c))
+		if (c->state == AG_CS_RELAY && !ag_relay_idle(c->relay))
 		{
 			left++;
 			continue;

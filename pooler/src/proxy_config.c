@@ -67,6 +67,8 @@ static const key_def keys[] = {
 	I(cancel_burst, "20", 1, 100000),
 	I(max_startup_bytes, "10000", 64, 10000),
 	I(max_message_bytes, "67108864", 1024, 1073741823),
+	I(max_prepared_statements, "1000", 0, 1000000),
+	I(max_prepared_bytes, "1048576", 0, 1073741823),
 	I(auth_timeout, "10", 1, 600),
 	I(shutdown_timeout, "30", 0, 3600),
 	S(pid_file, NULL),

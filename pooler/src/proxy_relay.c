@@ -3,33 +3,39 @@
  * proxy_relay.c
  *	  Relay between an authenticated client and its PgBouncer connection.
  *
- * Client to server: only the framing is followed (type byte + int32
- * length), never the content.  A FunctionCall ('F') is refused before any
- * of its bytes are forwarded: no server hook sees a fastpath call of a
- * built-in function, so the proxy is the only place to stop it.  A length
- * below 4 or above max_message_bytes is refused too.  The refusal is FATAL
- * and closes the connection: an ERROR would need a ReadyForQuery that only
- * the server can produce in step with the rest of the stream.
+ * The relay is one object that owns everything of a connection after its
+ * login: the client's socket events and TLS session, the PgBouncer
+ * socket, the queues between them, and the protocol state of both
+ * directions (pgstream.c: framing, FunctionCall refused, the client's
+ * named prepared statements).  It reports up through one hook, ended(),
+ * called once when the relay is over (after a final message, if there
+ * was one, has been flushed or has had its time); the owner then frees
+ * it.  The owner calls down to end it (ag_relay_end: a FATAL at a message
+ * boundary, otherwise just closing), to ask whether it is idle, and to
+ * free it.  Neither ag_relay_start nor ag_relay_end calls the hook: what
+ * they set going runs from the event loop, so the owner's own state is
+ * never freed under it.
  *
- * Server to client: bytes pass untouched; the framing is tracked only to
- * know where a message ends, so that a FATAL ErrorResponse of the proxy's
- * own (revocation, token expiry, shutdown) is never spliced into the
- * middle of a server message.  (The scanners are in pgproto.c.)
+ * Errors the relay finds itself (FunctionCall, bad lengths, a pooler
+ * that asks for a password or falls out of step) end it with a FATAL
+ * ErrorResponse when the client's stream is at a message boundary, and
+ * by closing the socket otherwise.  FATAL rather than ERROR for
+ * FunctionCall: an ERROR must be followed by a ReadyForQuery that only
+ * the server can place correctly in the stream.
  *
  * The relay is the hot path, so it does its own I/O rather than going
- * through bufferevents: when the login ends, the client's TLS session and
- * socket are taken over from the login phase's bufferevent.  Each wakeup
- * reads what is there in one go (SSL read-ahead: one read() per batch of
- * TLS records) into a scratch buffer shared by all connections, scans it,
- * and writes it on at once: one SSL_write (so as few TLS records as the
- * batch needs) or one write().  Only bytes the other side cannot take yet
- * are copied into a per-connection queue, allocated on first need.  Read
- * events are persistent; a write event is added only while a queue holds
- * bytes, so a request/response exchange costs no epoll_ctl calls.
+ * through bufferevents.  Each wakeup reads what is there in one go (SSL
+ * read-ahead: one read() per batch of TLS records) into a scratch buffer
+ * shared by all connections, runs it through the protocol state into the
+ * queue towards the other side, and writes that queue at once: one
+ * SSL_write (so as few TLS records as the batch needs) or one write().
+ * Read events are persistent; a write event is added only while a queue
+ * holds bytes, so a request/response exchange costs no epoll_ctl calls.
  *
  * Backpressure: a side stops being read while the queue towards the
  * other side holds more than AG_RELAY_HIGH_WATER bytes, and resumes below
- * AG_RELAY_LOW_WATER.
+ * AG_RELAY_LOW_WATER; the client also while AG_PGS_MAX_PENDING answers
+ * are outstanding.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,126 +47,73 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 /* Bytes read per chunk; a TLS record carries at most 16 KiB. */
 #define RELAY_CHUNK			(64 * 1024)
-/* Room in front of a chunk for the bytes a scanner held back. */
-#define RELAY_HEADROOM		16
-
-/* Bytes waiting for a socket that could not take them yet. */
-typedef struct relay_queue
-{
-	uint8_t    *data;
-	size_t		off;			/* first byte not yet written */
-	size_t		len;			/* bytes held from off */
-	size_t		cap;
-} relay_queue;
+/* How long a client may take to read its final error message. */
+#define RELAY_LINGER_SECONDS 5
 
 struct ag_relay
 {
+	const ag_relay_hooks *hooks;
+	void	   *owner;
+	const ag_client *log_as;	/* for log lines only */
 	SSL		   *ssl;			/* the client's TLS session */
+	int			cfd;			/* the client's socket (the owner closes it) */
 	int			sfd;			/* PgBouncer socket, -1 once closed */
 	struct event *crd;			/* client readable (persistent) */
 	struct event *cwr;			/* client writable, while needed */
 	struct event *srd;
 	struct event *swr;
+	struct event *linger;		/* a final message's time to be read */
 	int			crd_on;
 	int			cwr_on;
 	int			srd_on;
 	int			swr_on;
 	int			connecting;		/* connect() to PgBouncer in progress */
-	int			closing;		/* flushing a final message, then close */
+	int			closing;		/* flushing a final message, then ended() */
+	int			end_now;		/* ended() from the loop, at once */
+	const char *end_reason;
 	int			c_paused;		/* client not read: to_server is full */
 	int			s_paused;		/* PgBouncer not read: to_client is full */
 	int			read_wants_write;	/* SSL_read needs the socket writable */
 	int			write_wants_read;	/* SSL_write needs the socket readable */
-	relay_queue to_server;
-	relay_queue to_client;
-	uint8_t		c_held[5];		/* incomplete client message header */
-	size_t		c_heldlen;
-	uint8_t		s_held[9];		/* PgBouncer's Authentication message */
-	size_t		s_heldlen;
-	ag_pg_client_scan cscan;
-	ag_pg_server_scan sscan;
+	ag_buf		to_server;
+	ag_buf		to_client;
+	ag_buf		early;			/* client bytes not yet through the protocol
+								 * state: sent before the relay started, or
+								 * left over by a stall */
+	ag_pgstream *ps;			/* the protocol, both directions */
 };
 
 /* One connection is served at a time: they share the read buffer. */
-static uint8_t scratch[RELAY_HEADROOM + RELAY_CHUNK];
-
-int
-ag_relay_at_boundary(const ag_client *c)
-{
-	return c->relay == NULL || ag_pgproto_server_at_boundary(&c->relay->sscan);
-}
+static uint8_t scratch[RELAY_CHUNK];
 
 /*
- * Between transactions: every Query and Sync the client sent has had its
- * ReadyForQuery, the last one said idle, and nothing is half-sent.
+ * Between transactions: every message has had its answer, the last
+ * ReadyForQuery said idle, and nothing is half-sent.
  */
 int
-ag_relay_idle(const ag_client *c)
+ag_relay_idle(const ag_relay *r)
 {
-	const ag_relay *r = c->relay;
-
-	return r != NULL && ag_pgproto_server_at_boundary(&r->sscan) &&
-		r->sscan.ready == r->cscan.syncs && r->sscan.status == 'I' &&
-		r->cscan.left == 0 && r->c_heldlen == 0 && r->to_server.len == 0 &&
-		SSL_pending(r->ssl) == 0;
+	return r != NULL && !r->closing && ag_pgs_idle(r->ps) && r->to_server.len == 0 &&
+		r->early.len == 0 && SSL_pending(r->ssl) == 0;
 }
 
 /* PgBouncer's first ReadyForQuery has passed: the login is over. */
 int
-ag_relay_ready_seen(const ag_client *c)
+ag_relay_ready_seen(const ag_relay *r)
 {
-	return c->relay != NULL && c->relay->sscan.ready > 0;
+	return r != NULL && r->ps != NULL && ag_pgs_ready_seen(r->ps);
 }
 
-/* Append to a queue; it grows to fit (bounded by the high-water checks). */
+/* The relay is over: the owner frees it.  Always returns -1. */
 static int
-queue_add(relay_queue *q, const uint8_t *p, size_t n)
+relay_ended(ag_relay *r, const char *reason)
 {
-	if (q->off > 0 && q->off + q->len + n > q->cap)
-	{
-		memmove(q->data, q->data + q->off, q->len);
-		q->off = 0;
-	}
-	if (q->len + n > q->cap)
-	{
-		size_t		cap = q->cap ? q->cap : 16 * 1024;
-		uint8_t    *d;
-
-		while (cap < q->len + n)
-			cap *= 2;
-		d = realloc(q->data, cap);
-		if (d == NULL)
-			return -1;
-		q->data = d;
-		q->cap = cap;
-	}
-	memcpy(q->data + q->off + q->len, p, n);
-	q->len += n;
-	return 0;
-}
-
-static void
-queue_consume(relay_queue *q, size_t n)
-{
-	q->off += n;
-	q->len -= n;
-	if (q->len == 0)
-	{
-		q->off = 0;
-		/* a burst's memory is not kept for the life of the connection */
-		if (q->cap > 64 * 1024)
-		{
-			free(q->data);
-			q->data = NULL;
-			q->cap = 0;
-		}
-	}
+	r->hooks->ended(r->owner, reason);
+	return -1;
 }
 
 static void
@@ -174,9 +127,8 @@ set_event(struct event *ev, int *on, int want)
 }
 
 static void
-update_events(ag_client *c)
+update_events(ag_relay *r)
 {
-	ag_relay   *r = c->relay;
 	int			s_open = r->sfd >= 0;
 
 	set_event(r->crd, &r->crd_on,
@@ -198,9 +150,9 @@ clear_tls_errors(void)
 		ERR_clear_error();
 }
 
-/* Log the TLS error queue's first entry (or the socket error) and free c. */
-static void
-client_failed(ag_client *c, int sslerr)
+/* The TLS error queue's first entry (or the socket error) ends the relay. */
+static int
+client_failed(ag_relay *r, int sslerr)
 {
 	unsigned long e = ERR_get_error();
 	char		why[300];
@@ -217,18 +169,17 @@ client_failed(ag_client *c, int sslerr)
 	else
 		snprintf(why, sizeof(why), "client connection error");
 	ERR_clear_error();
-	ag_client_free(c, why);
+	return relay_ended(r, why);
 }
 
 /*
  * SSL_write as much of p as the socket takes.  Returns the bytes written,
- * or -1 if c has been freed.  Bytes not written must be offered again
+ * or -1 if the relay has ended.  Bytes not written must be offered again
  * first, from wherever they are (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
  */
 static ssize_t
-tls_write(ag_client *c, const uint8_t *p, size_t len)
+tls_write(ag_relay *r, const uint8_t *p, size_t len)
 {
-	ag_relay   *r = c->relay;
 	size_t		done = 0;
 
 	r->write_wants_read = 0;
@@ -250,191 +201,240 @@ tls_write(ag_client *c, const uint8_t *p, size_t len)
 				r->write_wants_read = 1;
 				return (ssize_t) done;
 			default:
-				client_failed(c, SSL_get_error(r->ssl, 0));
-				return -1;
+				return client_failed(r, SSL_get_error(r->ssl, 0));
 		}
 	}
 	return (ssize_t) done;
 }
 
 /*
- * Write the client's queue.  Returns -1 if c has been freed.  When the
- * queue empties while closing, the connection ends here.
+ * Write the client's queue.  Returns -1 if the relay has ended: when the
+ * queue empties while closing, it ends here.
  */
 static int
-client_flush(ag_client *c)
+client_flush(ag_relay *r)
 {
-	ag_relay   *r = c->relay;
-
 	if (r->to_client.len > 0)
 	{
-		ssize_t		n = tls_write(c, r->to_client.data + r->to_client.off, r->to_client.len);
+		ssize_t		n = tls_write(r, r->to_client.data + r->to_client.off, r->to_client.len);
 
 		if (n < 0)
 			return -1;
-		queue_consume(&r->to_client, (size_t) n);
-		if (r->to_client.len > 0)
-			return 0;
+		ag_buf_consume(&r->to_client, (size_t) n);
+	}
+	if (r->to_client.len > 0)
+	{
+		if (r->to_client.len >= AG_RELAY_HIGH_WATER)
+			r->s_paused = 1;
+		return 0;
 	}
 	if (r->closing)
-	{
-		ag_client_free(c, c->close_reason ? c->close_reason : "closed after error");
-		return -1;
-	}
-	return 0;
-}
-
-/* Send to the client: straight away when nothing is queued. */
-static int
-client_send(ag_client *c, const uint8_t *p, size_t n)
-{
-	ag_relay   *r = c->relay;
-
-	if (n == 0)
-		return 0;
-	/* nothing queued: one SSL_write of the whole batch, straight from p */
-	if (r->to_client.len == 0 && !r->write_wants_read)
-	{
-		ssize_t		w = tls_write(c, p, n);
-
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t) w;
-	}
-	if (n > 0 && queue_add(&r->to_client, p, n) < 0)
-	{
-		ag_client_free(c, "out of memory");
-		return -1;
-	}
-	if (r->to_client.len >= AG_RELAY_HIGH_WATER)
-		r->s_paused = 1;
+		return relay_ended(r, r->end_reason ? r->end_reason : "closed after error");
 	return 0;
 }
 
 static void
-server_closed(ag_client *c, const char *why)
+close_server(ag_relay *r)
 {
-	ag_relay   *r = c->relay;
-
-	if (r->sscan.last == 0 && ag_pgproto_server_at_boundary(&r->sscan))
-		ag_client_fatal(c, "08006", "could not connect to the pooler", NULL, NULL);
-	else
-		ag_client_finish(c, why);
+	if (r->sfd >= 0)
+	{
+		event_del(r->srd);
+		event_del(r->swr);
+		r->srd_on = r->swr_on = 0;
+		close(r->sfd);
+		r->sfd = -1;
+	}
+	ag_buf_consume(&r->to_server, r->to_server.len);
 }
 
-/* Write the PgBouncer queue.  Returns -1 if c has been freed. */
-static int
-server_flush(ag_client *c)
+/*
+ * Stop relaying; the client gets what is queued for it, then msg (when
+ * given), then ended(reason).  Nothing is written here: the client's
+ * write event does it from the loop.
+ */
+static void
+start_closing(ag_relay *r, const uint8_t *msg, size_t len, const char *reason)
 {
-	ag_relay   *r = c->relay;
+	struct timeval tv = {RELAY_LINGER_SECONDS, 0};
 
-	while (r->to_server.len > 0)
+	close_server(r);
+	r->closing = 1;
+	r->end_reason = reason;
+	if (len > 0 && ag_buf_add(&r->to_client, msg, len) < 0)
+		r->end_now = 1;
+	evtimer_add(r->linger, &tv);
+	update_events(r);
+	event_active(r->cwr, EV_WRITE, 0);
+}
+
+/*
+ * End with a FATAL ErrorResponse when the client's stream is at a message
+ * boundary (after what is queued for it), otherwise by closing at once.
+ */
+static void
+relay_fatal(ag_relay *r, const char *sqlstate, const char *msg, const char *detail,
+			const char *hint, const char *reason)
+{
+	uint8_t		buf[1024];
+	int			n = -1;
+
+	if (r->closing)
+		return;
+	if (ag_pgs_client_at_boundary(r->ps))
+	{
+		n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, detail, hint);
+		if (n < 0)
+			n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, NULL, NULL);
+	}
+	if (n < 0)
+	{
+		/* mid-message: nothing of ours may go in; just close */
+		close_server(r);
+		r->closing = 1;
+		r->end_reason = reason;
+		r->end_now = 1;
+		update_events(r);
+		event_active(r->cwr, EV_WRITE, 0);
+		return;
+	}
+	start_closing(r, buf, (size_t) n, reason);
+}
+
+void
+ag_relay_end(ag_relay *r, const char *sqlstate, const char *msg, const char *detail,
+			 const char *hint, const char *reason)
+{
+	relay_fatal(r, sqlstate, msg, detail, hint, reason);
+}
+
+/* The protocol state refused something: end the relay.  Returns -1. */
+static int
+protocol_failed(ag_relay *r, ag_pgs_status st)
+{
+	const char *sqlstate;
+	const char *msg;
+	const char *detail;
+	const char *hint;
+
+	switch (st)
+	{
+		case AG_PGS_OK:
+			return 0;
+		case AG_PGS_NOMEM:
+			return relay_ended(r, "out of memory");
+		case AG_PGS_AUTH_REQUEST:
+
+			/*
+			 * PgBouncer must admit the role without a password (trust or
+			 * peer on its private socket).  If it asks for one, the client
+			 * would answer with its token or a hash of it: the request
+			 * never reaches the client.
+			 */
+			ag_log(AG_LOG_ERROR, r->log_as,
+				   "PgBouncer asked for a password (authentication request %u); "
+				   "it must admit agent roles without one (auth_type trust on its private socket)",
+				   ag_pgs_auth_request(r->ps));
+			relay_fatal(r, "08006", "login failed", NULL, NULL, "login failed");
+			return -1;
+		case AG_PGS_FATAL:
+			ag_pgs_fatal(r->ps, &sqlstate, &msg, &detail, &hint);
+			ag_log(AG_LOG_WARNING, r->log_as, "closing: %s", msg);
+			relay_fatal(r, sqlstate, msg, detail, hint, msg);
+			return -1;
+	}
+	return -1;
+}
+
+static int
+server_closed(ag_relay *r, const char *why)
+{
+	if (!ag_pgs_server_spoke(r->ps))
+		relay_fatal(r, "08006", "could not connect to the pooler", NULL, NULL, why);
+	else
+		start_closing(r, NULL, 0, why);	/* what PgBouncer said last goes first */
+	return -1;
+}
+
+/* Write the PgBouncer queue.  Returns -1 if the relay is over. */
+static int
+server_flush(ag_relay *r)
+{
+	while (r->to_server.len > 0 && !r->connecting)
 	{
 		ssize_t		n = send(r->sfd, r->to_server.data + r->to_server.off,
 							 r->to_server.len, MSG_NOSIGNAL);
 
 		if (n > 0)
 		{
-			queue_consume(&r->to_server, (size_t) n);
+			ag_buf_consume(&r->to_server, (size_t) n);
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return 0;
-		ag_log(AG_LOG_WARNING, c, "pooler connection error: %s", strerror(errno));
-		server_closed(c, "pooler connection error");
-		return -1;
-	}
-	return 0;
-}
-
-static int
-server_send(ag_client *c, const uint8_t *p, size_t n)
-{
-	ag_relay   *r = c->relay;
-
-	if (n == 0)
-		return 0;
-	if (r->to_server.len == 0 && !r->connecting)
-	{
-		ssize_t		w = send(r->sfd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0)
-		{
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			{
-				ag_log(AG_LOG_WARNING, c, "pooler connection error: %s", strerror(errno));
-				server_closed(c, "pooler connection error");
-				return -1;
-			}
-			w = 0;
-		}
-		p += w;
-		n -= (size_t) w;
-	}
-	if (n > 0 && queue_add(&r->to_server, p, n) < 0)
-	{
-		ag_client_free(c, "out of memory");
-		return -1;
+			break;
+		ag_log(AG_LOG_WARNING, r->log_as, "pooler connection error: %s", strerror(errno));
+		return server_closed(r, "pooler connection error");
 	}
 	if (r->to_server.len >= AG_RELAY_HIGH_WATER)
 		r->c_paused = 1;
 	return 0;
 }
 
-static void
-refuse_message(ag_client *c, const char *sqlstate, const char *msg,
-			   const char *detail, const char *hint)
-{
-	ag_log(AG_LOG_WARNING, c, "closing: %s", msg);
-	if (ag_relay_at_boundary(c))
-		ag_client_fatal(c, sqlstate, msg, detail, hint);
-	else
-		ag_client_free(c, msg);
-}
-
 /*
- * Scan and forward n client bytes at scratch + RELAY_HEADROOM, behind the
- * header bytes held from last time.  Returns -1 if c has been freed.
+ * n client bytes at p through the protocol state (behind any bytes held
+ * back before), and what it makes sent on.  Bytes the state cannot take
+ * yet (it waits for the server's answer to an earlier batch) are held,
+ * and the client is not read until they have gone through.  Returns -1
+ * if the relay is over.
  */
 static int
-client_process(ag_client *c, size_t n)
+client_process(ag_relay *r, const uint8_t *p, size_t n)
 {
-	ag_relay   *r = c->relay;
-	uint8_t    *p = scratch + RELAY_HEADROOM - r->c_heldlen;
-	size_t		pass;
+	ag_pgs_status st;
+	size_t		used;
 
-	memcpy(p, r->c_held, r->c_heldlen);
-	n += r->c_heldlen;
-	switch (ag_pgproto_scan_client(&r->cscan, p, n,
-								   (uint32_t) ag_proxy_g.cfg->max_message_bytes, &pass))
+	if (r->early.len > 0)
 	{
-		case AG_FRAME_OK:
-			break;
-		case AG_FRAME_FUNCTION_CALL:
-			refuse_message(c, "42501", "fastpath function calls are not allowed",
-						   "agentgate-proxy does not forward FunctionCall messages.",
-						   "Call the function in a SELECT statement.");
-			return -1;
-		case AG_FRAME_BAD_LENGTH:
-			refuse_message(c, "08P01", "invalid message length", NULL, NULL);
-			return -1;
+		if (ag_buf_add(&r->early, p, n) < 0)
+			return relay_ended(r, "out of memory");
+		st = ag_pgs_from_client(r->ps, r->early.data + r->early.off, r->early.len, &used,
+								&r->to_server, &r->to_client);
+		if (st == AG_PGS_OK)
+			ag_buf_consume(&r->early, used);
 	}
-	r->c_heldlen = n - pass;
-	memcpy(r->c_held, p + pass, r->c_heldlen);
-	return server_send(c, p, pass);
+	else
+	{
+		st = ag_pgs_from_client(r->ps, p, n, &used, &r->to_server, &r->to_client);
+		if (st == AG_PGS_OK && used < n && ag_buf_add(&r->early, p + used, n - used) < 0)
+			return relay_ended(r, "out of memory");
+	}
+	if (st != AG_PGS_OK)
+		return protocol_failed(r, st);
+	if (ag_pgs_pending(r->ps) >= AG_PGS_MAX_PENDING || r->early.len > 0)
+		r->c_paused = 1;
+	if (server_flush(r) < 0)
+		return -1;
+	return r->to_client.len > 0 ? client_flush(r) : 0;
 }
+
+static int	client_may_resume(const ag_relay *r);
 
 /*
  * Read what the client has sent, until the socket is drained or the
- * queue towards PgBouncer is full.  Returns -1 if c has been freed.
+ * queue towards PgBouncer is full.  Returns -1 if the relay is over.
  */
 static int
-client_read(ag_client *c)
+client_read(ag_relay *r)
 {
-	ag_relay   *r = c->relay;
-
 	r->read_wants_write = 0;
+	if (r->early.len > 0 && !r->closing && r->sfd >= 0)
+	{
+		if (client_process(r, NULL, 0) < 0)
+			return -1;
+		if (r->early.len > 0)
+			return 0;			/* still waiting for the server */
+		if (client_may_resume(r))
+			r->c_paused = 0;
+	}
 	while (!r->closing && r->sfd >= 0 && !r->c_paused)
 	{
 		size_t		got = 0;
@@ -447,7 +447,7 @@ client_read(ag_client *c)
 
 			clear_tls_errors();
 			errno = 0;
-			if (SSL_read_ex(r->ssl, scratch + RELAY_HEADROOM + got, RELAY_CHUNK - got, &nb) == 1)
+			if (SSL_read_ex(r->ssl, scratch + got, RELAY_CHUNK - got, &nb) == 1)
 				got += nb;
 			else
 			{
@@ -456,7 +456,7 @@ client_read(ag_client *c)
 			}
 		} while (got < RELAY_CHUNK && SSL_has_pending(r->ssl));
 
-		if (got > 0 && client_process(c, got) < 0)
+		if (got > 0 && client_process(r, scratch, got) < 0)
 			return -1;
 		switch (err)
 		{
@@ -470,19 +470,16 @@ client_read(ag_client *c)
 				r->read_wants_write = 1;
 				return 0;
 			case SSL_ERROR_ZERO_RETURN:
-				ag_client_free(c, "client disconnected");
-				return -1;
+				return relay_ended(r, "client disconnected");
 			default:
 				/* an unexpected EOF is a client that just went away */
 				if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
 					(err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0))
 				{
 					ERR_clear_error();
-					ag_client_free(c, "client disconnected");
+					return relay_ended(r, "client disconnected");
 				}
-				else
-					client_failed(c, err);
-				return -1;
+				return client_failed(r, err);
 		}
 	}
 	return 0;
@@ -490,77 +487,29 @@ client_read(ag_client *c)
 
 /*
  * Read what PgBouncer has sent, until its socket is drained or the queue
- * towards the client is full.  Returns -1 if c has been freed.
+ * towards the client is full.  Returns -1 if the relay is over.
  */
 static int
-server_read(ag_client *c)
+server_read(ag_relay *r)
 {
-	ag_relay   *r = c->relay;
-
 	while (r->sfd >= 0 && !r->s_paused)
 	{
-		ssize_t		n = read(r->sfd, scratch + RELAY_HEADROOM, RELAY_CHUNK);
-		uint8_t    *p;
-		size_t		len;
-		size_t		pass;
+		ssize_t		n = read(r->sfd, scratch, RELAY_CHUNK);
+		ag_pgs_status st;
 
 		if (n < 0)
 		{
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return 0;
-			ag_log(AG_LOG_WARNING, c, "pooler connection error: %s", strerror(errno));
-			server_closed(c, "pooler connection error");
-			return -1;
+			ag_log(AG_LOG_WARNING, r->log_as, "pooler connection error: %s", strerror(errno));
+			return server_closed(r, "pooler connection error");
 		}
 		if (n == 0)
-		{
-			server_closed(c, "pooler closed the connection");
-			return -1;
-		}
-		p = scratch + RELAY_HEADROOM - r->s_heldlen;
-		memcpy(p, r->s_held, r->s_heldlen);
-		len = (size_t) n + r->s_heldlen;
-		switch (ag_pgproto_scan_server(&r->sscan, p, len, &pass))
-		{
-			case AG_SERVER_OK:
-				break;
-			case AG_SERVER_AUTH_REQUEST:
-
-				/*
-				 * PgBouncer must admit the role without a password (trust
-				 * or peer on its private socket).  If it asks for one, the
-				 * client would answer with its token or a hash of it: the
-				 * request never reaches the client.
-				 */
-				ag_log(AG_LOG_ERROR, c, "PgBouncer asked for a password (authentication request %u); "
-					   "it must admit agent roles without one (auth_type trust on its private socket)",
-					   r->sscan.auth_request);
-				if (client_send(c, p, pass) < 0)
-					return -1;
-				ag_client_fatal(c, "08006", "login failed", NULL, NULL);
-				return -1;
-			case AG_SERVER_BAD_LENGTH:
-				ag_client_free(c, "invalid message length from the pooler");
-				return -1;
-			case AG_SERVER_FOREIGN_STAMP:
-
-				/*
-				 * The client installed an application_name without its own
-				 * stamp (the extension keeps the stamp on plain values, so
-				 * this is another connection's): PgBouncer would re-send
-				 * it with every later transaction.  Close the client.
-				 */
-				ag_log(AG_LOG_WARNING, c, "closing: the client set application_name to another session's stamp");
-				if (client_send(c, p, pass) < 0)
-					return -1;
-				ag_client_fatal(c, "42501", "agent session changed its session stamp",
-								"application_name was set to a value that does not end with this connection's stamp.",
-								"Do not change the session stamp; open a new connection for a new session.");
-				return -1;
-		}
-		r->s_heldlen = len - pass;
-		memcpy(r->s_held, p + pass, r->s_heldlen);
-		if (client_send(c, p, pass) < 0)
+			return server_closed(r, "pooler closed the connection");
+		st = ag_pgs_from_server(r->ps, scratch, (size_t) n, &r->to_client);
+		if (st != AG_PGS_OK)
+			return protocol_failed(r, st);
+		if (client_flush(r) < 0)
 			return -1;
 		if ((size_t) n < RELAY_CHUNK)
 			return 0;			/* drained; epoll says when there is more */
@@ -568,34 +517,45 @@ server_read(ag_client *c)
 	return 0;
 }
 
+/* A paused client may be read again: its queues have room. */
+static int
+client_may_resume(const ag_relay *r)
+{
+	return r->c_paused && r->to_server.len < AG_RELAY_LOW_WATER &&
+		ag_pgs_pending(r->ps) < AG_PGS_MAX_PENDING / 2 && !ag_pgs_client_stalled(r->ps);
+}
+
 static void
 client_cb(evutil_socket_t fd, short what, void *arg)
 {
-	ag_client  *c = arg;
-	ag_relay   *r = c->relay;
+	ag_relay   *r = arg;
 
-	if (r->to_client.len > 0 && ((what & EV_WRITE) || r->write_wants_read))
+	if (r->end_now)
 	{
-		if (client_flush(c) < 0)
+		relay_ended(r, r->end_reason ? r->end_reason : "closed");
+		return;
+	}
+	if (r->to_client.len > 0 || r->closing)
+	{
+		if (client_flush(r) < 0)
 			return;
 		/* PgBouncer's side was paused for this queue */
 		if (r->s_paused && r->to_client.len < AG_RELAY_LOW_WATER)
 		{
 			r->s_paused = 0;
-			if (r->sfd >= 0 && !r->connecting && server_read(c) < 0)
+			if (r->sfd >= 0 && !r->connecting && server_read(r) < 0)
 				return;
 		}
 	}
-	if (((what & EV_READ) || r->read_wants_write) && client_read(c) < 0)
+	if (((what & EV_READ) || r->read_wants_write || r->early.len > 0) && client_read(r) < 0)
 		return;
-	update_events(c);
+	update_events(r);
 }
 
 static void
 server_cb(evutil_socket_t fd, short what, void *arg)
 {
-	ag_client  *c = arg;
-	ag_relay   *r = c->relay;
+	ag_relay   *r = arg;
 
 	if ((what & EV_WRITE) && r->connecting)
 	{
@@ -606,34 +566,40 @@ server_cb(evutil_socket_t fd, short what, void *arg)
 			err = errno;
 		if (err != 0)
 		{
-			ag_log(AG_LOG_WARNING, c, "pooler connection error: %s", strerror(err));
-			server_closed(c, "pooler connection error");
+			ag_log(AG_LOG_WARNING, r->log_as, "pooler connection error: %s", strerror(err));
+			server_closed(r, "pooler connection error");
 			return;
 		}
 		r->connecting = 0;
 	}
-	if ((what & EV_WRITE) && r->to_server.len > 0)
-	{
-		if (server_flush(c) < 0)
-			return;
-		/* the client's side was paused for this queue; TLS may hold bytes */
-		if (r->c_paused && r->to_server.len < AG_RELAY_LOW_WATER)
-		{
-			r->c_paused = 0;
-			if (client_read(c) < 0)
-				return;
-		}
-	}
-	if ((what & EV_READ) && server_read(c) < 0)
+	if ((what & EV_WRITE) && r->to_server.len > 0 && server_flush(r) < 0)
 		return;
-	update_events(c);
+	if ((what & EV_READ) && server_read(r) < 0)
+		return;
+	/* held client bytes may go on now that the server has answered */
+	if (r->early.len > 0 && !r->closing && client_read(r) < 0)
+		return;
+	/* the client's side was paused for this queue; TLS may hold bytes */
+	if (client_may_resume(r))
+	{
+		r->c_paused = 0;
+		if (client_read(r) < 0)
+			return;
+	}
+	update_events(r);
+}
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ag_relay   *r = arg;
+
+	relay_ended(r, "client did not read its final message");
 }
 
 void
-ag_relay_free(ag_client *c)
+ag_relay_free(ag_relay *r)
 {
-	ag_relay   *r = c->relay;
-
 	if (r == NULL)
 		return;
 	if (r->crd)
@@ -644,6 +610,8 @@ ag_relay_free(ag_client *c)
 		event_free(r->srd);
 	if (r->swr)
 		event_free(r->swr);
+	if (r->linger)
+		event_free(r->linger);
 	if (r->sfd >= 0)
 		close(r->sfd);
 	if (r->ssl)
@@ -654,63 +622,46 @@ ag_relay_free(ag_client *c)
 		ERR_clear_error();
 		SSL_free(r->ssl);
 	}
-	free(r->to_server.data);
-	free(r->to_client.data);
+	ag_pgs_free(r->ps);
+	ag_buf_free(&r->to_server);
+	ag_buf_free(&r->to_client);
+	ag_buf_free(&r->early);
 	free(r);
-	c->relay = NULL;
 }
 
-/*
- * End the relay: close PgBouncer's side, stop reading the client, send it
- * msg after what is queued, then free the connection.
- */
-void
-ag_relay_close(ag_client *c, const uint8_t *msg, size_t len)
-{
-	ag_relay   *r = c->relay;
-
-	if (r->sfd >= 0)
-	{
-		event_del(r->srd);
-		event_del(r->swr);
-		r->srd_on = r->swr_on = 0;
-		close(r->sfd);
-		r->sfd = -1;
-	}
-	queue_consume(&r->to_server, r->to_server.len);
-	r->closing = 1;
-	if (len > 0 && queue_add(&r->to_client, msg, len) < 0)
-	{
-		ag_client_free(c, "out of memory");
-		return;
-	}
-	if (r->write_wants_read || client_flush(c) == 0)
-		update_events(c);
-}
-
-int
-ag_relay_start(ag_client *c, const uint8_t *startup, size_t len)
+ag_relay *
+ag_relay_start(const ag_relay_args *a)
 {
 	struct sockaddr_storage ss;
 	socklen_t	sslen;
 	ag_relay   *r;
-	struct evbuffer *pipelined;
+	ag_pgs_limits lim;
+	const ag_proxy_config *cfg = ag_proxy_g.cfg;
 	int			e;
 
 	if (ag_pgbouncer_addr(&ss, &sslen) < 0)
 	{
 		errno = EINVAL;
-		return -1;
+		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
-	pipelined = evbuffer_new();
-	if (r == NULL || pipelined == NULL)
+	if (r == NULL)
 	{
-		free(r);
-		if (pipelined)
-			evbuffer_free(pipelined);
 		errno = ENOMEM;
-		return -1;
+		return NULL;
+	}
+	r->hooks = a->hooks;
+	r->owner = a->owner;
+	r->log_as = a->log_as;
+	r->cfd = a->client_fd;
+	lim.max_message = (uint32_t) cfg->max_message_bytes;
+	lim.max_statements = cfg->max_prepared_statements;
+	lim.max_statement_bytes = (size_t) cfg->max_prepared_bytes;
+	r->ps = ag_pgs_new(&lim);
+	if (r->ps != NULL && ag_pgs_set_stamp(r->ps, a->stamp) < 0)
+	{
+		ag_pgs_free(r->ps);
+		r->ps = NULL;
 	}
 	r->sfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (r->sfd >= 0 && connect(r->sfd, (struct sockaddr *) &ss, sslen) < 0)
@@ -727,71 +678,34 @@ ag_relay_start(ag_client *c, const uint8_t *startup, size_t len)
 	}
 	if (r->sfd >= 0)
 	{
-		r->crd = event_new(ag_proxy_g.base, c->fd, EV_READ | EV_PERSIST, client_cb, c);
-		r->cwr = event_new(ag_proxy_g.base, c->fd, EV_WRITE | EV_PERSIST, client_cb, c);
-		r->srd = event_new(ag_proxy_g.base, r->sfd, EV_READ | EV_PERSIST, server_cb, c);
-		r->swr = event_new(ag_proxy_g.base, r->sfd, EV_WRITE | EV_PERSIST, server_cb, c);
+		r->crd = event_new(ag_proxy_g.base, r->cfd, EV_READ | EV_PERSIST, client_cb, r);
+		r->cwr = event_new(ag_proxy_g.base, r->cfd, EV_WRITE | EV_PERSIST, client_cb, r);
+		r->srd = event_new(ag_proxy_g.base, r->sfd, EV_READ | EV_PERSIST, server_cb, r);
+		r->swr = event_new(ag_proxy_g.base, r->sfd, EV_WRITE | EV_PERSIST, server_cb, r);
+		r->linger = evtimer_new(ag_proxy_g.base, linger_cb, r);
 		errno = ENOMEM;
 	}
-	if (r->sfd < 0 || !r->crd || !r->cwr || !r->srd || !r->swr ||
-		queue_add(&r->to_server, startup, len) < 0)
+	if (r->sfd < 0 || r->ps == NULL || !r->crd || !r->cwr || !r->srd || !r->swr || !r->linger ||
+		ag_buf_add(&r->to_server, a->startup, a->startup_len) < 0 ||
+		ag_buf_add(&r->to_client, a->pending_out, a->pending_out_len) < 0 ||
+		ag_buf_add(&r->early, a->early_in, a->early_in_len) < 0)
 	{
 		e = errno;
-		c->relay = r;
-		ag_relay_free(c);
-		evbuffer_free(pipelined);
+		ag_relay_free(r);
 		errno = e;
-		return -1;
+		return NULL;
 	}
-
-	/*
-	 * Take the client's TLS session and socket over from the login
-	 * phase's bufferevent (created without BEV_OPT_CLOSE_ON_FREE), with
-	 * anything it still holds: output not yet sent (it goes first) and
-	 * input the client pipelined after its password.
-	 */
-	r->ssl = bufferevent_openssl_get_ssl(c->cbev);
+	/* the session is the relay's from here on (the owner keeps the socket) */
+	r->ssl = a->ssl;
 	SSL_set_mode(r->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_set_read_ahead(r->ssl, 1);
-	r->cscan.syncs = 1;			/* the ReadyForQuery that ends the login */
-	r->sscan.stamp = c->stamp[0] ? c->stamp : NULL;
-	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
-	evbuffer_add_buffer(pipelined, bufferevent_get_input(c->cbev));
-	while (evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0)
-	{
-		struct evbuffer *out = bufferevent_get_output(c->cbev);
-		size_t		n = evbuffer_get_length(out);
 
-		if (queue_add(&r->to_client, evbuffer_pullup(out, -1), n) < 0)
-			break;
-		evbuffer_drain(out, n);
-	}
-	bufferevent_free(c->cbev);
-	c->cbev = NULL;
-	c->relay = r;
-
-	if (!r->connecting && server_flush(c) < 0)
-		goto freed;
-	/* the client's early bytes are scanned as if just read */
-	while (evbuffer_get_length(pipelined) > 0)
-	{
-		int			n = evbuffer_remove(pipelined, scratch + RELAY_HEADROOM, RELAY_CHUNK);
-
-		if (n <= 0)
-			break;
-		if (client_process(c, (size_t) n) < 0)
-			goto freed;
-	}
-	evbuffer_free(pipelined);
-	if (r->to_client.len > 0 && client_flush(c) < 0)
-		return 0;
-	/* TLS may hold decrypted bytes the socket will not announce */
-	if (client_read(c) < 0)
-		return 0;
-	update_events(c);
-	return 0;
-
-freed:
-	evbuffer_free(pipelined);
-	return 0;
+	/*
+	 * Everything else runs from the loop: the startup packet goes when the
+	 * socket is writable, and the client's early bytes and TLS's own
+	 * buffered bytes (which the socket will not announce) are read then.
+	 */
+	update_events(r);
+	event_active(r->crd, EV_READ, 0);
+	return r;
 }
