@@ -65,7 +65,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM regress_tap_t WHERE id = 1
 $node->safe_psql('postgres',
 	"SELECT agentgate.block(commands => '{COPY FROM}', relation => 'regress_tap_t', reason => 'tap: no loads')");
 ($rc, $out, $err) = agent_psql('COPY regress_tap_t FROM STDIN', stdin => "20\tz\n\\.\n");
-like($err, qr/COPY FROM is not allowed.*\n.*Rule \d+ \(public.regress_tap_t\)/, 'COPY FROM STDIN refused');
+like($err, qr/COPY FROM( on \S+)? is not allowed.*\n.*Rule \d+ \(public.regress_tap_t\)/, 'COPY FROM STDIN refused');
 ($rc, $out, $err) = agent_psql('COPY regress_tap_t TO STDOUT');
 is($rc, 0, 'COPY TO STDOUT still allowed');
 $node->safe_psql('postgres', "DELETE FROM agentgate.rules WHERE reason = 'tap: no loads'");
