@@ -155,8 +155,6 @@ static char sess_identity[AG_AUDIT_NAME_LEN];
 static char sess_database[AG_AUDIT_NAME_LEN];
 static char sess_client_addr[AG_AUDIT_ADDR_LEN];
 static char sess_backend_id[AG_AUDIT_SID_LEN];
-static char sess_sid[AG_AUDIT_SID_LEN];
-static char *sess_sid_appname = NULL;	/* application_name the sid is for */
 static bool sess_static_done = false;
 
 /* last statement seen by parse analysis, for errors raised after it */
@@ -316,7 +314,6 @@ session_audited(void)
 			strlcpy(sess_role, name ? name : "", sizeof(sess_role));
 			lookup_identity(su, sess_role);
 			cached_session_user = su;
-			sess_sid_appname = NULL;	/* re-verify for the new role */
 			if (!sess_database[0] || strcmp(sess_database, get_database_name(MyDatabaseId)) != 0)
 			{
 				char	   *db = get_database_name(MyDatabaseId);
@@ -330,25 +327,13 @@ session_audited(void)
 	return governed_cached || audit_all_roles;
 }
 
-/* The verified session id from application_name (cached by value). */
+/* The session id identity verified for this session's stamp, or "". */
 static const char *
 session_id(void)
 {
-	if (application_name == NULL || sess_role[0] == '\0')
-		return "";
-	if (sess_sid_appname == NULL || strcmp(sess_sid_appname, application_name) != 0)
-	{
-		char		sid[AG_STAMP_SID_HEX + 1];
+	const char *sid = ag_session_id(sess_role);
 
-		if (ag_stamp_verify(application_name, sess_role, sid))
-			strlcpy(sess_sid, sid, sizeof(sess_sid));
-		else
-			sess_sid[0] = '\0';
-		if (sess_sid_appname)
-			pfree(sess_sid_appname);
-		sess_sid_appname = MemoryContextStrdup(TopMemoryContext, application_name);
-	}
-	return sess_sid;
+	return sid ? sid : "";
 }
 
 /* Slice one statement out of a (possibly multi-statement) source text. */
