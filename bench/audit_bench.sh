@@ -112,7 +112,7 @@ CREATE ROLE agent_bench LOGIN IN ROLE agentgate_agent;
 GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers TO agent_bench;
 EOF
 # agents come with the proxy's session stamp in application_name
-PGAPPNAME=$(pg -c "SELECT agentgate.session_stamp('agent_bench')")
+PGAPPNAME=$(pg -c "SELECT (agentgate.session_stamp('agent_bench')).stamp")
 export PGAPPNAME
 [ "$(id -u)" -eq 0 ] && RUNAS=(runuser -u postgres -- env PGAPPNAME="$PGAPPNAME")
 

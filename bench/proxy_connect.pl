@@ -47,7 +47,7 @@ close $fh;
 # The extension accepts an agent session only with a session stamp in
 # application_name; the proxy gets one per connection from login(), so the
 # PgBouncer-alone path is given one too (same shape, same checks).
-my $stamp = $s->admin_psql("SELECT agentgate.session_stamp('$role')");
+my $stamp = $s->admin_psql("SELECT (agentgate.session_stamp('$role')).stamp");
 
 my %paths = (
 	pgbouncer => { env => { PGAPPNAME => "pgbench $stamp" }, args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $role ] },

@@ -48,7 +48,7 @@ die "agent login failed: $err" if $rc;
 
 # Straight to PostgreSQL or PgBouncer, the agent role must carry a session
 # stamp as the proxy would put it in application_name.
-my $stamped = { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT agentgate.session_stamp('$role')") };
+my $stamped = { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT (agentgate.session_stamp('$role')).stamp") };
 my %paths = (
 	direct    => { env => {}, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres' ] },
 	agent     => { env => $stamped, args => [ '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', $role ] },
@@ -81,7 +81,7 @@ for my $i (1 .. $clients)
 	die "agent login failed: $err2" if $rc2;
 	push @ids_proxy, { env => { PGPASSWORD => $t, PGSSLMODE => 'require' },
 		args => [ '-h', '127.0.0.1', '-p', $s->proxy_port, '-U', 'agent' ] };
-	push @ids_pgb, { env => { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT agentgate.session_stamp('$r2')") },
+	push @ids_pgb, { env => { PGAPPNAME => 'bench ' . $s->admin_psql("SELECT (agentgate.session_stamp('$r2')).stamp") },
 		args => [ '-h', $s->pgbouncer_socket_dir, '-p', $s->pgbouncer_port, '-U', $r2 ] };
 }
 $paths{pgbouncer_ids} = { multi => \@ids_pgb };

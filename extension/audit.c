@@ -155,8 +155,6 @@ static char sess_identity[AG_AUDIT_NAME_LEN];
 static char sess_database[AG_AUDIT_NAME_LEN];
 static char sess_client_addr[AG_AUDIT_ADDR_LEN];
 static char sess_backend_id[AG_AUDIT_SID_LEN];
-static char sess_sid[AG_AUDIT_SID_LEN];
-static char *sess_sid_appname = NULL;	/* application_name the sid is for */
 static bool sess_static_done = false;
 
 /* last statement seen by parse analysis, for errors raised after it */
@@ -316,7 +314,6 @@ session_audited(void)
 			strlcpy(sess_role, name ? name : "", sizeof(sess_role));
 			lookup_identity(su, sess_role);
 			cached_session_user = su;
-			sess_sid_appname = NULL;	/* re-verify for the new role */
 			if (!sess_database[0] || strcmp(sess_database, get_database_name(MyDatabaseId)) != 0)
 			{
 				char	   *db = get_database_name(MyDatabaseId);
@@ -330,25 +327,13 @@ session_audited(void)
 	return governed_cached || audit_all_roles;
 }
 
-/* The verified session id from application_name (cached by value). */
+/* The session id identity verified for this session's stamp, or "". */
 static const char *
 session_id(void)
 {
-	if (application_name == NULL || sess_role[0] == '\0')
-		return "";
-	if (sess_sid_appname == NULL || strcmp(sess_sid_appname, application_name) != 0)
-	{
-		char		sid[AG_STAMP_SID_HEX + 1];
+	const char *sid = ag_session_id(sess_role);
 
-		if (ag_stamp_verify(application_name, sess_role, sid))
-			strlcpy(sess_sid, sid, sizeof(sess_sid));
-		else
-			sess_sid[0] = '\0';
-		if (sess_sid_appname)
-			pfree(sess_sid_appname);
-		sess_sid_appname = MemoryContextStrdup(TopMemoryContext, application_name);
-	}
-	return sess_sid;
+	return sid ? sid : "";
 }
 
 /* Slice one statement out of a (possibly multi-statement) source text. */
@@ -473,18 +458,18 @@ do_statement_text(const char *body, const char *lang, uint16 *flags)
 	return out.data;
 }
 
-static AgAuditDecision
+static AgDecision
 decide_verdict(AgVerdict v, bool failed)
 {
 
 	switch (v.decision)
 	{
 		case AG_DECISION_BLOCKED:
-			return AG_AUDIT_BLOCKED;
+			return AG_DECISION_BLOCKED;
 		case AG_DECISION_MONITORED:
-			return failed ? AG_AUDIT_ERROR : AG_AUDIT_MONITORED;
+			return failed ? AG_DECISION_ERROR : AG_DECISION_MONITORED;
 		case AG_DECISION_LOGGED:
-			return failed ? AG_AUDIT_ERROR : AG_AUDIT_LOGGED;
+			return failed ? AG_DECISION_ERROR : AG_DECISION_LOGGED;
 		default:
 			break;
 	}
@@ -492,7 +477,7 @@ decide_verdict(AgVerdict v, bool failed)
 	 * Only a verdict makes a refusal: the error's text proves nothing (an
 	 * agent can RAISE a message that looks like one of ours).
 	 */
-	return failed ? AG_AUDIT_ERROR : AG_AUDIT_ALLOWED;
+	return failed ? AG_DECISION_ERROR : AG_DECISION_ALLOWED;
 }
 
 static void
@@ -748,7 +733,7 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	if (a->funcname)
 	{
 		/* a call inside a DO block: the level's verdict is a statement's */
-		h->decision = AG_AUDIT_ALLOWED;
+		h->decision = AG_DECISION_ALLOWED;
 	}
 	else
 	{
@@ -851,7 +836,7 @@ audit_success(RowArgs *a, bool write)
 	last_source = NULL;
 	if (!append_record(&e, true, &rseq))
 		return;
-	if (e.hdr.decision == AG_AUDIT_BLOCKED)
+	if (e.hdr.decision == AG_DECISION_BLOCKED)
 	{
 		/* recorded as a refusal: durable before anything else happens */
 		wait_durable(rseq, true, false);
@@ -970,7 +955,7 @@ flush_failures(ErrorData *edata, bool wait)
 		}
 		build_entry(&e, &p->a);
 		if (append_record(&e, false, &rseq) &&
-			(p->a.level == 0 || e.hdr.decision == AG_AUDIT_BLOCKED || pending_sync))
+			(p->a.level == 0 || e.hdr.decision == AG_DECISION_BLOCKED || pending_sync))
 		{
 			need = true;
 			last = rseq;
@@ -1468,24 +1453,6 @@ ag_audit_init(void)
 							 "Off audits nothing; the policy still applies.",
 							 &audit_enabled, true,
 							 PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
-	DefineCustomIntVariable("agentgate.audit_ring_slots",
-							"Slots of the shared-memory audit ring (512 bytes each).",
-							"Bounds the records that a crash can lose.",
-							&ag_audit_ring_slots, 8192, 64, 1024 * 1024,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("agentgate.audit_database",
-							   "Database whose agentgate.audit_log receives the audit rows of the whole cluster.",
-							   NULL, &ag_audit_database, "postgres",
-							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
-	DefineCustomBoolVariable("agentgate.audit_create_extension",
-							 "Create the extension in agentgate.audit_database when it is missing.",
-							 NULL, &ag_audit_create_extension, false,
-							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
-	DefineCustomIntVariable("agentgate.audit_flush_interval",
-							"Longest time an audit record waits in the ring before the writer flushes.",
-							"The writer also wakes when a quarter of the ring waits to be committed or a statement waits for its row.",
-							&ag_audit_flush_interval, 50, 1, 10000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomEnumVariable("agentgate.audit_overflow",
 							 "What happens when the audit ring is full: block (then refuse) or drop (counted).",
 							 NULL, &audit_overflow, AG_OVERFLOW_BLOCK, overflow_options,
@@ -1516,10 +1483,6 @@ ag_audit_init(void)
 							"Longest statement text kept in an audit row, in bytes.",
 							NULL, &audit_max_statement, 4096, 256, 32768,
 							PGC_SUSET, GUC_UNIT_BYTE, check_audit_int, NULL, NULL);
-	DefineCustomIntVariable("agentgate.audit_retention_days",
-							"Days of audit log kept; older daily partitions are dropped (0 keeps all).",
-							NULL, &ag_audit_retention_days, 0, 0, 100000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	audit_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit",
 									  ALLOCSET_SMALL_SIZES);
@@ -1528,5 +1491,7 @@ ag_audit_init(void)
 	CacheRegisterRelcacheCallback(relname_cache_reset, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, relname_cache_reset_nsp, (Datum) 0);
 
-	ag_audit_worker_register();
+	/* the ring's and the writer's settings live with the code that reads them */
+	ag_audit_ring_init();
+	ag_audit_worker_init();
 }

@@ -21,6 +21,8 @@
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
 
+#include "decision.h"
+
 #define AG_AUDIT_SLOT_SIZE		512
 #define AG_AUDIT_MAX_TEXT		(64 * 1024)	/* hard cap of one record's text */
 #define AG_AUDIT_NAME_LEN		64
@@ -41,16 +43,6 @@
 #define AG_AUDIT_HAS_ROWS		0x08
 #define AG_AUDIT_HAS_DURATION	0x10
 
-/* decisions, as written to the log (audit.c maps verdicts onto these) */
-typedef enum AgAuditDecision
-{
-	AG_AUDIT_ALLOWED = 0,
-	AG_AUDIT_BLOCKED,
-	AG_AUDIT_ERROR,
-	AG_AUDIT_MONITORED,
-	AG_AUDIT_LOGGED
-} AgAuditDecision;
-
 typedef struct AgAuditRecord
 {
 	/* rseq + 1 once the record is complete; written last (publish) */
@@ -58,7 +50,7 @@ typedef struct AgAuditRecord
 	uint64		rseq;			/* record sequence number in this epoch */
 	uint32		nslots;			/* slots this record occupies */
 	uint8		kind;
-	uint8		decision;
+	uint8		decision;		/* an AgDecision (decision.h) */
 	uint16		flags;
 	TimestampTz ts;				/* when the statement started */
 	int64		rule_id;
@@ -101,6 +93,7 @@ typedef enum AgAppendResult
 } AgAppendResult;
 
 extern int	ag_audit_ring_slots;
+extern void ag_audit_ring_init(void);
 extern void ag_audit_ring_request(void);
 extern void ag_audit_ring_startup(void);
 extern bool ag_audit_ring_ready(void);
@@ -137,11 +130,7 @@ extern void ag_audit_ring_prev_done(void);
 extern uint64 ag_audit_ring_pending(void);
 
 /* audit_worker.c */
-extern char *ag_audit_database;
-extern int	ag_audit_flush_interval;
-extern int	ag_audit_retention_days;
-extern bool ag_audit_create_extension;
-extern void ag_audit_worker_register(void);
+extern void ag_audit_worker_init(void);
 extern PGDLLEXPORT void agentgate_audit_worker_main(Datum arg);
 
 /* audit_text.c */

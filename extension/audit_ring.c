@@ -73,10 +73,22 @@ typedef struct AgAuditRing
 	ConditionVariable flushed_cv;	/* broadcast after each commit */
 } AgAuditRing;
 
+/* agentgate.audit_ring_slots (read at server start) */
 int			ag_audit_ring_slots = 8192;
 
 static AgAuditRing *ring = NULL;
 static char *ring_data = NULL;
+
+/* The ring's setting; called from _PG_init (via ag_audit_init). */
+void
+ag_audit_ring_init(void)
+{
+	DefineCustomIntVariable("agentgate.audit_ring_slots",
+							"Slots of the shared-memory audit ring (512 bytes each).",
+							"Bounds the records that a crash can lose.",
+							&ag_audit_ring_slots, 8192, 64, 1024 * 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
 
 static Size
 ring_header_size(void)

@@ -66,78 +66,152 @@
 #define AG_DRAIN_LIMIT_MS		10000
 #define AG_MAINTAIN_EVERY_MS	(3600 * 1000)
 #define AG_DAYS_AHEAD			3
-#define AG_NCOLS				23
 
-char	   *ag_audit_database = NULL;
-int			ag_audit_flush_interval = 50;
-int			ag_audit_retention_days = 0;
-bool		ag_audit_create_extension = false;
+/* the writer's settings (defined in ag_audit_worker_init) */
+static char *audit_database = NULL;
+static int	audit_flush_interval = 50;
+static int	audit_retention_days = 0;
+static bool audit_create_extension = false;
 
 static SPIPlanPtr insert_plan = NULL;
 static Datum relations_array(text *t);
 static MemoryContext batch_cxt = NULL;
 
-static const char *insert_sql =
-"WITH st AS ("
-"  INSERT INTO " AG_SCHEMA ".audit_state AS s (epoch, last_seq, updated)"
-"  VALUES ($1, $2, pg_catalog.now())"
-"  ON CONFLICT (epoch) DO UPDATE"
-"    SET last_seq = GREATEST(s.last_seq, excluded.last_seq),"
-"        updated = excluded.updated)"
-" INSERT INTO " AG_SCHEMA ".audit_log"
-"  (ts, seq, epoch, identity, role_name, session_id, backend_session, pid,"
-"   database, client_addr, command_tag, statement, fingerprint, relations,"
-"   decision, rule_id, sqlstate, error_message, rows, duration_ms, nested,"
-"   normalized, truncated, lost)"
-" SELECT u.ts, u.seq, $1, u.identity, u.role_name::pg_catalog.name, u.sid,"
-"   u.bsid, u.pid, u.db::pg_catalog.name, u.addr::pg_catalog.inet, u.tag,"
-"   u.stmt, u.fp, u.rels::pg_catalog.text[], u.decision,"
-"   u.rule_id, u.sqlstate, u.err, u.nrows, u.dur, u.nested, u.normalized,"
-"   u.truncated, u.lost"
-" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
-"   pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
-"   pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13),"
-"   pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16),"
-"   pg_catalog.unnest($17), pg_catalog.unnest($18), pg_catalog.unnest($19),"
-"   pg_catalog.unnest($20), pg_catalog.unnest($21), pg_catalog.unnest($22),"
-"   pg_catalog.unnest($23), pg_catalog.unnest($24), pg_catalog.unnest($25)) AS"
-"   u(ts, seq, identity, role_name, sid, bsid, pid, db, addr, tag, stmt, fp,"
-"     rels, decision, rule_id, sqlstate, err, nrows, dur, nested,"
-"     normalized, truncated, lost)";
+/*
+ * The audit row as the writer builds it: one column enum and one table of
+ * names and types.  The SQL insert, its parameter types and the direct
+ * path's attribute map are all generated from it.  The columns are those of
+ * agentgate.audit_log (30_audit.sql) except epoch, which is the batch's.
+ */
+typedef enum AgAuditCol
+{
+	COL_TS,
+	COL_SEQ,
+	COL_IDENTITY,
+	COL_ROLE_NAME,
+	COL_SESSION_ID,
+	COL_BACKEND_SESSION,
+	COL_PID,
+	COL_DATABASE,
+	COL_CLIENT_ADDR,
+	COL_COMMAND_TAG,
+	COL_STATEMENT,
+	COL_FINGERPRINT,
+	COL_RELATIONS,
+	COL_DECISION,
+	COL_RULE_ID,
+	COL_SQLSTATE,
+	COL_ERROR_MESSAGE,
+	COL_ROWS,
+	COL_DURATION_MS,
+	COL_NESTED,
+	COL_NORMALIZED,
+	COL_TRUNCATED,
+	COL_LOST,
+	AG_NCOLS
+} AgAuditCol;
 
-/* element types of the 23 array parameters, in unnest order */
-static const Oid col_types[AG_NCOLS] = {
-	TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
-	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
-	TEXTOID, TEXTOID, INT8OID, FLOAT8OID, BOOLOID, BOOLOID, BOOLOID, INT8OID
+/* How a column's collected value becomes the table's type */
+typedef enum AgColConv
+{
+	CONV_NONE,					/* collected as the table's type */
+	CONV_NAME,					/* text -> name */
+	CONV_INET,					/* text -> inet */
+	CONV_RELATIONS				/* NUL-separated names -> text[] */
+} AgColConv;
+
+typedef struct AgAuditColInfo
+{
+	const char *name;			/* audit_log's column */
+	Oid			type;			/* type of the collected values */
+	AgColConv	conv;
+} AgAuditColInfo;
+
+static const AgAuditColInfo audit_cols[AG_NCOLS] = {
+	[COL_TS] = {"ts", TIMESTAMPTZOID, CONV_NONE},
+	[COL_SEQ] = {"seq", INT8OID, CONV_NONE},
+	[COL_IDENTITY] = {"identity", TEXTOID, CONV_NONE},
+	[COL_ROLE_NAME] = {"role_name", TEXTOID, CONV_NAME},
+	[COL_SESSION_ID] = {"session_id", TEXTOID, CONV_NONE},
+	[COL_BACKEND_SESSION] = {"backend_session", TEXTOID, CONV_NONE},
+	[COL_PID] = {"pid", INT4OID, CONV_NONE},
+	[COL_DATABASE] = {"database", TEXTOID, CONV_NAME},
+	[COL_CLIENT_ADDR] = {"client_addr", TEXTOID, CONV_INET},
+	[COL_COMMAND_TAG] = {"command_tag", TEXTOID, CONV_NONE},
+	[COL_STATEMENT] = {"statement", TEXTOID, CONV_NONE},
+	[COL_FINGERPRINT] = {"fingerprint", TEXTOID, CONV_NONE},
+	[COL_RELATIONS] = {"relations", TEXTOID, CONV_RELATIONS},
+	[COL_DECISION] = {"decision", TEXTOID, CONV_NONE},
+	[COL_RULE_ID] = {"rule_id", INT8OID, CONV_NONE},
+	[COL_SQLSTATE] = {"sqlstate", TEXTOID, CONV_NONE},
+	[COL_ERROR_MESSAGE] = {"error_message", TEXTOID, CONV_NONE},
+	[COL_ROWS] = {"rows", INT8OID, CONV_NONE},
+	[COL_DURATION_MS] = {"duration_ms", FLOAT8OID, CONV_NONE},
+	[COL_NESTED] = {"nested", BOOLOID, CONV_NONE},
+	[COL_NORMALIZED] = {"normalized", BOOLOID, CONV_NONE},
+	[COL_TRUNCATED] = {"truncated", BOOLOID, CONV_NONE},
+	[COL_LOST] = {"lost", INT8OID, CONV_NONE},
 };
+
+/* the SQL cast of a conversion (relations travel as text[] literals) */
+static const char *
+conv_cast(AgColConv conv)
+{
+	switch (conv)
+	{
+		case CONV_NAME:
+			return "::pg_catalog.name";
+		case CONV_INET:
+			return "::pg_catalog.inet";
+		case CONV_RELATIONS:
+			return "::pg_catalog.text[]";
+		case CONV_NONE:
+			break;
+	}
+	return "";
+}
+
+/*
+ * The SQL path's insert: $1 the epoch, $2 the batch's last sequence number,
+ * then one array per column of audit_cols[], unnested side by side.
+ */
+static char *
+build_insert_sql(void)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "WITH st AS ("
+						   "  INSERT INTO " AG_SCHEMA ".audit_state AS s (epoch, last_seq, updated)"
+						   "  VALUES ($1, $2, pg_catalog.now())"
+						   "  ON CONFLICT (epoch) DO UPDATE"
+						   "    SET last_seq = GREATEST(s.last_seq, excluded.last_seq),"
+						   "        updated = excluded.updated)"
+						   " INSERT INTO " AG_SCHEMA ".audit_log (epoch");
+	for (int k = 0; k < AG_NCOLS; k++)
+		appendStringInfo(&sql, ", %s", quote_identifier(audit_cols[k].name));
+	appendStringInfoString(&sql, ") SELECT $1");
+	for (int k = 0; k < AG_NCOLS; k++)
+		appendStringInfo(&sql, ", u.%s%s", quote_identifier(audit_cols[k].name),
+						 conv_cast(audit_cols[k].conv));
+	appendStringInfoString(&sql, " FROM ROWS FROM (");
+	for (int k = 0; k < AG_NCOLS; k++)
+		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", k ? ", " : "", k + 3);
+	appendStringInfoString(&sql, ") AS u(");
+	for (int k = 0; k < AG_NCOLS; k++)
+		appendStringInfo(&sql, "%s%s", k ? ", " : "", quote_identifier(audit_cols[k].name));
+	appendStringInfoChar(&sql, ')');
+	return sql.data;
+}
 
 typedef struct Columns
 {
 	int			n;
 	Datum	   *v[AG_NCOLS];
 	bool	   *isnull[AG_NCOLS];
+	uint8	   *decision;		/* each row's AgDecision, for the summary */
 } Columns;
-
-static const char *
-decision_text(uint8 d)
-{
-	switch (d)
-	{
-		case AG_AUDIT_ALLOWED:
-			return "allowed";
-		case AG_AUDIT_BLOCKED:
-			return "blocked";
-		case AG_AUDIT_ERROR:
-			return "error";
-		case AG_AUDIT_MONITORED:
-			return "monitored";
-		case AG_AUDIT_LOGGED:
-			return "logged";
-	}
-	return "error";
-}
 
 static void
 col_set(Columns *c, int col, Datum v, bool isnull)
@@ -168,29 +242,35 @@ add_record(Columns *c, const char *raw)
 	const char *text = raw + sizeof(AgAuditRecord);
 	uint16		f = r->flags;
 
-	col_set(c, 0, TimestampTzGetDatum(r->ts), false);
-	col_set(c, 1, Int64GetDatum((int64) r->rseq), false);
-	col_cstr(c, 2, r->identity, AG_AUDIT_NAME_LEN);
-	col_cstr(c, 3, r->role_name, AG_AUDIT_NAME_LEN);
-	col_cstr(c, 4, r->session_id, AG_AUDIT_SID_LEN);
-	col_cstr(c, 5, r->backend_session, AG_AUDIT_SID_LEN);
-	col_set(c, 6, Int32GetDatum(r->pid), false);
-	col_cstr(c, 7, r->database, AG_AUDIT_NAME_LEN);
-	col_cstr(c, 8, r->client_addr, AG_AUDIT_ADDR_LEN);
-	col_cstr(c, 9, r->command_tag, AG_AUDIT_TAG_LEN);
-	col_text(c, 10, text, r->stmt_len);
-	col_cstr(c, 11, r->fingerprint, AG_AUDIT_FP_LEN);
-	col_text(c, 12, text + r->stmt_len + r->err_len, r->rel_len);
-	col_text(c, 13, decision_text(r->decision), strlen(decision_text(r->decision)));
-	col_set(c, 14, Int64GetDatum(r->rule_id), r->rule_id == 0);
-	col_cstr(c, 15, r->sqlstate, 6);
-	col_text(c, 16, text + r->stmt_len, r->err_len);
-	col_set(c, 17, Int64GetDatum(r->rows), (f & AG_AUDIT_HAS_ROWS) == 0);
-	col_set(c, 18, Float8GetDatum(r->duration_ms), (f & AG_AUDIT_HAS_DURATION) == 0);
-	col_set(c, 19, BoolGetDatum((f & AG_AUDIT_NESTED) != 0), false);
-	col_set(c, 20, BoolGetDatum((f & AG_AUDIT_NORMALIZED) != 0), false);
-	col_set(c, 21, BoolGetDatum((f & AG_AUDIT_TRUNCATED) != 0), false);
-	col_set(c, 22, (Datum) 0, true);
+	AgDecision	d = r->decision;
+
+	/* a record is a statement's: anything else in its decision is an error */
+	if (d == AG_DECISION_NONE || d == AG_DECISION_GAP || d >= AG_DECISION_COUNT)
+		d = AG_DECISION_ERROR;
+	col_set(c, COL_TS, TimestampTzGetDatum(r->ts), false);
+	col_set(c, COL_SEQ, Int64GetDatum((int64) r->rseq), false);
+	col_cstr(c, COL_IDENTITY, r->identity, AG_AUDIT_NAME_LEN);
+	col_cstr(c, COL_ROLE_NAME, r->role_name, AG_AUDIT_NAME_LEN);
+	col_cstr(c, COL_SESSION_ID, r->session_id, AG_AUDIT_SID_LEN);
+	col_cstr(c, COL_BACKEND_SESSION, r->backend_session, AG_AUDIT_SID_LEN);
+	col_set(c, COL_PID, Int32GetDatum(r->pid), false);
+	col_cstr(c, COL_DATABASE, r->database, AG_AUDIT_NAME_LEN);
+	col_cstr(c, COL_CLIENT_ADDR, r->client_addr, AG_AUDIT_ADDR_LEN);
+	col_cstr(c, COL_COMMAND_TAG, r->command_tag, AG_AUDIT_TAG_LEN);
+	col_text(c, COL_STATEMENT, text, r->stmt_len);
+	col_cstr(c, COL_FINGERPRINT, r->fingerprint, AG_AUDIT_FP_LEN);
+	col_text(c, COL_RELATIONS, text + r->stmt_len + r->err_len, r->rel_len);
+	col_cstr(c, COL_DECISION, ag_decision_name(d), NAMEDATALEN);
+	col_set(c, COL_RULE_ID, Int64GetDatum(r->rule_id), r->rule_id == 0);
+	col_cstr(c, COL_SQLSTATE, r->sqlstate, 6);
+	col_text(c, COL_ERROR_MESSAGE, text + r->stmt_len, r->err_len);
+	col_set(c, COL_ROWS, Int64GetDatum(r->rows), (f & AG_AUDIT_HAS_ROWS) == 0);
+	col_set(c, COL_DURATION_MS, Float8GetDatum(r->duration_ms), (f & AG_AUDIT_HAS_DURATION) == 0);
+	col_set(c, COL_NESTED, BoolGetDatum((f & AG_AUDIT_NESTED) != 0), false);
+	col_set(c, COL_NORMALIZED, BoolGetDatum((f & AG_AUDIT_NORMALIZED) != 0), false);
+	col_set(c, COL_TRUNCATED, BoolGetDatum((f & AG_AUDIT_TRUNCATED) != 0), false);
+	col_set(c, COL_LOST, (Datum) 0, true);
+	c->decision[c->n] = (uint8) d;
 	c->n++;
 }
 
@@ -200,14 +280,15 @@ add_gap(Columns *c, int64 lost, const char *why)
 {
 	for (int i = 0; i < AG_NCOLS; i++)
 		col_set(c, i, (Datum) 0, true);
-	col_set(c, 0, TimestampTzGetDatum(GetCurrentTimestamp()), false);
-	col_cstr(c, 7, get_database_name(MyDatabaseId), AG_AUDIT_NAME_LEN);
-	col_text(c, 10, why, strlen(why));
-	col_text(c, 13, "gap", 3);
-	col_set(c, 19, BoolGetDatum(false), false);
-	col_set(c, 20, BoolGetDatum(false), false);
-	col_set(c, 21, BoolGetDatum(false), false);
-	col_set(c, 22, Int64GetDatum(lost), lost < 0);
+	col_set(c, COL_TS, TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	col_cstr(c, COL_DATABASE, get_database_name(MyDatabaseId), AG_AUDIT_NAME_LEN);
+	col_text(c, COL_STATEMENT, why, strlen(why));
+	col_cstr(c, COL_DECISION, ag_decision_name(AG_DECISION_GAP), NAMEDATALEN);
+	col_set(c, COL_NESTED, BoolGetDatum(false), false);
+	col_set(c, COL_NORMALIZED, BoolGetDatum(false), false);
+	col_set(c, COL_TRUNCATED, BoolGetDatum(false), false);
+	col_set(c, COL_LOST, Int64GetDatum(lost), lost < 0);
+	c->decision[c->n] = (uint8) AG_DECISION_GAP;
 	c->n++;
 }
 
@@ -220,6 +301,7 @@ columns_init(Columns *c, int cap)
 		c->v[i] = palloc(sizeof(Datum) * cap);
 		c->isnull[i] = palloc(sizeof(bool) * cap);
 	}
+	c->decision = palloc(sizeof(uint8) * cap);
 }
 
 /* ---- per-session summary (agentgate.audit_sessions) ----
@@ -227,13 +309,6 @@ columns_init(Columns *c, int cap)
  * One upsert per session present in the batch, in the batch's transaction,
  * so the summary always matches the rows.  Gap rows belong to no session.
  */
-#define AG_SESS_COUNTS 9		/* statements, then one per decision below */
-
-static const char *const sess_decisions[AG_SESS_COUNTS - 1] = {
-	"allowed", "blocked", "error", "monitored", "logged", "masked",
-	"approved", "denied"
-};
-
 typedef struct SessAgg
 {
 	char	   *key;			/* role name, '\0', then the session id, or
@@ -244,27 +319,53 @@ typedef struct SessAgg
 	Datum		role;			/* text, the role of every row (part of key) */
 	TimestampTz started;
 	TimestampTz ended;
-	int64		counts[AG_SESS_COUNTS];
+	int64		statements;
+	int64		counts[AG_DECISION_COUNT];	/* by decision */
 } SessAgg;
 
-static const char *sessions_sql =
-"INSERT INTO " AG_SCHEMA ".audit_sessions AS s"
-"   (session_id, identity, role_name, started, ended, statements, allowed,"
-"    blocked, errors, monitored, logged, masked, approved, denied)"
-" VALUES ($1, $2, COALESCE($3::pg_catalog.name, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-" ON CONFLICT (role_name, session_id) DO UPDATE SET"
-"   identity = LEAST(s.identity, excluded.identity),"
-"   started = LEAST(s.started, excluded.started),"
-"   ended = GREATEST(s.ended, excluded.ended),"
-"   statements = s.statements + excluded.statements,"
-"   allowed = s.allowed + excluded.allowed,"
-"   blocked = s.blocked + excluded.blocked,"
-"   errors = s.errors + excluded.errors,"
-"   monitored = s.monitored + excluded.monitored,"
-"   logged = s.logged + excluded.logged,"
-"   masked = s.masked + excluded.masked,"
-"   approved = s.approved + excluded.approved,"
-"   denied = s.denied + excluded.denied";
+/* The counters: the decisions with a summary column, in enum order. */
+static int	sess_ncounts = 0;
+static AgDecision sess_counted[AG_DECISION_COUNT];
+
+/*
+ * The summary's upsert: $1..$6 the session, its identity, role, first and
+ * last time and statement count, then one count per summarised decision.
+ */
+static char *
+build_sessions_sql(void)
+{
+	StringInfoData sql;
+
+	sess_ncounts = 0;
+	for (int d = 0; d < AG_DECISION_COUNT; d++)
+		if (ag_decisions[d].summary != NULL)
+			sess_counted[sess_ncounts++] = (AgDecision) d;
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "INSERT INTO " AG_SCHEMA ".audit_sessions AS s"
+						   " (session_id, identity, role_name, started, ended, statements");
+	for (int k = 0; k < sess_ncounts; k++)
+		appendStringInfo(&sql, ", %s", quote_identifier(ag_decisions[sess_counted[k]].summary));
+	appendStringInfoString(&sql,
+						   ") VALUES ($1, $2, COALESCE($3::pg_catalog.name, ''), $4, $5, $6");
+	for (int k = 0; k < sess_ncounts; k++)
+		appendStringInfo(&sql, ", $%d", 7 + k);
+	appendStringInfoString(&sql,
+						   ") ON CONFLICT (role_name, session_id) DO UPDATE SET"
+						   " identity = LEAST(s.identity, excluded.identity),"
+						   " started = LEAST(s.started, excluded.started),"
+						   " ended = GREATEST(s.ended, excluded.ended),"
+						   " statements = s.statements + excluded.statements");
+	for (int k = 0; k < sess_ncounts; k++)
+	{
+		const char *col = quote_identifier(ag_decisions[sess_counted[k]].summary);
+
+		appendStringInfo(&sql, ", %s = s.%s + excluded.%s", col, col, col);
+	}
+	return sql.data;
+}
+
+static char *sessions_sql = NULL;
 static SPIPlanPtr sessions_plan = NULL;
 
 static SPIPlanPtr kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
@@ -281,9 +382,9 @@ session_key(Columns *c, int i, char *buf, int bufsize, int *sidoff)
 {
 	int			off = 0;
 
-	if (!c->isnull[3][i])		/* role_name */
+	if (!c->isnull[COL_ROLE_NAME][i])
 	{
-		text	   *t = DatumGetTextPP(c->v[3][i]);
+		text	   *t = DatumGetTextPP(c->v[COL_ROLE_NAME][i]);
 
 		off = Min((int) VARSIZE_ANY_EXHDR(t), NAMEDATALEN);
 		memcpy(buf, VARDATA_ANY(t), off);
@@ -292,17 +393,17 @@ session_key(Columns *c, int i, char *buf, int bufsize, int *sidoff)
 	*sidoff = off;
 	buf += off;
 	bufsize -= off;
-	if (!c->isnull[4][i])		/* session_id */
+	if (!c->isnull[COL_SESSION_ID][i])
 	{
-		text	   *t = DatumGetTextPP(c->v[4][i]);
+		text	   *t = DatumGetTextPP(c->v[COL_SESSION_ID][i]);
 		int			len = Min((int) VARSIZE_ANY_EXHDR(t), bufsize);
 
 		memcpy(buf, VARDATA_ANY(t), len);
 		return off + len;
 	}
-	if (!c->isnull[5][i])		/* backend_session */
+	if (!c->isnull[COL_BACKEND_SESSION][i])
 	{
-		text	   *t = DatumGetTextPP(c->v[5][i]);
+		text	   *t = DatumGetTextPP(c->v[COL_BACKEND_SESSION][i]);
 		int			len = Min((int) VARSIZE_ANY_EXHDR(t), bufsize - 8);
 
 		memcpy(buf, "backend:", 8);
@@ -312,16 +413,6 @@ session_key(Columns *c, int i, char *buf, int bufsize, int *sidoff)
 	return -1;
 }
 
-/* Is text datum d equal to the C string s? */
-static bool
-text_is(Datum d, const char *s)
-{
-	text	   *t = DatumGetTextPP(d);
-	size_t		len = strlen(s);
-
-	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
-}
-
 static void
 update_sessions(Columns *c)
 {
@@ -329,8 +420,13 @@ update_sessions(Columns *c)
 	int			nagg = 0;
 	int			cap = 0;
 	int			last = -1;
-	Oid			types[5 + AG_SESS_COUNTS] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Oid			types[6 + AG_DECISION_COUNT] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT8OID};
+
+	if (sessions_sql == NULL)
+		sessions_sql = MemoryContextStrdup(TopMemoryContext, build_sessions_sql());
+	for (int k = 0; k < sess_ncounts; k++)
+		types[6 + k] = INT8OID;
 
 	for (int i = 0; i < c->n; i++)
 	{
@@ -338,11 +434,11 @@ update_sessions(Columns *c)
 		int			len;
 		int			sidoff;
 		SessAgg    *a = NULL;
-		TimestampTz ts = DatumGetTimestampTz(c->v[0][i]);
+		TimestampTz ts = DatumGetTimestampTz(c->v[COL_TS][i]);
 		TimestampTz end = ts;
 
-		if (!c->isnull[22][i])
-			continue;			/* a gap row */
+		if (c->decision[i] == AG_DECISION_GAP)
+			continue;
 		len = session_key(c, i, key, sizeof(key), &sidoff);
 		if (len < 0)
 			continue;
@@ -369,27 +465,22 @@ update_sessions(Columns *c)
 			a->ended = ts;
 		}
 		last = a - agg;
-		if (!c->isnull[2][i] && a->identity == (Datum) 0)
-			a->identity = c->v[2][i];
-		if (!c->isnull[3][i] && a->role == (Datum) 0)
-			a->role = c->v[3][i];
-		if (!c->isnull[18][i])
-			end = ts + (TimestampTz) (DatumGetFloat8(c->v[18][i]) * 1000.0);
+		if (!c->isnull[COL_IDENTITY][i] && a->identity == (Datum) 0)
+			a->identity = c->v[COL_IDENTITY][i];
+		if (!c->isnull[COL_ROLE_NAME][i] && a->role == (Datum) 0)
+			a->role = c->v[COL_ROLE_NAME][i];
+		if (!c->isnull[COL_DURATION_MS][i])
+			end = ts + (TimestampTz) (DatumGetFloat8(c->v[COL_DURATION_MS][i]) * 1000.0);
 		a->started = Min(a->started, ts);
 		a->ended = Max(a->ended, end);
-		a->counts[0]++;
-		for (int d = 0; d < AG_SESS_COUNTS - 1 && !c->isnull[13][i]; d++)
-			if (text_is(c->v[13][i], sess_decisions[d]))
-			{
-				a->counts[d + 1]++;
-				break;
-			}
+		a->statements++;
+		a->counts[c->decision[i]]++;
 	}
 
 	for (int k = 0; k < nagg; k++)
 	{
-		Datum		args[5 + AG_SESS_COUNTS];
-		char		nulls[5 + AG_SESS_COUNTS];
+		Datum		args[6 + AG_DECISION_COUNT];
+		char		nulls[6 + AG_DECISION_COUNT];
 
 		memset(nulls, ' ', sizeof(nulls));
 		args[0] = PointerGetDatum(cstring_to_text_with_len(agg[k].key + agg[k].sidoff,
@@ -400,9 +491,10 @@ update_sessions(Columns *c)
 		nulls[2] = agg[k].role == (Datum) 0 ? 'n' : ' ';
 		args[3] = TimestampTzGetDatum(agg[k].started);
 		args[4] = TimestampTzGetDatum(agg[k].ended);
-		for (int d = 0; d < AG_SESS_COUNTS; d++)
-			args[5 + d] = Int64GetDatum(agg[k].counts[d]);
-		if (SPI_execute_plan(kept_plan(&sessions_plan, sessions_sql, 5 + AG_SESS_COUNTS, types),
+		args[5] = Int64GetDatum(agg[k].statements);
+		for (int j = 0; j < sess_ncounts; j++)
+			args[6 + j] = Int64GetDatum(agg[k].counts[sess_counted[j]]);
+		if (SPI_execute_plan(kept_plan(&sessions_plan, sessions_sql, 6 + sess_ncounts, types),
 							 args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "agentgate audit worker: updating audit_sessions failed");
 	}
@@ -435,8 +527,8 @@ prepare_insert(void)
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
 	for (int i = 0; i < AG_NCOLS; i++)
-		argtypes[i + 2] = get_array_type(col_types[i]);
-	kept_plan(&insert_plan, insert_sql, AG_NCOLS + 2, argtypes);
+		argtypes[i + 2] = get_array_type(audit_cols[i].type);
+	kept_plan(&insert_plan, build_insert_sql(), AG_NCOLS + 2, argtypes);
 }
 
 /* Run the insert for the collected columns (inside a transaction + SPI). */
@@ -451,10 +543,10 @@ execute_insert(Columns *c, int64 last_seq)
 
 	/* relations travel as text[] literals here (their names may hold any byte but NUL) */
 	for (int r = 0; r < c->n; r++)
-		if (!c->isnull[12][r])
-			c->v[12][r] = CStringGetTextDatum(
+		if (!c->isnull[COL_RELATIONS][r])
+			c->v[COL_RELATIONS][r] = CStringGetTextDatum(
 				DatumGetCString(OidFunctionCall1(F_ARRAY_OUT,
-												 relations_array(DatumGetTextPP(c->v[12][r])))));
+												 relations_array(DatumGetTextPP(c->v[COL_RELATIONS][r])))));
 	for (int i = 0; i < AG_NCOLS; i++)
 	{
 		int16		typlen;
@@ -463,10 +555,10 @@ execute_insert(Columns *c, int64 last_seq)
 		int			dims[1] = {c->n};
 		int			lbs[1] = {1};
 
-		get_typlenbyvalalign(col_types[i], &typlen, &typbyval, &typalign);
+		get_typlenbyvalalign(audit_cols[i].type, &typlen, &typbyval, &typalign);
 		args[i + 2] = PointerGetDatum(construct_md_array(c->v[i], c->isnull[i],
 														 1, dims, lbs,
-														 col_types[i], typlen,
+														 audit_cols[i].type, typlen,
 														 typbyval, typalign));
 	}
 	prepare_insert();
@@ -484,13 +576,6 @@ execute_insert(Columns *c, int64 last_seq)
  * Anything else (a batch across midnight, a missing partition, a row the
  * partition's constraint would refuse) takes the SQL path.
  */
-static const char *const col_names[AG_NCOLS] = {
-	"ts", "seq", "identity", "role_name", "session_id", "backend_session",
-	"pid", "database", "client_addr", "command_tag", "statement",
-	"fingerprint", "relations", "decision", "rule_id", "sqlstate",
-	"error_message", "rows", "duration_ms", "nested", "normalized",
-	"truncated", "lost"
-};
 
 static const char *state_sql =
 "INSERT INTO " AG_SCHEMA ".audit_state AS s (epoch, last_seq, updated)"
@@ -615,17 +700,19 @@ conv_column(int k, Datum v)
 		return cc->out;
 
 	old = MemoryContextSwitchTo(conv_cxt);
-	switch (k)
+	switch (audit_cols[k].conv)
 	{
-		case 3:					/* role_name */
-		case 7:					/* database */
+		case CONV_NAME:
 			out = DirectFunctionCall1(namein, CStringGetDatum(text_to_cstring(t)));
 			break;
-		case 8:					/* client_addr */
+		case CONV_INET:
 			out = DirectFunctionCall1(inet_in, CStringGetDatum(text_to_cstring(t)));
 			break;
-		default:				/* 12: relations */
+		case CONV_RELATIONS:
 			out = relations_array(t);
+			break;
+		default:
+			out = v;
 			break;
 	}
 	MemoryContextSwitchTo(old);
@@ -651,7 +738,7 @@ fill_slot(TupleTableSlot *slot, const AttrNumber *map, AttrNumber epoch_att,
 		Datum		v = c->v[k][row];
 		bool		isnull = c->isnull[k][row];
 
-		if (!isnull && (k == 3 || k == 7 || k == 8 || k == 12))
+		if (!isnull && audit_cols[k].conv != CONV_NONE)
 			v = conv_column(k, v);
 		slot->tts_values[map[k] - 1] = v;
 		slot->tts_isnull[map[k] - 1] = isnull;
@@ -684,16 +771,16 @@ direct_insert(Columns *c)
 
 	if (c->n == 0)
 		return false;
-	day = day_of(DatumGetTimestampTz(c->v[0][0]));
+	day = day_of(DatumGetTimestampTz(c->v[COL_TS][0]));
 	for (int i = 1; i < c->n; i++)
-		if (day_of(DatumGetTimestampTz(c->v[0][i])) != day)
+		if (day_of(DatumGetTimestampTz(c->v[COL_TS][i])) != day)
 			return false;
 	relid = partition_for_day(day);
 	if (!OidIsValid(relid))
 		return false;
 	for (int k = 0; k < AG_NCOLS; k++)
 	{
-		map[k] = get_attnum(relid, col_names[k]);
+		map[k] = get_attnum(relid, audit_cols[k].name);
 		if (map[k] <= 0)
 			return false;
 	}
@@ -735,9 +822,9 @@ direct_insert(Columns *c)
 	lo = hi = 0;
 	for (int i = 1; i < c->n; i++)
 	{
-		if (DatumGetTimestampTz(c->v[0][i]) < DatumGetTimestampTz(c->v[0][lo]))
+		if (DatumGetTimestampTz(c->v[COL_TS][i]) < DatumGetTimestampTz(c->v[COL_TS][lo]))
 			lo = i;
-		if (DatumGetTimestampTz(c->v[0][i]) > DatumGetTimestampTz(c->v[0][hi]))
+		if (DatumGetTimestampTz(c->v[COL_TS][i]) > DatumGetTimestampTz(c->v[COL_TS][hi]))
 			hi = i;
 	}
 	for (int k = 0; k < 2 && ok; k++)
@@ -994,7 +1081,7 @@ maintain_partitions(void)
 
 	begin_xact("agentgate: audit partition maintenance");
 	snprintf(sql, sizeof(sql), "SELECT " AG_SCHEMA ".audit_maintain(%d, %d)",
-			 ag_audit_retention_days, AG_DAYS_AHEAD);
+			 audit_retention_days, AG_DAYS_AHEAD);
 	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
 		elog(WARNING, "agentgate audit worker: partition maintenance failed");
 	end_xact();
@@ -1027,7 +1114,7 @@ extension_ready(void)
 	SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'agentgate'",
 				true, 1);
 	ready = SPI_processed > 0;
-	if (!ready && ag_audit_create_extension)
+	if (!ready && audit_create_extension)
 	{
 		MemoryContext oldcxt = CurrentMemoryContext;
 		ResourceOwner oldowner = CurrentResourceOwner;
@@ -1195,7 +1282,7 @@ agentgate_audit_worker_main(Datum arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(ag_audit_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(audit_database, NULL, 0);
 
 	pin_settings();
 	/* a large keeper block: batches reuse it instead of faulting pages in */
@@ -1211,10 +1298,10 @@ agentgate_audit_worker_main(Datum arg)
 		if (waited++ % 60 == 0)
 			ereport(WARNING,
 					(errmsg("agentgate audit worker: extension agentgate is not installed in database \"%s\"",
-							ag_audit_database),
+							audit_database),
 					 errdetail("Audit records wait in shared memory; statements that need a durable audit row wait and then fail."),
 					 errhint("Run CREATE EXTENSION agentgate in database \"%s\" (agentgate.audit_database).",
-							 ag_audit_database)));
+							 audit_database)));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -1265,7 +1352,7 @@ agentgate_audit_worker_main(Datum arg)
 		 * each, with the per-batch work (session summaries, state row,
 		 * commit) repeated for them.
 		 */
-		wait_ms = ag_audit_flush_interval -
+		wait_ms = audit_flush_interval -
 			TimestampDifferenceMilliseconds(last_batch, GetCurrentTimestamp());
 		wait_ms = Max(wait_ms, 0);
 		if (unfreed)
@@ -1277,14 +1364,36 @@ agentgate_audit_worker_main(Datum arg)
 			(void) free_committed(true);
 		batch_due = (rc & WL_LATCH_SET) != 0 ||
 			TimestampDifferenceExceeds(last_batch, GetCurrentTimestamp(),
-									   ag_audit_flush_interval);
+									   audit_flush_interval);
 	}
 }
 
+/*
+ * The writer's settings, and the writer itself.  Called from _PG_init (via
+ * ag_audit_init) while the library is preloaded.
+ */
 void
-ag_audit_worker_register(void)
+ag_audit_worker_init(void)
 {
 	BackgroundWorker worker;
+
+	DefineCustomStringVariable("agentgate.audit_database",
+							   "Database whose agentgate.audit_log receives the audit rows of the whole cluster.",
+							   NULL, &audit_database, "postgres",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentgate.audit_create_extension",
+							 "Create the extension in agentgate.audit_database when it is missing.",
+							 NULL, &audit_create_extension, false,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_flush_interval",
+							"Longest time an audit record waits in the ring before the writer flushes.",
+							"The writer also wakes when a quarter of the ring waits to be committed or a statement waits for its row.",
+							&audit_flush_interval, 50, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentgate.audit_retention_days",
+							"Days of audit log kept; older daily partitions are dropped (0 keeps all).",
+							NULL, &audit_retention_days, 0, 0, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

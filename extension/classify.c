@@ -36,10 +36,11 @@
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
 #include "agentgate.h"
-#include "policy.h"
+#include "event.h"
 
 static const char *const extra_tag_names[] = {
 	"FUNCTION CALL",
@@ -1102,4 +1103,40 @@ ag_plan_no_where(PlannedStmt *pstmt, Bitmapset **rtis)
 	nw_rtable = NIL;
 	nw_appendrels = NIL;
 	return any;
+}
+
+/* ---------- events ---------- */
+
+void
+ag_event_init(AgEvent *ev, int tag, AgClass cls)
+{
+	memset(ev, 0, sizeof(AgEvent));
+	ev->tags[0] = tag;
+	ev->ntags = 1;
+	ev->cls = cls;
+}
+
+/* A relation's qualified name for messages (never NULL). */
+char *
+ag_relation_name(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+
+	if (rel != NULL && nsp != NULL)
+		return quote_qualified_identifier(nsp, rel);
+	return psprintf("relation %u", relid);
+}
+
+/* What the event is about, for messages: "DELETE on public.t", "DROP TABLE" */
+char *
+ag_describe_event(AgEvent *ev)
+{
+	const char *tag = ag_tag_name(ev->tags[ev->ntags > 0 ? ev->ntags - 1 : 0]);
+
+	if (OidIsValid(ev->relid) && !ev->utility)
+		return psprintf("%s on %s", tag, ag_relation_name(ev->relid));
+	if (OidIsValid(ev->funcid))
+		return psprintf("call of %s", format_procedure(ev->funcid));
+	return pstrdup(tag);
 }

@@ -32,8 +32,13 @@
  * carries a valid stamp for session_user: SET/RESET application_name are
  * judged on the value they would install, and set_config() or a function's
  * SET clause (which no hook sees) are caught by the check at the start of
- * the next statement.  The last value that verified is remembered, so the
- * HMAC is recomputed only when application_name changes.
+ * the next statement.  Verified stamps are remembered (one cache, below), so
+ * the HMAC is computed once per stamp and role.
+ *
+ * Identity is the one owner of the session id: the statement checks, the
+ * audit log (ag_session_id) and agentgate.session_id() all read it through
+ * stamp_verify, and session_stamp() hands the proxy the session id as a
+ * column of its own, so no other component parses the stamp's format.
  *
  * Both checks run in ExecutorStart (every plan execution, nested ones
  * included) and ProcessUtility (every utility statement), called by
@@ -59,6 +64,7 @@
 #include "common/sha2.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -128,12 +134,6 @@ static char *groups_claim = NULL;
  * commits, terminate the backends logged in as the identity's role.
  */
 static bool terminate_revoked = true;
-
-/* Last application_name that verified, for which role (see stamp_current_ok) */
-#define AG_APPNAME_CACHE	256
-static char stamp_ok_app[AG_APPNAME_CACHE];
-static Oid	stamp_ok_role = InvalidOid;
-static bool stamp_ok_valid = false;
 
 /* Roles whose backends are terminated when this transaction commits */
 typedef struct PendingTermination
@@ -231,7 +231,8 @@ stamp_mac(const char *sid, const char *role, char *out)
  * re-sends application_name when a transaction lands on a server connection
  * another client used); without this cache each of them cost an HMAC three
  * times per transaction.  Only successes are cached; the MAC part is
- * compared in constant time.
+ * compared in constant time.  This is the only cache of stamps: every
+ * reader of the session id goes through stamp_verify.
  */
 #define AG_STAMP_CACHE		16
 
@@ -288,12 +289,13 @@ verified_stamp_add(const char *stamp, const char *role)
 }
 
 /*
- * ag_stamp_verify checks the stamp at the end of appname (after its last
+ * stamp_verify checks the stamp at the end of appname (after its last
  * space, or the whole value) for role.  On success copies the session id
- * into sid_out (AG_STAMP_SID_HEX + 1 bytes) and returns true.
+ * into sid_out (AG_STAMP_SID_HEX + 1 bytes) when it is not NULL and returns
+ * true.
  */
-bool
-ag_stamp_verify(const char *appname, const char *role, char *sid_out)
+static bool
+stamp_verify(const char *appname, const char *role, char *sid_out)
 {
 	const char *stamp;
 	const char *p;
@@ -342,8 +344,27 @@ ag_stamp_verify(const char *appname, const char *role, char *sid_out)
 }
 
 /*
- * agentgate.session_stamp(role name) returns a fresh stamp for role.
- * EXECUTE is granted to agentgate_proxy only.
+ * ag_session_id returns the verified session id of the stamp at the end of
+ * the current application_name for role (the session's role name), or NULL
+ * when there is none.  The result is valid until the next call.  Reads only
+ * backend-local state, so it may run outside a transaction (audit calls it
+ * when a statement ends, including after an error).
+ */
+const char *
+ag_session_id(const char *role)
+{
+	static char sid[AG_STAMP_SID_HEX + 1];
+
+	if (role == NULL || role[0] == '\0' || !stamp_verify(application_name, role, sid))
+		return NULL;
+	return sid;
+}
+
+/*
+ * agentgate.session_stamp(role name, OUT stamp text, OUT session_id text)
+ * returns a fresh stamp for role and the session id it carries, so that the
+ * proxy need not know the stamp's format.  EXECUTE is granted to
+ * agentgate_proxy only.
  */
 Datum
 agentgate_session_stamp(PG_FUNCTION_ARGS)
@@ -352,7 +373,16 @@ agentgate_session_stamp(PG_FUNCTION_ARGS)
 	uint8		raw[AG_STAMP_SID_HEX / 2];
 	char		sid[AG_STAMP_SID_HEX + 1];
 	char		mac[AG_STAMP_MAC_BYTES * 2 + 1];
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
 
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("agentgate.session_stamp() must return a record"),
+				 errdetail("The function's SQL definition does not match the library."),
+				 errhint("Run ALTER EXTENSION agentgate UPDATE.")));
 	require_session_key();
 	if (!pg_strong_random(raw, sizeof(raw)))
 		ereport(ERROR,
@@ -363,7 +393,10 @@ agentgate_session_stamp(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute the session stamp")));
-	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s%s.%s", AG_STAMP_PREFIX, sid, mac)));
+	values[0] = CStringGetTextDatum(psprintf("%s%s.%s", AG_STAMP_PREFIX, sid, mac));
+	values[1] = CStringGetTextDatum(sid);
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /*
@@ -373,11 +406,9 @@ agentgate_session_stamp(PG_FUNCTION_ARGS)
 Datum
 agentgate_session_id(PG_FUNCTION_ARGS)
 {
-	char		sid[AG_STAMP_SID_HEX + 1];
-	const char *app = GetConfigOption("application_name", true, false);
-	char	   *role = GetUserNameFromId(GetSessionUserId(), true);
+	const char *sid = ag_session_id(GetUserNameFromId(GetSessionUserId(), true));
 
-	if (role == NULL || !ag_stamp_verify(app, role, sid))
+	if (sid == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(sid));
 }
@@ -535,9 +566,6 @@ static void
 stamp_cache_reset(void)
 {
 	verified_stamps_reset();
-	stamp_ok_valid = false;
-	stamp_ok_role = InvalidOid;
-	stamp_ok_app[0] = '\0';
 }
 
 /* A role was altered or renamed: a stamp is bound to the role's name. */
@@ -671,40 +699,14 @@ session_key_file_assign(const char *newval, void *extra)
 	stamp_cache_reset();
 }
 
-/* The session id of the stamp at the end of app (which has verified). */
-static void
-stamp_sid(const char *app, char *sid)
-{
-	const char *t = strrchr(app, ' ');
-
-	t = t ? t + 1 : app;
-	memcpy(sid, t + strlen(AG_STAMP_PREFIX), AG_STAMP_SID_HEX);
-	sid[AG_STAMP_SID_HEX] = '\0';
-}
-
 /*
  * Does the current application_name carry a valid stamp for role?  If so
  * and sid is not NULL, copies the session id into it.
  */
 static bool
-stamp_current_ok(Oid roleid, const char *rolname, char *sid)
+stamp_current_ok(const char *rolname, char *sid)
 {
-	const char *app = application_name ? application_name : "";
-
-	if (!(stamp_ok_valid && stamp_ok_role == roleid && strcmp(stamp_ok_app, app) == 0))
-	{
-		if (!ag_stamp_verify(app, rolname, NULL))
-			return false;
-		if (strlen(app) < AG_APPNAME_CACHE)
-		{
-			strlcpy(stamp_ok_app, app, AG_APPNAME_CACHE);
-			stamp_ok_role = roleid;
-			stamp_ok_valid = true;
-		}
-	}
-	if (sid)
-		stamp_sid(app, sid);
-	return true;
+	return stamp_verify(application_name, rolname, sid);
 }
 
 /*
@@ -837,10 +839,10 @@ refuse_appname(const char *rolname)
  * Returns the statement to run instead, or NULL to run the original.
  */
 static Node *
-judge_set_appname(VariableSetStmt *vs, Oid roleid, const char *rolname)
+judge_set_appname(VariableSetStmt *vs, const char *rolname)
 {
 	char		cur_sid[AG_STAMP_SID_HEX + 1];
-	bool		have_cur = stamp_current_ok(roleid, rolname, cur_sid);
+	bool		have_cur = stamp_current_ok(rolname, cur_sid);
 	const char *newval;
 	const char *cur;
 	char	   *base;
@@ -850,12 +852,11 @@ judge_set_appname(VariableSetStmt *vs, Oid roleid, const char *rolname)
 
 	if (vs->kind == VAR_SET_VALUE || vs->kind == VAR_SET_CURRENT)
 	{
-		newval = appname_after(vs);
-		if (newval && ag_stamp_verify(newval, rolname, NULL))
-		{
-			char		new_sid[AG_STAMP_SID_HEX + 1];
+		char		new_sid[AG_STAMP_SID_HEX + 1];
 
-			stamp_sid(newval, new_sid);
+		newval = appname_after(vs);
+		if (newval && stamp_verify(newval, rolname, new_sid))
+		{
 			if (!have_cur || strcmp(new_sid, cur_sid) != 0)
 				xact_switched = true;
 			return NULL;
@@ -997,18 +998,18 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 
 	if (kind == AG_STMT_NO_STAMP)
 	{
-		if (resets_all_settings(parsetree) && stamp_current_ok(roleid, NameStr(rolname), NULL))
+		if (resets_all_settings(parsetree) && stamp_current_ok(NameStr(rolname), NULL))
 			*keep_app = pstrdup(application_name);
 		return;
 	}
 
 	if (kind == AG_STMT_SET_APPNAME)
 	{
-		*replace = judge_set_appname((VariableSetStmt *) parsetree, roleid, NameStr(rolname));
+		*replace = judge_set_appname((VariableSetStmt *) parsetree, NameStr(rolname));
 		return;
 	}
 
-	if (!stamp_current_ok(roleid, NameStr(rolname), sid))
+	if (!stamp_current_ok(NameStr(rolname), sid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("agent session has no valid session stamp"),

@@ -14,7 +14,7 @@
 /* "ag1." + sid + "." + mac */
 #define AG_STAMP_LEN		(4 + AG_STAMP_SID_HEX + 1 + AG_STAMP_MAC_BYTES * 2)
 
-extern bool ag_stamp_verify(const char *appname, const char *role, char *sid_out);
+extern const char *ag_session_id(const char *role);
 extern char *ag_role_unsafe_reason(Oid role, Oid self);
 
 #endif							/* AG_IDENTITY_H */

@@ -113,15 +113,6 @@ static Collector *collector = NULL;
 
 static void decide_event(AgEvent *ev, AgStmt *ctx, int level);
 
-void
-ag_event_init(AgEvent *ev, int tag, AgClass cls)
-{
-	memset(ev, 0, sizeof(AgEvent));
-	ev->tags[0] = tag;
-	ev->ntags = 1;
-	ev->cls = cls;
-}
-
 /*
  * Is this session governed?  Only answerable inside a transaction.
  *
@@ -311,30 +302,6 @@ verify_identity(int level)
  * ----------------------------------------------------------------
  */
 
-static char *
-relation_name(Oid relid)
-{
-	char	   *rel = get_rel_name(relid);
-	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-
-	if (rel != NULL && nsp != NULL)
-		return quote_qualified_identifier(nsp, rel);
-	return psprintf("relation %u", relid);
-}
-
-/* What the event is about, for messages: "DELETE on public.t", "DROP TABLE" */
-char *
-ag_describe_event(AgEvent *ev)
-{
-	const char *tag = ag_tag_name(ev->tags[ev->ntags > 0 ? ev->ntags - 1 : 0]);
-
-	if (OidIsValid(ev->relid) && !ev->utility)
-		return psprintf("%s on %s", tag, relation_name(ev->relid));
-	if (OidIsValid(ev->funcid))
-		return psprintf("call of %s", format_procedure(ev->funcid));
-	return pstrdup(tag);
-}
-
 /*
  * A rule's reason for the primary message: its first 100 bytes, cut at a
  * character boundary (the detail has it whole).
@@ -361,8 +328,8 @@ refuse(AgEvent *ev, AgOutcome *out)
 	/* a utility statement's message names the command and its object */
 	if (ev->utility && OidIsValid(ev->relid))
 	{
-		obj = psprintf(" (%s)", relation_name(ev->relid));
-		what = psprintf("%s on %s", what, relation_name(ev->relid));
+		obj = psprintf(" (%s)", ag_relation_name(ev->relid));
+		what = psprintf("%s on %s", what, ag_relation_name(ev->relid));
 	}
 
 	if (out->no_policy)

@@ -103,6 +103,7 @@ ag_verdict_note(int level, AgDecision decision, int64 rule_id)
 {
 	AgVerdict  *v = &verdicts[slot(level)];
 
+	Assert(decision <= AG_DECISION_LAST_VERDICT);
 	if (decision == AG_DECISION_BLOCKED && IsParallelWorker())
 		tell_leader(rule_id);
 	if (decision >= v->decision)
@@ -150,21 +151,24 @@ ag_verdict_reset(int level)
 	}
 }
 
+/* The one list of decision names (see decision.h). */
+const AgDecisionInfo ag_decisions[AG_DECISION_COUNT] = {
+	[AG_DECISION_NONE] = {"none", NULL},
+	[AG_DECISION_ALLOWED] = {"allowed", "allowed"},
+	[AG_DECISION_LOGGED] = {"logged", "logged"},
+	[AG_DECISION_MONITORED] = {"monitored", "monitored"},
+	[AG_DECISION_BLOCKED] = {"blocked", "blocked"},
+	[AG_DECISION_ERROR] = {"error", "errors"},
+	[AG_DECISION_MASKED] = {"masked", "masked"},
+	[AG_DECISION_APPROVED] = {"approved", "approved"},
+	[AG_DECISION_DENIED] = {"denied", "denied"},
+	[AG_DECISION_GAP] = {"gap", NULL},
+};
+
 const char *
 ag_decision_name(AgDecision d)
 {
-	switch (d)
-	{
-		case AG_DECISION_NONE:
-			return "none";
-		case AG_DECISION_ALLOWED:
-			return "allowed";
-		case AG_DECISION_LOGGED:
-			return "logged";
-		case AG_DECISION_MONITORED:
-			return "monitored";
-		case AG_DECISION_BLOCKED:
-			return "blocked";
-	}
-	return "unknown";
+	if ((int) d < 0 || d >= AG_DECISION_COUNT)
+		return "unknown";
+	return ag_decisions[d].name;
 }

@@ -13,14 +13,7 @@
 #ifndef AG_VERDICT_H
 #define AG_VERDICT_H
 
-typedef enum AgDecision
-{
-	AG_DECISION_NONE = 0,		/* policy did not look at it */
-	AG_DECISION_ALLOWED,		/* allowed (by a rule or the default) */
-	AG_DECISION_LOGGED,			/* allowed, matched a 'log' rule */
-	AG_DECISION_MONITORED,		/* would have been blocked; mode = monitor */
-	AG_DECISION_BLOCKED			/* refused */
-} AgDecision;
+#include "decision.h"
 
 typedef struct AgVerdict
 {
@@ -37,6 +30,5 @@ extern AgVerdict ag_verdict_get_failed(int level);
 extern void ag_verdict_shmem_request(void);
 extern void ag_verdict_shmem_startup(void);
 extern void ag_verdict_reset(int level);
-extern const char *ag_decision_name(AgDecision d);
 
 #endif							/* AG_VERDICT_H */

@@ -24,7 +24,7 @@ GRANT ALL ON regress_audit_t TO regress_audit_agent;
 CREATE FUNCTION regress_audit_f(n int) RETURNS int LANGUAGE plpgsql
 AS $$ BEGIN INSERT INTO regress_audit_t VALUES (n, 'from function'); RETURN n; END $$;
 -- a stamped session, as the proxy would set it up
-SELECT set_config('application_name', 'psql ' || agentgate.session_stamp('regress_audit_agent'), false) IS NOT NULL AS stamped;
+SELECT set_config('application_name', 'psql ' || (agentgate.session_stamp('regress_audit_agent')).stamp, false) IS NOT NULL AS stamped;
 
 SET SESSION AUTHORIZATION regress_audit_agent;
 SELECT 1 AS one /* token abc123secret */;

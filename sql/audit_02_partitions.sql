@@ -66,7 +66,7 @@ BEGIN
 END $$;
 CREATE TRIGGER regress_ship AFTER INSERT ON agentgate.audit_log
     FOR EACH ROW EXECUTE FUNCTION regress_ship();
-SELECT set_config('application_name', 'psql ' || agentgate.session_stamp('regress_audit_agent2'), false) IS NOT NULL AS stamped;
+SELECT set_config('application_name', 'psql ' || (agentgate.session_stamp('regress_audit_agent2')).stamp, false) IS NOT NULL AS stamped;
 SET SESSION AUTHORIZATION regress_audit_agent2;
 SELECT 'shipped' AS ship;
 SELECT agentgate.audit_flush();

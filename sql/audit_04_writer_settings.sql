@@ -47,7 +47,7 @@ SELECT count(*) AS new_writers FROM pg_stat_activity
 CREATE ROLE regress_writer_agent LOGIN IN ROLE agentgate_agent;
 INSERT INTO agentgate.agents (identity, role_name)
 VALUES ('regress-writer@example.com', 'regress_writer_agent');
-SELECT set_config('application_name', 'psql ' || agentgate.session_stamp('regress_writer_agent'), false) IS NOT NULL AS stamped;
+SELECT set_config('application_name', 'psql ' || (agentgate.session_stamp('regress_writer_agent')).stamp, false) IS NOT NULL AS stamped;
 SET SESSION AUTHORIZATION regress_writer_agent;
 SELECT 42 AS answer;
 SELECT agentgate.audit_flush();

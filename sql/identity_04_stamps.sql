@@ -1,7 +1,7 @@
 --
 -- Session stamps: with agentgate.require_session_stamp on, a governed
 -- session runs statements only while application_name ends with a stamp
--- that agentgate.session_stamp() issued for its session_user.  SET of a
+-- that (agentgate.session_stamp()).stamp issued for its session_user.  SET of a
 -- value with a valid stamp installs it; SET of a plain value and RESET keep
 -- the session's current stamp at the end of the new value; a value with
 -- any other stamp is refused.  set_config() and function SET clauses,
@@ -13,9 +13,9 @@
 \set SHOW_CONTEXT never
 SELECT agentgate.login('trent', '{}') AS trent \gset
 SELECT agentgate.login('peggy', '{}') AS peggy \gset
-SELECT agentgate.session_stamp(:'trent') AS stamp \gset
-SELECT agentgate.session_stamp(:'trent') AS stamp2 \gset
-SELECT agentgate.session_stamp(:'peggy') AS peggy_stamp \gset
+SELECT (agentgate.session_stamp(:'trent')).stamp AS stamp \gset
+SELECT (agentgate.session_stamp(:'trent')).stamp AS stamp2 \gset
+SELECT (agentgate.session_stamp(:'peggy')).stamp AS peggy_stamp \gset
 SELECT :'stamp' ~ '^ag1\.[0-9a-f]{16}\.[0-9a-f]{16}$' AS well_formed,
        :'stamp' <> :'stamp2' AS fresh_each_time;
 SET agentgate.require_session_stamp = on;

@@ -40,8 +40,9 @@ RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_proxy;
 -- the proxy's call, exactly as it makes it
 SELECT r::text = :'oscar' AS role_ok,
-       agentgate.session_stamp(r) ~ '^ag1\.[0-9a-f]{16}\.[0-9a-f]{16}$' AS stamp_ok
-  FROM agentgate.login('oscar', '{}'::jsonb) AS r;
+       s.stamp ~ '^ag1\.[0-9a-f]{16}\.[0-9a-f]{16}$' AS stamp_ok,
+       s.session_id ~ '^[0-9a-f]{16}$' AS session_id_ok
+  FROM agentgate.login('oscar', '{}'::jsonb) AS r, agentgate.session_stamp(r) AS s;
 -- error: nothing else
 SELECT agentgate.revoke('oscar');
 SELECT agentgate.register('oscar2');

@@ -144,7 +144,7 @@ SHOW agentgate.session_key;
 SELECT count(*) AS listed FROM pg_settings WHERE name = 'agentgate.session_key';
 RESET SESSION AUTHORIZATION;
 -- stamps still verify with the hidden key
-SELECT agentgate.session_stamp(:'ursula') AS stamp \gset
+SELECT (agentgate.session_stamp(:'ursula')).stamp AS stamp \gset
 SELECT set_config('application_name', :'stamp', false) IS NOT NULL AS stamped;
 SET SESSION AUTHORIZATION :"ursula";
 SELECT agentgate.session_id() = split_part(:'stamp', '.', 2) AS verifies;

@@ -11,8 +11,8 @@
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
 SELECT agentgate.login('xavier', '{}') AS xavier \gset
-SELECT agentgate.session_stamp(:'xavier') AS mine \gset
-SELECT agentgate.session_stamp(:'xavier') AS other \gset
+SELECT (agentgate.session_stamp(:'xavier')).stamp AS mine \gset
+SELECT (agentgate.session_stamp(:'xavier')).stamp AS other \gset
 SET agentgate.require_session_stamp = on;
 SELECT set_config('application_name', 'psql ' || :'mine', false) IS NOT NULL AS stamped;
 SET SESSION AUTHORIZATION :"xavier";

@@ -34,7 +34,7 @@ CREATE FUNCTION pg_temp.forge(sid text, role text) RETURNS text LANGUAGE sql AS 
 $$;
 CREATE ROLE regress_sess_alice LOGIN IN ROLE agentgate_agent;
 CREATE ROLE regress_sess_mallory LOGIN IN ROLE agentgate_agent;
-SELECT agentgate.session_stamp('regress_sess_alice') AS alice_stamp \gset
+SELECT (agentgate.session_stamp('regress_sess_alice')).stamp AS alice_stamp \gset
 SELECT split_part(:'alice_stamp', '.', 2) AS sid \gset
 SELECT pg_temp.forge(:'sid', 'regress_sess_mallory') AS mallory_stamp \gset
 

@@ -9,7 +9,7 @@ CREATE ROLE regress_rt6_agent LOGIN IN ROLE agentgate_agent;
 GRANT SET ON PARAMETER agentgate.require_session_stamp, agentgate.terminate_revoked_sessions
   TO regress_rt6_agent;
 SET agentgate.require_session_stamp = on;
-SELECT agentgate.session_stamp('regress_rt6_agent') AS stamp \gset
+SELECT (agentgate.session_stamp('regress_rt6_agent')).stamp AS stamp \gset
 SET application_name = :'stamp';
 SET SESSION AUTHORIZATION regress_rt6_agent;
 SELECT agentgate.session_id() IS NOT NULL AS stamped;

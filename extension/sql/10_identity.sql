@@ -441,8 +441,10 @@ CREATE FUNCTION @extschema@.resume(identity text) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT @extschema@.set_status(identity, 'active', NULL) $$;
 
--- Session stamps (identity.c).
-CREATE FUNCTION @extschema@.session_stamp(role name) RETURNS text
+-- Session stamps (identity.c).  The session id is a column of its own: the
+-- proxy takes it from here and never parses the stamp.
+CREATE FUNCTION @extschema@.session_stamp(role name, OUT stamp text, OUT session_id text)
+RETURNS record
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'agentgate_session_stamp';
 

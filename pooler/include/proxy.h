@@ -81,7 +81,7 @@ typedef struct ag_client
 	char		identity[AG_JWT_MAX_IDENTITY + 1];
 	char		role[AG_PGPROTO_NAMELEN + 1];
 	char		stamp[AG_PGPROTO_MAX_STAMP + 1];
-	char		session[AG_PGPROTO_MAX_STAMP + 1];	/* middle part of stamp */
+	char		session[AG_PGPROTO_MAX_STAMP + 1];	/* session id, from session_stamp() */
 	int64_t		exp;
 	struct ag_login_req *login; /* in flight on the admin connection */
 	struct ag_dbcheck_req *dbcheck; /* the database check in flight */
@@ -186,7 +186,8 @@ extern int	ag_pgbouncer_addr(struct sockaddr_storage *ss, socklen_t *len);
 /* proxy_admin.c */
 typedef void (*ag_login_cb) (void *arg, int ok, const char *sqlstate,
 							 const char *msg, const char *detail,
-							 const char *role, const char *stamp);
+							 const char *role, const char *stamp,
+							 const char *session);
 
 extern void ag_admin_start(void);
 extern void ag_admin_stop(void);

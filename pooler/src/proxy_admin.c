@@ -40,7 +40,8 @@
 #include <libpq-fe.h>
 
 #define LOGIN_SQL \
-	"SELECT r::text, agentgate.session_stamp(r) FROM agentgate.login($1, $2::jsonb) AS r"
+	"SELECT r::text, s.stamp, s.session_id " \
+	"  FROM agentgate.login($1, $2::jsonb) AS r, agentgate.session_stamp(r) AS s"
 #define REVOCATION_CHANNEL "agentgate_revocations"
 #define STATUS_SQL \
 	"SELECT u.i, coalesce(s.status, 'unknown') " \
@@ -65,6 +66,7 @@ typedef struct ag_login_req
 	char		detail[300];
 	char		role[AG_PGPROTO_NAMELEN + 1];
 	char		stamp[AG_PGPROTO_MAX_STAMP + 1];
+	char		session[AG_PGPROTO_MAX_STAMP + 1];
 } ag_login_req;
 
 typedef enum
@@ -176,10 +178,10 @@ deliver(ag_login_req *r)
 	if (r->cb)
 	{
 		if (r->ok)
-			r->cb(r->arg, 1, NULL, NULL, NULL, r->role, r->stamp);
+			r->cb(r->arg, 1, NULL, NULL, NULL, r->role, r->stamp, r->session);
 		else
 			r->cb(r->arg, 0, r->sqlstate, r->msg, r->detail[0] ? r->detail : NULL,
-				  NULL, NULL);
+				  NULL, NULL, NULL);
 	}
 	req_free(r);
 }
@@ -516,14 +518,16 @@ take_result(ag_login_req *r, PGresult *res)
 	if (r->have_result)
 		return;
 	r->have_result = 1;
-	if (st == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2 &&
-		!PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1) &&
+	if (st == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 3 &&
+		!PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1) && !PQgetisnull(res, 0, 2) &&
 		strlen(PQgetvalue(res, 0, 0)) <= AG_PGPROTO_NAMELEN &&
-		strlen(PQgetvalue(res, 0, 1)) <= AG_PGPROTO_MAX_STAMP)
+		strlen(PQgetvalue(res, 0, 1)) <= AG_PGPROTO_MAX_STAMP &&
+		strlen(PQgetvalue(res, 0, 2)) <= AG_PGPROTO_MAX_STAMP)
 	{
 		r->ok = 1;
 		snprintf(r->role, sizeof(r->role), "%s", PQgetvalue(res, 0, 0));
 		snprintf(r->stamp, sizeof(r->stamp), "%s", PQgetvalue(res, 0, 1));
+		snprintf(r->session, sizeof(r->session), "%s", PQgetvalue(res, 0, 2));
 		return;
 	}
 	r->ok = 0;

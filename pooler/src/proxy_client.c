@@ -418,7 +418,8 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
-					   const char *detail, const char *role, const char *stamp);
+					   const char *detail, const char *role, const char *stamp,
+					   const char *session);
 static void database_checked(ag_client *c, const ag_dbcheck_result *dres);
 static void dbcheck_done(void *arg, const ag_dbcheck_result *res);
 
@@ -791,13 +792,12 @@ startup_read_cb(struct bufferevent *bev, void *arg)
 
 static void
 login_done(void *arg, int ok, const char *sqlstate, const char *msg,
-		   const char *detail, const char *role, const char *stamp)
+		   const char *detail, const char *role, const char *stamp,
+		   const char *session)
 {
 	ag_client  *c = arg;
 	uint8_t		pkt[1024];
 	int			len;
-	const char *dot1;
-	const char *dot2;
 
 	c->login = NULL;
 	if (!ok)
@@ -807,13 +807,8 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 	}
 	snprintf(c->role, sizeof(c->role), "%s", role);
 	snprintf(c->stamp, sizeof(c->stamp), "%s", stamp);
-	/* session id = the stamp's middle part (ag1.<session>.<mac>) */
-	dot1 = strchr(stamp, '.');
-	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
-	if (dot1 && dot2)
-		snprintf(c->session, sizeof(c->session), "%.*s", (int) (dot2 - dot1 - 1), dot1 + 1);
-	else
-		snprintf(c->session, sizeof(c->session), "%s", stamp);
+	/* the extension owns the stamp's format: the session id is its own column */
+	snprintf(c->session, sizeof(c->session), "%s", session);
 
 	len = ag_pgproto_build_startup(&c->params, role, stamp, pkt, sizeof(pkt));
 	if (len < 0 || strlen(role) != strlen(c->role) || strlen(stamp) != strlen(c->stamp))

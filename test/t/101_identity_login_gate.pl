@@ -46,7 +46,7 @@ my %path = (
 sub conn
 {
 	my ($where, $user) = @_;
-	my $stamp = $node->safe_psql('postgres', "SELECT agentgate.session_stamp('$user')");
+	my $stamp = $node->safe_psql('postgres', "SELECT (agentgate.session_stamp('$user')).stamp");
 	return "$path{$where} dbname=postgres user=$user application_name='tap $stamp'";
 }
 

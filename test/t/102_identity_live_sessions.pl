@@ -45,7 +45,7 @@ my $role = $node->safe_psql('postgres', q{SELECT agentgate.login('rita', '{}')})
 
 sub stamp
 {
-	return $node->safe_psql('postgres', "SELECT agentgate.session_stamp('$_[0]')");
+	return $node->safe_psql('postgres', "SELECT (agentgate.session_stamp('$_[0]')).stamp");
 }
 
 # A psql session that logged in as $user over the private socket, with

@@ -26,7 +26,7 @@ is($rc, 0, 'agent logged in through the proxy') or diag($err);
 my ($rc2, $other, $err2) = $s->agent_psql($s->token(sub => 'quinn'), 'SELECT session_user');
 $s->admin_psql("CREATE TABLE pooled (id int); GRANT SELECT ON pooled TO agentgate_agent;");
 
-sub stamp { return $s->admin_psql("SELECT agentgate.session_stamp('$_[0]')") }
+sub stamp { return $s->admin_psql("SELECT (agentgate.session_stamp('$_[0]')).stamp") }
 
 # A psql client of PgBouncer's socket, kept open across statements.
 sub client

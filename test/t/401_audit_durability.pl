@@ -37,7 +37,7 @@ GRANT USAGE ON SEQUENCE t_id_seq TO agent1;
 });
 
 # agents come with the proxy's session stamp in application_name
-my $stamp = $node->safe_psql('postgres', "SELECT agentgate.session_stamp('agent1')");
+my $stamp = $node->safe_psql('postgres', "SELECT (agentgate.session_stamp('agent1')).stamp");
 $ENV{PGAPPNAME} = $stamp;
 my $agent_connstr = $node->connstr('postgres') . " user=agent1 application_name=$stamp";
 

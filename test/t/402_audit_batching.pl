@@ -22,7 +22,7 @@ $node->safe_psql('postgres', q{
 CREATE EXTENSION agentgate;
 CREATE ROLE agent1 LOGIN IN ROLE agentgate_agent;
 });
-my $stamp = $node->safe_psql('postgres', "SELECT agentgate.session_stamp('agent1')");
+my $stamp = $node->safe_psql('postgres', "SELECT (agentgate.session_stamp('agent1')).stamp");
 # one audited statement through the writer first: by then it has finished
 # its start-up work (partitions, gap accounting), which takes transactions
 $node->safe_psql('postgres', 'SELECT 1; SELECT agentgate.audit_flush()',

@@ -315,3 +315,14 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@.session_replay(text, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.session_replay(text, name) TO agentgate_auditor;
+
+-- session_stamp() returns the session id as a column of its own, so the
+-- proxy no longer parses the stamp's format (a result type change needs
+-- DROP and CREATE; the grants are those of 10_identity.sql).
+DROP FUNCTION @extschema@.session_stamp(name);
+CREATE FUNCTION @extschema@.session_stamp(role name, OUT stamp text, OUT session_id text)
+RETURNS record
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'agentgate_session_stamp';
+REVOKE ALL ON FUNCTION @extschema@.session_stamp(name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.session_stamp(name) TO agentgate_proxy;
