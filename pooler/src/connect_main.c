@@ -159,6 +159,8 @@ static void relay_server(conn *c);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_login_read(upstream *u);
 
+static void logmsg(const conn *c, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
 static void
 logmsg(const conn *c, const char *fmt,...)
 {
