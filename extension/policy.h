@@ -15,6 +15,7 @@
 #ifndef AG_POLICY_H
 #define AG_POLICY_H
 
+#include "access/tupdesc.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
@@ -44,6 +45,85 @@ typedef struct AgOutcome
 	List	   *deferred;		/* of AgDeferred, for max_rows */
 } AgOutcome;
 
+/*
+ * One row of agentgate.rules as the policy reads it (policy_rule_tuple.c).
+ * The rules cache keeps these; the validator trigger decodes a new row
+ * into one to check it.
+ */
+typedef struct AgRule
+{
+	int64		id;
+	int32		priority;
+	Oid			applies_to;
+	bool		any_command;
+	Bitmapset  *tags;
+	uint32		classes;		/* bit per AgClass */
+	int			ncommands;		/* the commands in canonical spelling, */
+	const char **commands;		/* as the validator stores them */
+	Oid			relid;
+	bool		rel_has_children;
+	Oid			schema;
+	int			ncols;
+	char	  **cols;
+	int			nfuncs;
+	Oid		   *funcs;
+	AgCondition cond;
+	int64		max_rows;		/* -1: none */
+	char	   *fingerprint;	/* NULL: none; lower-case */
+	AgAction	action;
+	char	   *reason;
+} AgRule;
+
+/* Where the columns a rule is decoded from are, in a deformed row. */
+typedef struct AgRuleColumns
+{
+	int			id,
+				priority,
+				enabled,
+				applies_to,
+				commands,
+				relation,
+				schema,
+				columns,
+				functions,
+				condition,
+				max_rows,
+				fingerprint,
+				action,
+				reason;
+} AgRuleColumns;
+
+/*
+ * What is wrong with a row, as the decoder finds it.  Every flaw is one the
+ * validator refuses; the two the cache must act on are told apart, and the
+ * rule handed with them is already read the fail-closed way (every
+ * command, no condition).  An unknown action is read as block.
+ */
+typedef enum AgRuleFlawKind
+{
+	AG_RULE_FLAW_REFUSED,		/* refused on insert; read as it is */
+	AG_RULE_FLAW_COMMAND,		/* a command not known: every command */
+	AG_RULE_FLAW_CONDITION		/* a condition not known: none */
+} AgRuleFlawKind;
+
+typedef struct AgRuleFlaw
+{
+	AgRuleFlawKind kind;
+	const char *value;			/* the command or condition not known */
+	const char *msg;			/* the validator's message, detail, hint */
+	const char *detail;
+	const char *hint;
+} AgRuleFlaw;
+
+typedef void (*AgRuleFlawFn) (const AgRule *rule, const AgRuleFlaw *flaw,
+							  void *arg);
+
+/* policy_rule_tuple.c */
+extern void ag_rule_columns(TupleDesc desc, AgRuleColumns *cols);
+extern void ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values,
+							   bool *isnull, AgRule *rule,
+							   AgRuleFlawFn flaw, void *arg);
+
 /* policy_rules.c */
 extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
@@ -51,10 +131,6 @@ extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
 extern List *ag_rules_descendants_named(Oid relid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
-extern char *ag_normalize_command(const char *s);
-extern char *ag_parse_commands(Datum *elems, bool *nulls, int n,
-							   Bitmapset **tags, uint32 *classes);
-extern AgCondition ag_condition_lookup(const char *s, bool *ok);
 extern int	ag_default_action;	/* AG_ACTION_ALLOW or AG_ACTION_BLOCK */
 
 /* policy.c */
