@@ -10,8 +10,10 @@
  *	 1. who		identity (identity.c, auth.c): the session may still run
  *				statements (not revoked, reaches no forbidden role) and
  *				carries its stamp;
- *	 2. what	policy (policy.c, with agent_code.c and policy_calls.c):
- *				decides the statement, its relations and its calls;
+ *	 2. what	policy (policy.c, with agent_code.c, policy_calls.c,
+ *				policy_role.c and policy_rows.c): decides the
+ *				statement, its relations and its calls, role changes
+ *				and max_rows;
  *				masking (planner) and approvals (executor) go here, after
  *				policy;
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1

@@ -5,8 +5,9 @@
  *
  * Every hook of policy.c turns what it sees into events (one statement, one
  * access to one relation, one call of one function) and asks
- * ag_policy_decide() about each.  Rules live in agentgate.rules and are
- * cached per backend (policy_rules.c).  The events themselves and the
+ * ag_policy_decide() about each.  Rules live in agentgate.rules, are read
+ * from its rows by one decoder (policy_rule_tuple.c) and cached per backend
+ * (policy_rules.c).  The events themselves and the
  * vocabulary of tags and classes are in event.h (classify.c), which
  * depends on nothing here.
  *
@@ -16,6 +17,7 @@
 #define AG_POLICY_H
 
 #include "access/tupdesc.h"
+#include "executor/execdesc.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
@@ -134,6 +136,10 @@ extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
 extern int	ag_default_action;	/* AG_ACTION_ALLOW or AG_ACTION_BLOCK */
 
 /* policy.c */
+struct AgStmt;
+extern void ag_policy_decide_event(AgEvent *ev, struct AgStmt *ctx, int level);
+extern void ag_policy_apply_outcome(AgEvent *ev, AgOutcome *out, int level);
+extern bool ag_policy_collecting(void);
 typedef void (*AgCollectFn) (AgEvent *ev, AgOutcome *out, void *arg);
 extern void ag_policy_collect(PlannedStmt *pstmt, const char *sql, Oid who,
 							  AgCollectFn fn, void *arg);
@@ -143,6 +149,18 @@ extern int	ag_policy_mode;		/* AG_MODE_* */
 #define AG_MODE_ENFORCE 0
 #define AG_MODE_MONITOR 1
 extern void ag_policy_decide_call(AgEvent *ev);
+
+/* policy_role.c */
+extern void ag_policy_role_verify(int level);
+extern void ag_policy_role_approve(void);
+extern void ag_policy_role_unchanged(Oid before, int level);
+extern Oid	ag_policy_role_judged(void);
+extern bool ag_policy_role_set_by_function(Oid fn);
+
+/* policy_rows.c */
+extern void ag_policy_rows_forget(QueryDesc *qd);
+extern void ag_policy_rows_check(QueryDesc *qd);
+extern void ag_policy_rows_reset(void);
 
 /* policy_calls.c */
 extern void ag_calls_substitute(PlannedStmt *pstmt);
