@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "agentgate.h"
+#include "delegation.h"
 #include "hooks.h"
 #include "policy.h"
 
@@ -40,6 +41,7 @@ _PG_init(void)
 	ag_governed_init();
 	ag_auth_init();
 	ag_identity_init();
+	ag_delegation_init();
 	ag_policy_init();
 	ag_agent_code_init();
 	ag_audit_init();

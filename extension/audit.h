@@ -69,10 +69,11 @@ typedef struct AgAuditRecord
 	char		client_addr[AG_AUDIT_ADDR_LEN];
 	char		command_tag[AG_AUDIT_TAG_LEN];
 	char		fingerprint[AG_AUDIT_FP_LEN];
-	/* variable part: statement, then error message, then relations */
+	/* variable part: statement, error message, relations, chain */
 	uint32		stmt_len;
 	uint32		err_len;
 	uint32		rel_len;
+	uint32		chain_len;		/* delegation chain: names, each NUL-ended */
 } AgAuditRecord;
 
 StaticAssertDecl(sizeof(AgAuditRecord) <= AG_AUDIT_SLOT_SIZE,
@@ -85,6 +86,7 @@ typedef struct AgAuditEntry
 	const char *stmt;
 	const char *err;
 	const char *rels;
+	const char *chain;
 } AgAuditEntry;
 
 /* audit_ring.c */

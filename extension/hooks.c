@@ -24,7 +24,7 @@
  *
  *	 hook					who			what					record
  *	 ---------------------	----------	----------------------	-----------------
- *	 shmem_request/startup									ring, verdict slots
+ *	 shmem_request/startup	delegations						ring, verdict slots
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
@@ -69,6 +69,7 @@
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 
+#include "delegation.h"
 #include "hooks.h"
 
 int			ag_nesting_level = 0;
@@ -133,6 +134,7 @@ ag_shmem_request(void)
 	if (prev_shmem_request)
 		prev_shmem_request();
 	ag_audit_shmem_request();
+	ag_delegation_shmem_request();
 }
 
 static void
@@ -141,6 +143,7 @@ ag_shmem_startup(void)
 	if (prev_shmem_startup)
 		prev_shmem_startup();
 	ag_audit_shmem_startup();
+	ag_delegation_shmem_startup();
 }
 
 /* ---- login ---- */

@@ -41,7 +41,7 @@
 
 #define LOGIN_SQL \
 	"SELECT r::text, s.stamp, s.session_id " \
-	"  FROM agentgate.login($1, $2::jsonb) AS r, agentgate.session_stamp(r) AS s"
+	"  FROM agentgate.login($1, $2::jsonb) AS r, agentgate.session_stamp(r, $2::jsonb) AS s"
 #define REVOCATION_CHANNEL "agentgate_revocations"
 #define STATUS_SQL \
 	"SELECT u.i, coalesce(s.status, 'unknown') " \

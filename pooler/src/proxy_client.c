@@ -517,7 +517,14 @@ password_received(ag_client *c, const char *token, size_t toklen)
 		return;
 	}
 
-	snprintf(c->identity, sizeof(c->identity), "%s", res.identity);
+	/*
+	 * The role is the identity that connects: with delegation the current
+	 * actor (act.sub), not the principal it acts for.  The whole chain goes
+	 * to the server inside the claims, where session_stamp() binds it to
+	 * the session's stamp (docs/identity.md, "Delegation").
+	 */
+	snprintf(c->identity, sizeof(c->identity), "%s",
+			 res.nchain > 0 ? res.chain[0] : res.identity);
 	c->exp = res.exp;
 
 	/*

@@ -1,5 +1,9 @@
--- Audit, 0.1.0 -> 0.2.0: no change to the SQL surface.
+-- Audit, 0.1.0 -> 0.2.0.
 --
+-- audit_log.chain: the delegation chain of the session (delegation.c);
+-- rows written before the upgrade have none.
+ALTER TABLE @extschema@.audit_log ADD COLUMN chain text[];
+
 -- audit_log.relations was already text[] in 0.1.0; what changed is how the
 -- backends fill it (every relation, target tables first, names never split
 -- on a byte they contain, a cut list ending in a NULL element), and that
@@ -11,4 +15,3 @@
 --
 --   UPDATE agentgate.audit_log SET error_message = NULL
 --    WHERE error_message IS NOT NULL AND decision <> 'gap';
-SELECT 1 WHERE false;
