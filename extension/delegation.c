@@ -31,7 +31,15 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/parallel.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_auth_members.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -46,18 +54,23 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "agentgate.h"
 #include "audit.h"
 #include "delegation.h"
+#include "identity.h"
 
 /*
  * agentgate.max_delegated_sessions: live delegated sessions the server
@@ -754,4 +767,228 @@ ag_delegation_init(void)
 	snprintf(w.bgw_name, BGW_MAXLEN, "agentgate revocation list loader");
 	snprintf(w.bgw_type, BGW_MAXLEN, "agentgate revocation list loader");
 	RegisterBackgroundWorker(&w);
+}
+
+/* ---------- scopes: group memberships outside the scope are not in effect ---------- */
+
+/*
+ * The roles through which a scoped session may use privileges besides its
+ * own role's direct grants: the roles agentgate.group_roles maps from the
+ * groups the scope names (and that the session's role holds), and the
+ * role's other direct memberships that no group mapping made (for example
+ * agentgate_agent, or a DBA's own grant).  Group-mapped roles outside the
+ * scope are left out, and so is everything reached only through them.
+ */
+static List *
+scope_entry_roles(Oid su, const AgDelegation *d)
+{
+	List	   *mapped = NIL;
+	List	   *entries = NIL;
+	Oid			relid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	CatCList   *members;
+
+	relid = get_relname_relid("group_roles", get_namespace_oid(AG_SCHEMA, false));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("agentgate.group_roles is missing"),
+				 errdetail("A scoped session's privileges cannot be narrowed without it.")));
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan(rel, GetLatestSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		n1,
+					n2;
+		Datum		g = heap_getattr(tup, 1, RelationGetDescr(rel), &n1);
+		Datum		r = heap_getattr(tup, 2, RelationGetDescr(rel), &n2);
+		Oid			role;
+		char	   *group;
+
+		if (n1 || n2)
+			continue;
+		role = get_role_oid(NameStr(*DatumGetName(r)), true);
+		if (!OidIsValid(role))
+			continue;
+		mapped = list_append_unique_oid(mapped, role);
+		group = TextDatumGetCString(g);
+		for (int i = d->nchain; i < d->nchain + d->nscopes; i++)
+			if (strcmp(group, ag_delegation_name(d, i)) == 0 && is_member_of_role(su, role))
+				entries = list_append_unique_oid(entries, role);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(su));
+	for (int i = 0; i < members->n_members; i++)
+	{
+		Form_pg_auth_members m = (Form_pg_auth_members) GETSTRUCT(&members->members[i]->tuple);
+
+		if (!list_member_oid(mapped, m->roleid))
+			entries = list_append_unique_oid(entries, m->roleid);
+	}
+	ReleaseSysCacheList(members);
+	return entries;
+}
+
+/* Rights of acl held by su directly or through PUBLIC, or through entries. */
+static AclMode
+scope_acl_mask(Acl *acl, Oid owner, Oid su, List *entries, AclMode want)
+{
+	AclMode		got = 0;
+	AclItem    *items = ACL_DAT(acl);
+	ListCell   *lc;
+
+	for (int i = 0; i < ACL_NUM(acl); i++)
+		if (items[i].ai_grantee == su || items[i].ai_grantee == ACL_ID_PUBLIC)
+			got |= ACLITEM_GET_RIGHTS(items[i]);
+	foreach(lc, entries)
+		got |= aclmask(acl, lfirst_oid(lc), owner, want, ACLMASK_ALL);
+	return got & want;
+}
+
+/* Do the column rights make up for what the table's rights lack? */
+static bool
+scope_columns_ok(Oid relid, Oid owner, int natts, Bitmapset *cols, AclMode priv,
+				 Oid su, List *entries)
+{
+	int			k = -1;
+
+	/*
+	 * No column named (SELECT count(*)): like PostgreSQL, any column with
+	 * the right will do.
+	 */
+	if (bms_is_empty(cols))
+	{
+		for (AttrNumber a = 1; a <= natts; a++)
+			if (scope_columns_ok(relid, owner, natts,
+								 bms_make_singleton(a - FirstLowInvalidHeapAttributeNumber),
+								 priv, su, entries))
+				return true;
+		return false;
+	}
+	while ((k = bms_next_member(cols, k)) >= 0)
+	{
+		AttrNumber	att = k + FirstLowInvalidHeapAttributeNumber;
+		HeapTuple	t;
+		Datum		d;
+		bool		isnull;
+		bool		ok = false;
+
+		if (att == InvalidAttrNumber)
+			return false;		/* a whole-row reference */
+		t = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(att));
+		if (!HeapTupleIsValid(t))
+			return false;
+		d = SysCacheGetAttr(ATTNUM, t, Anum_pg_attribute_attacl, &isnull);
+		if (!isnull)
+			ok = scope_acl_mask(DatumGetAclP(d), owner, su, entries, priv) == priv;
+		ReleaseSysCache(t);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * ExecutorCheckPerms, after PostgreSQL's own check passed: a session whose
+ * token carries a scope may use a relation only with rights its role holds
+ * directly, through PUBLIC, or through the roles scope_entry_roles()
+ * returns.  Relations checked as another role (a view's owner, a SECURITY
+ * DEFINER function's) are that role's business; a role reached by SET ROLE
+ * must itself be reached through those roles.
+ */
+void
+ag_delegation_check_perms(List *rangeTable)
+{
+	const AgDelegation *d;
+	Oid			su;
+	List	   *entries = NIL;
+	bool		have_entries = false;
+	ListCell   *lc;
+
+	if (!IsTransactionState() || IsParallelWorker() || !ag_session_is_governed())
+		return;
+	d = ag_session_delegation();
+	if (d == NULL || d->nscopes == 0)
+		return;
+	su = GetSessionUserId();
+
+	foreach(lc, rangeTable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		Oid			userid;
+		HeapTuple	t;
+		Form_pg_class cls;
+		Datum		acld;
+		bool		isnull;
+		Acl		   *acl;
+		AclMode		got,
+					missing;
+		bool		ok;
+
+		if (rte->rtekind != RTE_RELATION || rte->requiredPerms == 0)
+			continue;
+		userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+		if (!have_entries)
+		{
+			entries = scope_entry_roles(su, d);
+			have_entries = true;
+		}
+		if (userid != su)
+		{
+			ListCell   *e;
+			bool		reached = false;
+
+			if (!has_privs_of_role(su, userid))
+				continue;		/* a view's or a definer's owner */
+			foreach(e, entries)
+				if (has_privs_of_role(lfirst_oid(e), userid))
+					reached = true;
+			if (!reached)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("role \"%s\" is outside this session's scope",
+								GetUserNameFromId(userid, false)),
+						 errdetail("The session's token narrows it to the groups its scope names; this role is reached only through others."),
+						 errhint("Use a token whose scope names the group mapped to this role, or RESET ROLE.")));
+			continue;
+		}
+
+		t = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		if (!HeapTupleIsValid(t))
+			continue;			/* dropped meanwhile: PostgreSQL reports it */
+		cls = (Form_pg_class) GETSTRUCT(t);
+		acld = SysCacheGetAttr(RELOID, t, Anum_pg_class_relacl, &isnull);
+		acl = isnull ? acldefault(cls->relkind == RELKIND_SEQUENCE ? OBJECT_SEQUENCE : OBJECT_TABLE,
+								  cls->relowner) : DatumGetAclP(acld);
+		got = scope_acl_mask(acl, cls->relowner, su, entries, rte->requiredPerms);
+		missing = rte->requiredPerms & ~got;
+		ok = missing == 0;
+		if (!ok && (missing & ~(ACL_SELECT | ACL_INSERT | ACL_UPDATE)) == 0)
+			ok = (!(missing & ACL_SELECT) ||
+				  scope_columns_ok(rte->relid, cls->relowner, cls->relnatts, rte->selectedCols, ACL_SELECT, su, entries)) &&
+				(!(missing & ACL_INSERT) ||
+				 scope_columns_ok(rte->relid, cls->relowner, cls->relnatts, rte->insertedCols, ACL_INSERT, su, entries)) &&
+				(!(missing & ACL_UPDATE) ||
+				 scope_columns_ok(rte->relid, cls->relowner, cls->relnatts, rte->updatedCols, ACL_UPDATE, su, entries));
+		ReleaseSysCache(t);
+		if (!ok)
+		{
+			StringInfoData scopes;
+
+			initStringInfo(&scopes);
+			for (int i = d->nchain; i < d->nchain + d->nscopes; i++)
+				appendStringInfo(&scopes, "%s%s", i > d->nchain ? " " : "", ag_delegation_name(d, i));
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s outside this session's scope",
+							get_rel_name(rte->relid)),
+					 errdetail("The session's token has scope \"%s\"; the privilege comes only through group roles outside it.",
+							   scopes.data),
+					 errhint("Use a token whose scope names the group that grants it, or grant the privilege to a group in the scope.")));
+		}
+	}
 }

@@ -10,6 +10,7 @@
 #define AG_DELEGATION_H
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 
 #define AG_DELEG_MAX_CHAIN		8	/* identities: actors, then the principal */
@@ -48,6 +49,8 @@ extern const char *ag_delegation_name(const AgDelegation *d, int i);
 extern bool ag_delegation_make(ArrayType *chain, ArrayType *scopes,
 							   TimestampTz expires, AgDelegation *d);
 extern void ag_delegation_store(AgDelegation *d);
+/* ExecutorCheckPerms: a scoped session's rights through its scope only */
+extern void ag_delegation_check_perms(List *rangeTable);
 /* ERROR unless every identity of d's chain may still act */
 extern void ag_delegation_check(const AgDelegation *d);
 

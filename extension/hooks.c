@@ -31,7 +31,7 @@
  *										built-in calls replaced
  *	 ProcessUtility			identity	decide; role compared	row (or failure)
  *	 ExecutorStart			identity	decide statement		frame (or failure)
- *	 ExecutorCheckPerms					decide relations
+ *	 ExecutorCheckPerms		scope		decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
  *	 object_access						decide calls			rows of calls in DO
@@ -379,6 +379,7 @@ ag_executor_end(QueryDesc *queryDesc)
 static bool
 ag_check_perms(List *rangeTable, bool ereport_on_violation)
 {
+	ag_delegation_check_perms(rangeTable);
 	ag_policy_check_perms(rangeTable);
 	if (prev_check_perms)
 		return prev_check_perms(rangeTable, ereport_on_violation);

@@ -396,6 +396,22 @@ ag_session_id(const char *role)
 }
 
 /*
+ * The delegation of this session's verified stamp (for session_user), or
+ * NULL; valid until the next stamp check.  Needs a transaction (it looks
+ * the role's name up).
+ */
+const AgDelegation *
+ag_session_delegation(void)
+{
+	const AgDelegation *d;
+	const char *role = GetUserNameFromId(GetSessionUserId(), true);
+
+	if (role == NULL || !stamp_verify(application_name, role, NULL, &d))
+		return NULL;
+	return d;
+}
+
+/*
  * ag_session_chain writes the delegation chain of the session's verified
  * stamp for role into buf, the names separated by sep and the whole cut to
  * buflen; returns its length, 0 when the session has no chain.  Like

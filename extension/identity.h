@@ -16,6 +16,8 @@
 
 extern const char *ag_session_id(const char *role);
 extern int	ag_session_chain(const char *role, char sep, char *buf, int buflen);
+struct AgDelegation;
+extern const struct AgDelegation *ag_session_delegation(void);
 extern char *ag_role_unsafe_reason(Oid role, Oid self);
 
 #endif							/* AG_IDENTITY_H */

@@ -140,6 +140,42 @@ for my $bad (
 	is(val($c, 'SELECT agentgate.session_id()'), $sid, 'the session keeps its own stamp');
 }
 
+# --- scope narrowing against group grants: one role per identity, and the
+# memberships outside the scope are not in effect for the scoped session
+admin(q{CREATE ROLE scope_reader NOLOGIN; CREATE ROLE scope_writer NOLOGIN;
+	CREATE TABLE public.facts (x int); GRANT SELECT ON public.facts TO scope_reader;
+	GRANT INSERT ON public.facts TO scope_writer;
+	GRANT SELECT (x) ON public.facts TO PUBLIC;
+	CREATE TABLE public.notes (x int); GRANT SELECT ON public.notes TO scope_writer;
+	INSERT INTO agentgate.group_roles VALUES ('analysts', 'scope_reader'), ('ops', 'scope_writer')});
+{
+	my $groups = [ 'analysts', 'ops' ];
+	my $full = logged_in($s->token(sub => 'planner', groups => $groups));
+	my $narrow = logged_in($s->token(sub => 'planner', groups => $groups, scope => 'analysts'));
+	is(val($full, 'SELECT count(*) FROM public.facts'), '0', 'unscoped session reads');
+	is(val($full, 'INSERT INTO public.facts VALUES (1) RETURNING x'), '1', 'unscoped session writes (group ops)');
+	is(val($narrow, 'SELECT count(*) FROM public.facts'), '1', 'scoped session reads (group analysts, in scope)');
+	my @e = run($narrow, 'INSERT INTO public.facts VALUES (2)');
+	is($e[0], '42501', 'scoped session may not write: the grant comes through ops, outside its scope');
+	like($e[1], qr/outside this session's scope/, '... and says so');
+	@e = run($narrow, 'SELECT * FROM public.notes');
+	is($e[0], '42501', 'a table readable only through ops is refused to the scoped session');
+	@e = run($narrow, 'SET ROLE scope_writer; INSERT INTO public.facts VALUES (3)');
+	is($e[0], '42501', 'SET ROLE to a group outside the scope does not bring its rights back');
+	run($narrow, 'RESET ROLE');
+	is(val($full, 'INSERT INTO public.facts VALUES (4) RETURNING x'), '4',
+		'the scoped login did not strip the unscoped session\'s membership');
+	is(admin("SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+			. " WHERE m.member = agentgate.role_for_identity('planner')::regrole"
+			. " AND g.rolname IN ('scope_reader', 'scope_writer')"), '2', 'one role, both memberships kept');
+	my $exec = logged_in($s->token(sub => 'planner', act => ['executor-1'], groups => $groups,
+			scope => 'ops'));
+	is(val($exec, 'INSERT INTO public.facts VALUES (5) RETURNING x'), '5', 'a delegated executor with scope ops writes');
+	@e = run($exec, 'SELECT count(*) FROM public.facts');
+	is($e[0], '', 'and reads through the column grant to PUBLIC');
+	$_->close for ($full, $narrow, $exec);
+}
+
 # --- many connections of one delegated identity: each keeps its own id
 {
 	my @cs = map { logged_in($tok3) } 1 .. 8;
