@@ -72,6 +72,8 @@ typedef struct AgRule
 	AgCondition cond;
 	int64		max_rows;		/* -1: none */
 	char	   *fingerprint;	/* NULL: none; lower-case */
+	int			nscopes;		/* 0: every session; else only sessions */
+	char	  **scopes;			/* whose token's scope names one of these */
 	AgAction	action;
 	char	   *reason;
 } AgRule;
@@ -92,7 +94,8 @@ typedef struct AgRuleColumns
 				max_rows,
 				fingerprint,
 				action,
-				reason;
+				reason,
+				scopes;
 } AgRuleColumns;
 
 /*

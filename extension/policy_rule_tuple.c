@@ -29,18 +29,27 @@
 #include "pgquery.h"
 #include "policy.h"
 
+/* A column's index, or -1 when the table has none of that name. */
 static int
-attnum_of(TupleDesc desc, const char *name)
+attnum_find(TupleDesc desc, const char *name)
 {
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
+	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return i;
 	}
+	return -1;
+}
+
+static int
+attnum_of(TupleDesc desc, const char *name)
+{
+	int			i = attnum_find(desc, name);
+
+	if (i >= 0)
+		return i;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("agentgate.rules has no column \"%s\"", name),
@@ -66,6 +75,8 @@ ag_rule_columns(TupleDesc desc, AgRuleColumns *c)
 	c->fingerprint = attnum_of(desc, "fingerprint");
 	c->action = attnum_of(desc, "action");
 	c->reason = attnum_of(desc, "reason");
+	/* added in 0.2.0: a server running 0.1.0's tables reads it as NULL */
+	c->scopes = attnum_find(desc, "scopes");
 }
 
 /* Upper-case, trimmed, single-spaced copy of a command name. */
@@ -393,6 +404,54 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 								 fp, AG_PGQ_FINGERPRINT_LEN), NULL,
 					"Use agentgate.fingerprint('<statement>') to compute it.");
 		r->fingerprint = fp;
+	}
+
+	/*
+	 * scopes: the rule applies only to sessions whose token's scope names
+	 * one of them (docs/identity.md, "Scopes").  An entry that cannot be a
+	 * scope is refused; a block rule with one is read as applying to every
+	 * session, other rules keep what they say (an entry no token can carry
+	 * matches nothing).
+	 */
+	if (cols->scopes >= 0 && !isnull[cols->scopes])
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(values[cols->scopes]);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		bool		flawed = false;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		r->scopes = palloc(sizeof(char *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			char	   *sc = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+			size_t		len = sc ? strlen(sc) : 0;
+			bool		good = len > 0 && len < NAMEDATALEN;
+
+			for (size_t k = 0; good && k < len; k++)
+				good = (unsigned char) sc[k] > 0x20 && sc[k] != 0x7f;
+			if (!good)
+			{
+				refused(dc, sc ? psprintf("scope \"%s\" is not a scope a token can carry", sc) :
+						pstrdup("scopes holds a null"), NULL,
+						"A scope is 1 to 63 bytes without spaces or control characters.");
+				flawed = true;
+				continue;
+			}
+			r->scopes[r->nscopes++] = sc;
+		}
+		if (n == 0)
+			refused(dc, "scopes is empty", NULL,
+					"Leave scopes NULL for a rule that applies to every session.");
+		if (r->action == AG_ACTION_BLOCK && (flawed || n == 0))
+			r->nscopes = 0;
+		else if (r->nscopes == 0)
+		{
+			/* nothing usable: a scope no token carries, so it matches nothing */
+			r->scopes[0] = "";
+			r->nscopes = 1;
+		}
 	}
 
 	r->reason = isnull[cols->reason] ? "" :

@@ -173,6 +173,18 @@ admin(q{CREATE ROLE scope_reader NOLOGIN; CREATE ROLE scope_writer NOLOGIN;
 	is(val($exec, 'INSERT INTO public.facts VALUES (5) RETURNING x'), '5', 'a delegated executor with scope ops writes');
 	@e = run($exec, 'SELECT count(*) FROM public.facts');
 	is($e[0], '', 'and reads through the column grant to PUBLIC');
+
+	# DBA rules can target a scope
+	admin(q{INSERT INTO agentgate.rules (commands, scopes, action, reason)
+		VALUES ('{INSERT,UPDATE,DELETE}', '{ops}', 'block', 'sessions with scope ops may only read')});
+	@e = run($exec, 'INSERT INTO public.facts VALUES (6)');
+	is($e[0], '42501', 'a rule with scopes {ops} blocks the ops-scoped session');
+	like($e[1], qr/scope ops may only read/, '... naming the rule');
+	is(val($full, 'INSERT INTO public.facts VALUES (7) RETURNING x'), '7', 'and not the unscoped session');
+	my ($rc, $out, $err) = $s->admin_psql(q{INSERT INTO agentgate.rules (scopes, action)
+		VALUES ('{"two words"}', 'block')}, ok_fail => 1);
+	like($err // '', qr/not a scope a token can carry/, 'a scope no token can carry is refused');
+	admin(q{DELETE FROM agentgate.rules WHERE scopes IS NOT NULL});
 	$_->close for ($full, $narrow, $exec);
 }
 
