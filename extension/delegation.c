@@ -378,8 +378,8 @@ ag_delegation_store(AgDelegation *d)
 	bool		found;
 
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	e = hash_search(sessions, &d->sid, HASH_ENTER_NULL, &found);
-	if (e == NULL)
+	/* bounded by the setting, not by the server's spare shared memory */
+	if (hash_get_num_entries(sessions) >= max_delegated_sessions)
 	{
 		HASH_SEQ_STATUS it;
 		AgDelegation *old;
@@ -389,8 +389,9 @@ ag_delegation_store(AgDelegation *d)
 		while ((old = hash_seq_search(&it)) != NULL)
 			if (old->expires < cutoff)
 				hash_search(sessions, &old->sid, HASH_REMOVE, NULL);
-		e = hash_search(sessions, &d->sid, HASH_ENTER_NULL, &found);
 	}
+	e = hash_get_num_entries(sessions) < max_delegated_sessions ?
+		hash_search(sessions, &d->sid, HASH_ENTER_NULL, &found) : NULL;
 	if (e != NULL)
 		memcpy(e, d, sizeof(AgDelegation));
 	LWLockRelease(shared->lock);
@@ -486,6 +487,25 @@ agentgate_delegated_sessions(PG_FUNCTION_ARGS)
 /* ---------- the revoked list ---------- */
 
 /*
+ * Put identity on the revoked list (lock held exclusively).  Shared hash
+ * tables grow into the server's spare shared memory, which other parts
+ * need: the setting is the bound, and past it the list is marked as not to
+ * be trusted, which refuses every delegated session.
+ */
+static void
+revoked_add_locked(const char *identity)
+{
+	char		key[NAMEDATALEN];
+
+	strlcpy(key, identity, sizeof(key));
+	if (hash_search(revoked, key, HASH_FIND, NULL) != NULL)
+		return;
+	if (hash_get_num_entries(revoked) >= max_revoked_identities ||
+		hash_search(revoked, key, HASH_ENTER_NULL, NULL) == NULL)
+		shared->revoked_overflow = true;
+}
+
+/*
  * Changes of agentgate.revoked_identities, queued by the trigger and
  * applied to shared memory when the transaction commits.
  */
@@ -540,10 +560,7 @@ apply_changes(void)
 				hash_search(revoked, e->identity, HASH_REMOVE, NULL);
 		}
 		else if (p->add)
-		{
-			if (hash_search(revoked, p->identity, HASH_ENTER_NULL, NULL) == NULL)
-				shared->revoked_overflow = true;
-		}
+			revoked_add_locked(p->identity);
 		else
 			hash_search(revoked, p->identity, HASH_REMOVE, NULL);
 	}
@@ -652,6 +669,8 @@ static bool
 revoked_list_load(void)
 {
 	bool		done = false;
+	bool		mine = false;
+	uint64		n = 0;
 
 	SPI_connect();
 	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
@@ -661,28 +680,27 @@ revoked_list_load(void)
 		SPI_execute("SELECT identity FROM " AG_SCHEMA ".revoked_identities",
 					true, 0) == SPI_OK_SELECT)
 	{
+		char	  **ids = palloc0(sizeof(char *) * (SPI_processed + 1));
+
+		/* the values first: no catalog access while holding the lock */
+		for (uint64 i = 0; i < SPI_processed; i++)
+			ids[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		n = SPI_processed;
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 		if (!shared->revoked_loaded)
 		{
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-				char		key[NAMEDATALEN];
-
-				if (id == NULL)
-					continue;
-				strlcpy(key, id, sizeof(key));
-				if (hash_search(revoked, key, HASH_ENTER_NULL, NULL) == NULL)
-					shared->revoked_overflow = true;
-			}
+			for (uint64 i = 0; i < n; i++)
+				if (ids[i] != NULL)
+					revoked_add_locked(ids[i]);
 			shared->revoked_loaded = true;
 			pg_atomic_fetch_add_u64(&shared->revoked_gen, 1);
-			ereport(LOG,
-					(errmsg("agentgate: loaded %llu revoked identities from database \"%s\"",
-							(unsigned long long) SPI_processed,
-							get_database_name(MyDatabaseId))));
+			mine = true;		/* not another process first */
 		}
 		LWLockRelease(shared->lock);
+		if (mine)
+			ereport(LOG,
+					(errmsg("agentgate: loaded %llu revoked identities from database \"%s\"",
+							(unsigned long long) n, get_database_name(MyDatabaseId))));
 		done = true;
 	}
 	SPI_finish();
@@ -790,7 +808,7 @@ scope_entry_roles(Oid su, const AgDelegation *d)
 	HeapTuple	tup;
 	CatCList   *members;
 
-	relid = get_relname_relid("group_roles", get_namespace_oid(AG_SCHEMA, false));
+	relid = get_relname_relid("group_roles", get_namespace_oid(AG_SCHEMA, true));
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),

@@ -64,7 +64,8 @@ SAVEPOINT s;
 SELECT agentgate.revoke('deleg-boss');
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
-SELECT identity, status, reason FROM agentgate.revoked_identities ORDER BY identity;
+SELECT identity, status, reason FROM agentgate.revoked_identities
+ WHERE identity LIKE 'deleg-%' ORDER BY identity;
 SET SESSION AUTHORIZATION :"actor";
 -- error: an identity of the chain is revoked
 SELECT 1 AS refused;

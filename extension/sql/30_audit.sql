@@ -143,6 +143,7 @@ CREATE TABLE @extschema@.audit_sessions (
     masked      bigint NOT NULL DEFAULT 0,
     approved    bigint NOT NULL DEFAULT 0,
     denied      bigint NOT NULL DEFAULT 0,
+    chain       text[],                 -- delegation: acting identity first, principal last
     PRIMARY KEY (role_name, session_id)
 );
 CREATE INDEX audit_sessions_session ON @extschema@.audit_sessions (session_id);
@@ -152,7 +153,7 @@ COMMENT ON TABLE @extschema@.audit_sessions IS
 
 CREATE VIEW @extschema@.sessions AS
 SELECT session_id, identity, role_name, started, ended, statements,
-       allowed, blocked, errors, monitored, logged, masked, approved, denied
+       allowed, blocked, errors, monitored, logged, masked, approved, denied, chain
   FROM @extschema@.audit_sessions;
 COMMENT ON VIEW @extschema@.sessions IS
     'agentgate: one row per agent session with counts by decision';

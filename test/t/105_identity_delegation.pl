@@ -95,6 +95,8 @@ ok(wait_rows("session_id = '$sid'", 3), 'the session\'s statements are in the au
 is(admin("SELECT count(*) FROM agentgate.audit_log WHERE session_id = '$sid'"
 		. " AND chain IS DISTINCT FROM '{subagent-7,ci-pipeline,contractor\@corp}'"),
 	'0', 'every audit row of the session carries the whole chain');
+is(admin("SELECT chain FROM agentgate.sessions WHERE session_id = '$sid'"),
+	'{subagent-7,ci-pipeline,contractor@corp}', 'and so does the session\'s summary (agentgate.sessions)');
 
 # --- agents cannot read the chains nor mint bound stamps
 my @r = run($c, 'SELECT * FROM agentgate.delegated_sessions');

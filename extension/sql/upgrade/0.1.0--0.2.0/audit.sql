@@ -3,6 +3,11 @@
 -- audit_log.chain: the delegation chain of the session (delegation.c);
 -- rows written before the upgrade have none.
 ALTER TABLE @extschema@.audit_log ADD COLUMN chain text[];
+ALTER TABLE @extschema@.audit_sessions ADD COLUMN chain text[];
+CREATE OR REPLACE VIEW @extschema@.sessions AS
+SELECT session_id, identity, role_name, started, ended, statements,
+       allowed, blocked, errors, monitored, logged, masked, approved, denied, chain
+  FROM @extschema@.audit_sessions;
 
 -- audit_log.relations was already text[] in 0.1.0; what changed is how the
 -- backends fill it (every relation, target tables first, names never split
