@@ -215,6 +215,19 @@ admin(q{CREATE ROLE scope_reader NOLOGIN; CREATE ROLE scope_writer NOLOGIN;
 	is($wrong, 0, 'each connection\'s five statements are attributed to its own session');
 	is(admin("SELECT count(DISTINCT pid) > 0 FROM agentgate.audit_log WHERE session_id = ANY('{"
 			. join(',', @ids) . "}')"), 't', 'served by pooled backends');
+
+	# replaying another delegated session's stamp: refused inside a
+	# transaction, and the proxy closes a connection that adopts it
+	my $other_stamp = val($cs[1], "SELECT current_setting('application_name')");
+	$other_stamp =~ s/.* //;
+	my ($st, $msg) = run($cs[0], "SET application_name = 'x $other_stamp'; SELECT 1");
+	is($msg, 'agent session changed its session stamp inside a transaction',
+		'replaying another session\'s delegated stamp inside a transaction is refused');
+	($st, $msg) = run($cs[0], "SET application_name = 'x $other_stamp'");
+	is("$st $msg", '42501 agent session changed its session stamp',
+		'adopting it on its own: the proxy closes the connection');
+	ok($cs[0]->wait_closed(2), '... and it is closed');
+	shift @cs;
 	$_->close for @cs;
 }
 
