@@ -12,8 +12,8 @@
  *				carries its stamp;
  *	 2. what	policy (policy.c, with agent_code.c and policy_calls.c):
  *				decides the statement, its relations and its calls;
- *				masking (planner) and approvals (executor) go here, after
- *				policy;
+ *				then masking (mask.c: the planner's trees, COPY TO);
+ *				approvals (executor) will go here too;
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *
@@ -26,14 +26,17 @@
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
- *										built-in calls replaced
- *	 ProcessUtility			identity	decide; role compared	row (or failure)
+ *										built-in calls replaced,
+ *										columns masked
+ *	 ProcessUtility			identity	decide; role compared;	row (or failure)
+ *										COPY TO masked
  *	 ExecutorStart			identity	decide statement		frame (or failure)
  *	 ExecutorCheckPerms					decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
  *	 object_access						decide calls			rows of calls in DO
- *	 needs_fmgr_hook/fmgr				agent code, identity
+ *	 needs_fmgr_hook/fmgr				agent code, identity;
+ *										no SQL inlining (masks)
  *	 emit_log_hook											rows of errors
  *
  * The previous hook (another module's, or the standard function) is called
@@ -68,6 +71,7 @@
 #include "utils/memutils.h"
 
 #include "hooks.h"
+#include "mask.h"
 
 int			ag_nesting_level = 0;
 AgStmt	   *ag_stmt = NULL;
@@ -191,11 +195,13 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		ag_frame = AG_FRAME_OTHER;
 		ag_policy_planner_start();
+		ag_mask_planner_start(parse);
 		if (prev_planner)
 			result = prev_planner(parse, query_string, cursorOptions, boundParams);
 		else
 			result = standard_planner(parse, query_string, cursorOptions, boundParams);
 		ag_policy_planned(result);
+		ag_mask_planned(result);
 		ag_frame = saved_frame;
 	}
 	PG_CATCH();
@@ -229,6 +235,8 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_stmt = &st;
 		ag_identity_utility(&st, &pstmt);	/* who; may replace the statement */
 		ag_policy_utility(&st); /* what */
+		ag_mask_utility(&st, &pstmt);	/* may replace a COPY */
+		n = pstmt->utilityStmt;
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
@@ -397,7 +405,7 @@ ag_needs_fmgr(Oid fn_oid)
 {
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
-	return ag_policy_needs_fmgr(fn_oid);
+	return ag_policy_needs_fmgr(fn_oid) || ag_mask_needs_fmgr(fn_oid);
 }
 
 /*

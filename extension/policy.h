@@ -15,6 +15,7 @@
 #ifndef AG_POLICY_H
 #define AG_POLICY_H
 
+#include "access/tupdesc.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
@@ -47,6 +48,7 @@ typedef struct AgOutcome
 /* policy_rules.c */
 extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
+extern int	ag_table_attnum(TupleDesc desc, const char *table, const char *name);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
 extern List *ag_rules_descendants_named(Oid relid);

@@ -170,8 +170,12 @@ rule_cmp(const void *a, const void *b)
 	return 0;
 }
 
-static int
-attnum_of(TupleDesc desc, const char *name)
+/*
+ * ag_table_attnum: the index in desc of column name of agentgate's table
+ * table (rules, masks), read by a cache that deforms its rows.
+ */
+int
+ag_table_attnum(TupleDesc desc, const char *table, const char *name)
 {
 	int			i;
 
@@ -184,9 +188,15 @@ attnum_of(TupleDesc desc, const char *name)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("agentgate.rules has no column \"%s\"", name),
+			 errmsg("agentgate.%s has no column \"%s\"", table, name),
 			 errhint("Update the agentgate extension.")));
 	return -1;					/* keep compiler quiet */
+}
+
+static int
+attnum_of(TupleDesc desc, const char *name)
+{
+	return ag_table_attnum(desc, "rules", name);
 }
 
 /* Upper-case, trimmed, single-spaced copy of a command name. */
