@@ -86,6 +86,7 @@
 #include "audit.h"
 #include "audit_scan.h"
 #include "hooks.h"
+#include "mask.h"
 #include "identity.h"
 #include "pgquery.h"
 #include "verdict.h"
@@ -171,6 +172,8 @@ typedef struct StmtFrame
 	bool		write;
 	char	   *rels;
 	int			rels_len;
+	char	   *masked;
+	int			masked_len;
 } StmtFrame;
 
 static MemoryContext audit_cxt = NULL;	/* frames; reset at transaction end */
@@ -685,6 +688,38 @@ plan_relations(PlannedStmt *ps, int *len)
 	return buf.data;
 }
 
+/*
+ * The masked columns (quoted schema.table.column) a plan of this session
+ * reads, each ending in a NUL, as plan_relations lists relations; in
+ * monitor mode, those it would have read masked.
+ */
+static char *
+plan_masked_columns(PlannedStmt *ps, int *len)
+{
+	List	   *cols = ag_mask_read_columns(ps);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	*len = 0;
+	if (cols == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	foreach(lc, cols)
+	{
+		const char *name = strVal(lfirst(lc));
+
+		if (buf.len + strlen(name) + 1 > AG_MAX_REL_TEXT)
+		{
+			appendStringInfoChar(&buf, '\0');	/* cut: a NULL element */
+			break;
+		}
+		appendBinaryStringInfo(&buf, name, strlen(name) + 1);
+	}
+	list_free_deep(cols);
+	*len = buf.len;
+	return buf.data;
+}
+
 typedef struct RowArgs
 {
 	const char *src;			/* whole source text */
@@ -702,6 +737,8 @@ typedef struct RowArgs
 	uint64		rows;
 	const char *rels;			/* NUL-terminated names, targets first */
 	int			rels_len;
+	const char *masked;			/* NUL-terminated masked columns read */
+	int			masked_len;
 	const char *do_body;		/* a DO block's body, its language */
 	const char *do_lang;
 	const char *funcname;		/* a call seen by the function hook */
@@ -815,6 +852,11 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 		e->rels = a->rels;
 		h->rel_len = a->rels_len;
 	}
+	if (a->masked && a->masked_len > 0)
+	{
+		e->masked = a->masked;
+		h->mask_len = a->masked_len;
+	}
 }
 
 /* Row of a statement that completed. */
@@ -912,6 +954,13 @@ capture_failure(RowArgs *a)
 
 		memcpy(r, a->rels, a->rels_len);
 		p->a.rels = r;
+	}
+	if (a->masked && a->masked_len > 0)
+	{
+		char	   *m = palloc(a->masked_len);
+
+		memcpy(m, a->masked, a->masked_len);
+		p->a.masked = m;
 	}
 	p->a.failed = true;
 	p->a.sqlerrcode = edata->sqlerrcode;
@@ -1072,6 +1121,8 @@ drop_frame(StmtFrame *f)
 	frames = list_delete_ptr(frames, f);
 	if (f->rels)
 		pfree(f->rels);
+	if (f->masked)
+		pfree(f->masked);
 	pfree(f);
 }
 
@@ -1110,6 +1161,7 @@ ag_audit_executor_start(AgStmt *st, int eflags)
 	f->level = st->level;
 	f->write = plan_writes(queryDesc);
 	f->rels = plan_relations(queryDesc->plannedstmt, &f->rels_len);
+	f->masked = plan_masked_columns(queryDesc->plannedstmt, &f->masked_len);
 	frames = lappend(frames, f);
 	MemoryContextSwitchTo(old);
 	st->audited = true;
@@ -1138,6 +1190,8 @@ ag_audit_executor_failed(QueryDesc *qd)
 	a.level = f->level;
 	a.rels = f->rels;
 	a.rels_len = f->rels_len;
+	a.masked = f->masked;
+	a.masked_len = f->masked_len;
 	capture_failure(&a);
 	drop_frame(f);
 }
@@ -1161,12 +1215,16 @@ ag_audit_executor_end(QueryDesc *queryDesc)
 	a.level = f->level;
 	a.rels = f->rels;
 	a.rels_len = f->rels_len;
+	a.masked = f->masked;
+	a.masked_len = f->masked_len;
 	a.has_rows = true;
 	a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
 	frames = list_delete_ptr(frames, f);
 	audit_success(&a, copy.write);
 	if (copy.rels)
 		pfree(copy.rels);
+	if (copy.masked)
+		pfree(copy.masked);
 	pfree(f);
 }
 

@@ -73,3 +73,7 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'agentgate_mask_hash';
 COMMENT ON FUNCTION @extschema@.mask_hash(text) IS
     'agentgate: a keyed pseudonym (HMAC-SHA256 with agentgate.mask_hash_key, 32 hex digits)';
+
+-- agentgate.explain() also lists the masks a statement would read through.
+COMMENT ON FUNCTION @extschema@.explain(name, text) IS
+    'agentgate: the policy decision for each statement of sql if role ran it, then one row per masked column it would read; runs nothing';
