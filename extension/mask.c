@@ -90,14 +90,17 @@ static void mask_query(Query *q, MaskCtx *cx);
 
 /*
  * The DBA's deliberate export: a SECURITY DEFINER function (or a
- * restricted operation) running as a role that is not governed.
+ * restricted operation) running as a role that is not governed.  Such a
+ * call switches the current user alone; SET ROLE (a function's SET role
+ * clause included) switches the outer user too, so a role an agent may
+ * set never exempts it, even inside a SECURITY DEFINER function.
  */
 static bool
 exempt_context(void)
 {
 	Oid			user = GetUserId();
 
-	if (user == GetSessionUserId())
+	if (user == GetSessionUserId() || user == GetOuterUserId())
 		return false;
 	if (!InLocalUserIdChange() && !InSecurityRestrictedOperation())
 		return false;

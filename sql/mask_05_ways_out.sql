@@ -38,6 +38,24 @@ CREATE FUNCTION regress_m5_mine() RETURNS SETOF text LANGUAGE sql SECURITY DEFIN
 SELECT * FROM regress_m5_mine();
 RESET SESSION AUTHORIZATION;
 DROP FUNCTION regress_m5_mine();
+-- nor a role the agent may set (here an ungoverned group it belongs to;
+-- the baseline refuses SET ROLE, so that rule is off here)
+CREATE ROLE regress_m5_group;
+GRANT SELECT ON regress_m5_p TO regress_m5_group;
+GRANT regress_m5_group TO regress_m5_agent;
+UPDATE agentgate.rules SET enabled = false WHERE baseline AND commands && '{SET ROLE,ROLE}';
+SET SESSION AUTHORIZATION regress_m5_agent;
+CREATE FUNCTION regress_m5_setrole() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+  SET role = regress_m5_group AS 'SELECT ssn FROM regress_m5_p ORDER BY id';
+SELECT * FROM regress_m5_setrole();
+SET ROLE regress_m5_group;
+SELECT ssn FROM regress_m5_p WHERE id = 1;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+UPDATE agentgate.rules SET enabled = true WHERE baseline AND commands && '{SET ROLE,ROLE}';
+DROP FUNCTION regress_m5_setrole();
+REVOKE SELECT ON regress_m5_p FROM regress_m5_group;
+DROP ROLE regress_m5_group;
 
 -- a plan cached for the masked role is made again for a role without the mask
 CREATE FUNCTION regress_m5_pl() RETURNS text LANGUAGE plpgsql AS $$
