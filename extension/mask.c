@@ -33,8 +33,9 @@
  *
  * Whose trees: governed sessions (session_user), except while a SECURITY
  * DEFINER function (or a restricted operation) runs as a role that is not
- * governed: that is a DBA's deliberate export.  Row-level security quals,
- * constraints and defaults are never masked.  Plans are marked
+ * governed: that is a DBA's deliberate export.  Row-level security quals
+ * (USING and WITH CHECK), views' CHECK OPTION, ON CONFLICT's conflict
+ * target, constraints and defaults are never masked.  Plans are marked
  * dependsOnRole, so a cached plan made in such a function, or for another
  * role, is made again; a change to agentgate.masks resets the plan cache.
  *
@@ -367,6 +368,20 @@ result_mutator(Node *node, ResultCtx *c)
 		}
 		return (Node *) copyObject(v);
 	}
+	if (IsA(node, OnConflictExpr) && c->depth == 0)
+	{
+		/*
+		 * The conflict target (arbiterElems, arbiterWhere) names the
+		 * unique index to check, on stored values; only what DO UPDATE
+		 * computes from the existing row reads masked values.
+		 */
+		OnConflictExpr *oc = (OnConflictExpr *) palloc(sizeof(OnConflictExpr));
+
+		memcpy(oc, node, sizeof(OnConflictExpr));
+		oc->onConflictSet = (List *) result_mutator((Node *) oc->onConflictSet, c);
+		oc->onConflictWhere = result_mutator(oc->onConflictWhere, c);
+		return (Node *) oc;
+	}
 	if (IsA(node, Query))
 	{
 		Query	   *r;
@@ -389,15 +404,19 @@ mask_result_relation(Query *q, const AgMaskRel *mr, Oid relid)
 {
 	ResultCtx	c;
 	Relation	rel;
+	List	   *wco = q->withCheckOptions;
 
 	rel = table_open(relid, NoLock);
 	c.rti = q->resultRelation;
 	c.depth = 0;
 	c.mr = mr;
 	c.desc = RelationGetDescr(rel);
+	/* WITH CHECK quals (RLS, views' CHECK OPTION) judge the real new row */
+	q->withCheckOptions = NIL;
 	query_tree_mutator(q, result_mutator, &c,
 					   QTW_DONT_COPY_QUERY | QTW_IGNORE_RANGE_TABLE |
 					   QTW_IGNORE_CTE_SUBQUERIES);
+	q->withCheckOptions = wco;
 	table_close(rel, NoLock);
 }
 
@@ -491,9 +510,18 @@ mask_query(Query *q, MaskCtx *cx)
 		}
 	}
 
-	/* sublinks anywhere in the statement's own expressions */
-	query_tree_walker(q, sublink_walker, cx,
-					  QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
+	/*
+	 * Sublinks anywhere in the statement's own expressions; not in its
+	 * WITH CHECK quals (RLS and views' CHECK OPTION judge real values).
+	 */
+	{
+		List	   *wco = q->withCheckOptions;
+
+		q->withCheckOptions = NIL;
+		query_tree_walker(q, sublink_walker, cx,
+						  QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
+		q->withCheckOptions = wco;
+	}
 
 	if (cx->apply && q->resultRelation > 0)
 	{

@@ -3,7 +3,8 @@
 -- (INSERT ... SELECT, CREATE TABLE AS, UPDATE ... SET x = masked column,
 -- INSERT ... ON CONFLICT, MERGE), the target's masked columns read masked
 -- in WHERE and RETURNING, and a column an UPDATE does not assign keeps its
--- stored value.  Triggers and RLS quals see real values.
+-- stored value.  Triggers, RLS quals (USING and WITH CHECK) and the
+-- conflict target of ON CONFLICT see real values.
 --
 \set VERBOSITY terse
 CREATE ROLE regress_m4_agent LOGIN IN ROLE agentgate_agent;
@@ -19,7 +20,13 @@ END $$;
 CREATE TRIGGER regress_m4_t BEFORE UPDATE ON regress_m4_p FOR EACH ROW EXECUTE FUNCTION regress_m4_trig();
 GRANT SELECT, INSERT, UPDATE, DELETE ON regress_m4_p TO regress_m4_agent;
 GRANT INSERT ON regress_m4_log TO regress_m4_agent;
-SELECT agentgate.mask('regress_m4_p', 'ssn', 'partial') > 0 AS ok;
+CREATE TABLE regress_m4_u (ssn text UNIQUE, note text);
+INSERT INTO regress_m4_u VALUES ('111-11-1111', 'first');
+ALTER TABLE regress_m4_u ENABLE ROW LEVEL SECURITY;
+CREATE POLICY regress_m4_all ON regress_m4_u USING (true) WITH CHECK (ssn <> '000-00-0000');
+GRANT SELECT, INSERT, UPDATE ON regress_m4_u TO regress_m4_agent;
+SELECT agentgate.mask('regress_m4_p', 'ssn', 'partial') > 0 AS ok,
+       agentgate.mask('regress_m4_u', 'ssn', 'partial') > 0 AS ok;
 
 SET SESSION AUTHORIZATION regress_m4_agent;
 CREATE TABLE regress_m4_copy (id int, ssn text);
@@ -37,15 +44,22 @@ INSERT INTO regress_m4_p VALUES (2, 'new', 'x')
   ON CONFLICT (id) DO UPDATE SET note = regress_m4_p.ssn || '/' || excluded.ssn RETURNING note;
 MERGE INTO regress_m4_p t USING (VALUES (1)) s(id) ON t.id = s.id
   WHEN MATCHED THEN UPDATE SET note = 'merged ' || t.ssn;
+-- the conflict target names the unique index on stored values
+INSERT INTO regress_m4_u VALUES ('111-11-1111', 'again')
+  ON CONFLICT (ssn) DO UPDATE SET note = regress_m4_u.ssn RETURNING ssn, note;
+-- RLS WITH CHECK judges the real new row: this value stays refused
+-- error:
+UPDATE regress_m4_u SET ssn = '000-00-0000' WHERE note IS NOT NULL;
 RESET SESSION AUTHORIZATION;
+SELECT * FROM regress_m4_u;
 -- stored: ssn untouched where not assigned; notes carry masked values
 SELECT id, ssn, note FROM regress_m4_p ORDER BY id;
 -- the trigger saw the real stored ssn of NEW
 SELECT * FROM regress_m4_log ORDER BY id, ssn_seen;
 
 DROP TABLE regress_m4_copy, regress_m4_ctas;
-DELETE FROM agentgate.masks WHERE relation = 'regress_m4_p'::regclass;
-DROP TABLE regress_m4_p, regress_m4_log;
+DELETE FROM agentgate.masks WHERE relation IN ('regress_m4_p'::regclass, 'regress_m4_u'::regclass);
+DROP TABLE regress_m4_p, regress_m4_log, regress_m4_u;
 DROP FUNCTION regress_m4_trig();
 REVOKE CREATE ON SCHEMA public FROM regress_m4_agent;
 DROP ROLE regress_m4_agent;
