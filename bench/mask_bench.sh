@@ -5,7 +5,7 @@
 #  1. A SELECT of every row of a 1M-row table with two masked columns
 #     (COPY (SELECT *) TO STDOUT, so every value is computed and sent)
 #     against the same query on an identical table without masks, both
-#     by the same governed role, interleaved; once per method.
+#     by the same governed role, at the same time; once per method.
 #  2. pgbench -S as two governed roles at the same time, one with masks on
 #     an unrelated table (so every statement goes through the mask cache,
 #     the tree walk and dependsOnRole), the other with no mask at all.
@@ -70,14 +70,15 @@ CREATE EXTENSION agentgate;
 CREATE ROLE bench_agent LOGIN IN ROLE agentgate_agent;
 CREATE ROLE bench_agent2 LOGIN IN ROLE agentgate_agent;
 CREATE TABLE people_plain (id int, email text, ssn text, note text, n int);
+CREATE TABLE people_masked (LIKE people_plain);
 INSERT INTO people_plain
   SELECT g, 'user' || g || '@example.com', lpad((g % 1000)::text, 3, '0') || '-45-' || lpad((g % 10000)::text, 4, '0'),
          md5(g::text), g FROM generate_series(1, $ROWS) g;
-CREATE TABLE people_masked AS SELECT * FROM people_plain;
+INSERT INTO people_masked SELECT * FROM people_plain;
 CREATE TABLE unrelated (id int, secret text);
 GRANT SELECT ON people_plain, people_masked, unrelated TO bench_agent, bench_agent2;
 GRANT ALL ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_agent, bench_agent2;"
-psql_do "VACUUM ANALYZE people_plain, people_masked"
+psql_do "VACUUM (FREEZE, ANALYZE) people_plain, people_masked"
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -88,6 +89,14 @@ copy_ms() {    # table
         awk '/^Time:/ {print $2}'
 }
 
+# both tables at the same time, so that other load on the machine hits both alike
+copy_pair() {    # -> "plain_ms masked_ms"
+    copy_ms people_plain > "$work/plain.ms" & local p1=$!
+    copy_ms people_masked > "$work/masked.ms" & local p2=$!
+    wait $p1 $p2
+    echo "$(cat "$work/plain.ms") $(cat "$work/masked.ms")"
+}
+
 echo
 echo "1. SELECT of $ROWS rows (5 columns, email and ssn masked) as a governed role, $ROUNDS rounds"
 printf '%-10s %12s %12s %8s\n' method "unmasked ms" "masked ms" ratio
@@ -96,10 +105,10 @@ for method in none redact null partial email hash; do
     if [ "$method" != none ]; then
         psql_do "SELECT agentgate.mask('people_masked', 'email', '$method'), agentgate.mask('people_masked', 'ssn', '$method')" >/dev/null
     fi
-    copy_ms people_plain >/dev/null; copy_ms people_masked >/dev/null    # warm
+    copy_pair >/dev/null    # warm
     plain=""; masked=""; ratios=""
     for r in $(seq 1 "$ROUNDS"); do
-        a=$(copy_ms people_plain); b=$(copy_ms people_masked)
+        read -r a b < <(copy_pair)
         plain+="$a "; masked+="$b "; ratios+="$(echo "$b / $a" | bc -l) "
     done
     printf '%-10s %12.1f %12.1f %8.3f\n' "$method" "$(echo "$plain" | median)" \
