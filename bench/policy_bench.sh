@@ -137,7 +137,7 @@ echo "rules loaded: $nrules"
 # with pipefail a pipeline would fail even when grep matches)
 refusal=$(as_user "$PG_BINDIR/psql" -X -h "$work" -p $PORT_BASE -U bench_agent -d postgres \
         -c "DELETE FROM pgbench_history" 2>&1 || true)
-if ! grep -q 'agentgate: DELETE is not allowed' <<<"$refusal"; then
+if ! grep -q 'agentgate: DELETE .*is not allowed' <<<"$refusal"; then
     echo "bench: the agent role is not governed by the policy on the policy cluster" >&2
     exit 1
 fi
@@ -219,3 +219,32 @@ for mode in S TPCB; do
 done
 echo "(ratios: policy / no extension for throughput, no extension / policy for CPU per transaction;"
 echo " same cluster: agent throughput / not-governed throughput, both at once on the extension's cluster)"
+
+# With AUDIT=on, the cost of the audit guarantee by database: pgbench's
+# TPC-B-like script as the agent in the audit database itself, where a
+# committing transaction inserts its own rows (local commit), and in another
+# database of the same cluster, whose commits wait for the writer.  Both at
+# once, in every round, against the same-sized tables.
+if [ "${AUDIT:-off}" = on ]; then
+    psql_do $PORT_BASE "CREATE DATABASE bench_other"
+    as_user "$PG_BINDIR/pgbench" -h "$work" -p $PORT_BASE -i -s "$SCALE" -q bench_other >/dev/null 2>&1
+    as_user "$PG_BINDIR/psql" -X -q -h "$work" -p $PORT_BASE -d bench_other -v ON_ERROR_STOP=1 \
+        -c "CREATE EXTENSION agentgate" \
+        -c "GRANT ALL ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_agent" \
+        -c "SELECT agentgate.allow(commands => '{SELECT,INSERT,UPDATE}', reason => 'the workload')" >/dev/null
+    local_ratios=""
+    for r in $(seq 1 "$ROUNDS"); do
+        run_pgbench $PORT_BASE "" "$work/local.tps" bench_agent &
+        p1=$!
+        as_user "$PG_BINDIR/pgbench" -h "$work" -p $PORT_BASE -U bench_agent -n \
+            -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" bench_other 2>/dev/null |
+            awk '/^tps = .*without initial connection time/ {print $3}' > "$work/other.tps" &
+        p2=$!
+        wait $p1 $p2
+        read -r l ln < "$work/local.tps"; read -r o < "$work/other.tps"
+        local_ratios+="$(echo "$l / $o" | bc -l) "
+        printf 'TPCB  round %2d  audit database (local commit) %8.1f tps | other database (waits for the writer) %8.1f tps\n' "$r" "$l" "$o"
+    done
+    printf 'TPC-B-like as the agent: audit database / other database, same cluster at once: %.3f\n' \
+        "$(med "$local_ratios")"
+fi

@@ -40,6 +40,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
@@ -121,6 +122,7 @@ static bool audit_enabled = true;
 static bool audit_all_roles = false;
 static bool audit_raw_statements = false;
 static int	audit_max_statement = 4096;
+static bool audit_local_commit = true;
 
 typedef enum
 {
@@ -180,14 +182,45 @@ static MemoryContext audit_cxt = NULL;	/* frames; reset at transaction end */
 static List *frames = NIL;
 static List *pending_failures = NIL;	/* see flush_failures() */
 
+/*
+ * Rows held for a local commit (see hold_row): records laid out as in the
+ * ring, in statement order, in held_cxt (reset at transaction end).
+ */
+#define AG_HOLD_MAX_ROWS	64
+#define AG_HOLD_MAX_BYTES	(256 * 1024)
+
+static MemoryContext held_cxt = NULL;
+static char **held = NULL;
+static bool *held_stubbed = NULL;	/* its stub is in the ring */
+static int	nheld = 0;
+static Size held_bytes = 0;
+static TimestampTz held_since = 0;
+static bool held_written = false;	/* inserted at PRE_COMMIT */
+
 /* ---------------------------------------------------------------------- */
 
 static void wait_durable(uint64 rseq, bool may_fail, bool commit_follows);
 static void flush_failures(ErrorData *edata, bool wait);
+static void spill_held(bool may_fail);
+static void write_held(void);
+static void release_held(void);
 
 static void
 audit_xact_callback(XactEvent event, void *arg)
 {
+	/* rows held for a local commit: written in this transaction, or not */
+	if (event == XACT_EVENT_PRE_COMMIT && nheld > 0)
+		write_held();
+	else if (event == XACT_EVENT_PRE_PREPARE && nheld > 0)
+		spill_held(true);		/* PREPARE: waited for below, as before */
+	else if ((event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) &&
+			 nheld > 0)
+		spill_held(false);		/* rows of a rollback survive it */
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE) && nheld > 0)
+		release_held();
+
 	/*
 	 * A write (in a transaction block, or nested: a procedure that COMMITs,
 	 * a function's INSERT) must not commit before its audit row: wait here,
@@ -552,6 +585,163 @@ wait_durable(uint64 rseq, bool may_fail, bool commit_follows)
 				 errhint("Retry later; a database administrator should check the audit writer and locks on agentgate.audit_log.")));
 }
 
+/* ---- local commit ----
+ *
+ * In agentgate.audit_database itself, a transaction that wrote does not
+ * wait for the writer: its rows are held here, in statement order, and
+ * inserted at PRE_COMMIT into the day's partition by the transaction
+ * itself, so they commit atomically with its writes (or not at all) and
+ * no process wakes another.  The guarantees stay those of the ring:
+ *	- a committed write has its row: the row is in the same commit;
+ *	- rows of a rollback survive it: on abort they go to the ring, as
+ *	  every row did before (a failure inside PRE_COMMIT aborts too);
+ *	- a crash loses no row uncounted: held rows count as appended
+ *	  (ag_audit_ring_hold), so the next gap row covers them.
+ * Each row's stub (its header without text, flagged AG_AUDIT_LOCAL) goes
+ * through the ring at PRE_COMMIT to take its sequence number and to count
+ * in the session summary, which the writer keeps.
+ *
+ * A row is held only while the transaction is short: beyond
+ * AG_HOLD_MAX_ROWS rows, AG_HOLD_MAX_BYTES of text or the writer's flush
+ * interval since the first held row, the held rows go to the ring and the
+ * commit waits for them as before.  Not held: refusals (durable before the
+ * error is sent), rows of parallel workers, of a standby, of serializable
+ * transactions (the insert could add a serialization failure at commit),
+ * and of any database but the audit database, whose transactions cannot
+ * write there (they keep the one wait at commit).
+ */
+
+static bool
+may_hold(void)
+{
+	Oid			db;
+
+	if (!audit_local_commit || pending_sync || IsParallelWorker() ||
+		RecoveryInProgress() || IsolationIsSerializable() || !IsTransactionState())
+		return false;
+	db = ag_audit_database_oid();
+	return OidIsValid(db) && db == MyDatabaseId;
+}
+
+/* the entry a held record stands for */
+static void
+entry_of(AgAuditEntry *e, const char *raw)
+{
+	memcpy(&e->hdr, raw, sizeof(AgAuditRecord));
+	e->stmt = raw + sizeof(AgAuditRecord);
+	e->err = e->stmt + e->hdr.stmt_len;
+	e->rels = e->err + e->hdr.err_len;
+	e->masked = e->rels + e->hdr.rel_len;
+}
+
+/* Hold e for the commit; false when it must take the ring instead. */
+static bool
+hold_row(AgAuditEntry *e)
+{
+	Size		len = sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
+		e->hdr.rel_len + e->hdr.mask_len;
+	char	   *raw;
+
+	if (nheld > 0 &&
+		(nheld >= AG_HOLD_MAX_ROWS || held_bytes + len > AG_HOLD_MAX_BYTES ||
+		 TimestampDifferenceExceeds(held_since, GetCurrentTimestamp(),
+									ag_audit_flush_interval())))
+	{
+		spill_held(true);		/* the commit waits, as it did before */
+		return false;
+	}
+	if (held == NULL)
+	{
+		held = MemoryContextAlloc(held_cxt, sizeof(char *) * AG_HOLD_MAX_ROWS);
+		held_stubbed = MemoryContextAllocZero(held_cxt, sizeof(bool) * AG_HOLD_MAX_ROWS);
+		held_since = GetCurrentTimestamp();
+	}
+	raw = MemoryContextAlloc(held_cxt, len);
+	memcpy(raw, &e->hdr, sizeof(AgAuditRecord));
+	memcpy(raw + sizeof(AgAuditRecord), e->stmt, e->hdr.stmt_len);
+	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len, e->err, e->hdr.err_len);
+	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len,
+		   e->rels, e->hdr.rel_len);
+	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
+		   e->hdr.rel_len, e->masked, e->hdr.mask_len);
+	held[nheld] = raw;
+	held_stubbed[nheld] = false;
+	nheld++;
+	held_bytes += len;
+	ag_audit_ring_hold(1);
+	return true;
+}
+
+/*
+ * Hand the held rows to the ring.  may_fail: the normal path, whose commit
+ * then waits for them (pending_sync); otherwise an abort, which appends
+ * what fits.  Rows whose stub was counted are flagged not to count again.
+ */
+static void
+spill_held(bool may_fail)
+{
+	int			n = nheld;
+
+	for (int i = 0; i < n; i++)
+	{
+		AgAuditEntry e;
+		uint64		rseq;
+
+		entry_of(&e, held[i]);
+		if (held_stubbed[i])
+			e.hdr.flags |= AG_AUDIT_NO_SUMMARY;
+		if (append_record(&e, may_fail, &rseq) && may_fail)
+		{
+			pending_sync = true;
+			pending_sync_rseq = rseq;
+		}
+	}
+	release_held();
+}
+
+/* Forget the held rows (written, or handed to the ring). */
+static void
+release_held(void)
+{
+	ag_audit_ring_hold(-(int64) nheld);
+	nheld = 0;
+	held_bytes = 0;
+	held = NULL;
+	held_stubbed = NULL;
+	held_written = false;
+	MemoryContextReset(held_cxt);
+}
+
+/*
+ * PRE_COMMIT: stubs to the ring (sequence numbers, summary), then the rows
+ * into the log in this transaction.  When the direct insert cannot be done
+ * here, the rows go to the ring and the commit waits for the writer.
+ */
+static void
+write_held(void)
+{
+	for (int i = 0; i < nheld; i++)
+	{
+		AgAuditEntry e;
+		uint64		rseq;
+
+		entry_of(&e, held[i]);
+		e.hdr.flags |= AG_AUDIT_LOCAL;
+		e.hdr.stmt_len = e.hdr.err_len = e.hdr.rel_len = e.hdr.mask_len = 0;
+		if (!append_record(&e, true, &rseq))
+		{
+			spill_held(true);	/* no ring, or dropped: no local row either */
+			return;
+		}
+		((AgAuditRecord *) held[i])->rseq = rseq;
+		held_stubbed[i] = true;
+	}
+	if (ag_audit_write_local(held, nheld))
+		held_written = true;	/* released at COMMIT, spilled at ABORT */
+	else
+		spill_held(true);
+}
+
 /*
  * Qualified names of recently audited relations, so that an agent's
  * repeated statements do not look the same names up and quote them again
@@ -865,7 +1055,16 @@ audit_success(RowArgs *a, bool write)
 {
 	AgAuditEntry e;
 	uint64		rseq;
+
 	build_entry(&e, a);
+	/* in the audit database, a writing transaction writes its own rows */
+	if ((write || nheld > 0) && e.hdr.decision != AG_DECISION_BLOCKED &&
+		may_hold() && hold_row(&e))
+	{
+		if (a->level == 0)
+			last_source = NULL;
+		return;
+	}
 	if (a->level > 0)
 	{
 		if (append_record(&e, true, &rseq) && write)
@@ -1542,8 +1741,16 @@ ag_audit_init(void)
 							NULL, &audit_max_statement, 4096, 256, 32768,
 							PGC_SUSET, GUC_UNIT_BYTE, check_audit_int, NULL, NULL);
 
+	DefineCustomBoolVariable("agentgate.audit_local_commit",
+							 "In agentgate.audit_database, a transaction that wrote inserts its own audit rows at commit instead of waiting for the writer.",
+							 "Same guarantee, no wait: the rows commit or roll back with the transaction, and rows of a rollback go through the writer.",
+							 &audit_local_commit, true,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
 	audit_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit",
 									  ALLOCSET_SMALL_SIZES);
+	held_cxt = AllocSetContextCreate(TopMemoryContext, "agentgate audit held rows",
+									 ALLOCSET_DEFAULT_SIZES);
 	RegisterXactCallback(audit_xact_callback, NULL);
 	RegisterSubXactCallback(audit_subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(relname_cache_reset, (Datum) 0);

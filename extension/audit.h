@@ -42,6 +42,9 @@
 #define AG_AUDIT_TRUNCATED		0x04
 #define AG_AUDIT_HAS_ROWS		0x08
 #define AG_AUDIT_HAS_DURATION	0x10
+#define AG_AUDIT_LOCAL			0x20	/* stub: its backend wrote the row
+										 * itself; counts in the summary only */
+#define AG_AUDIT_NO_SUMMARY		0x40	/* a row whose stub was counted */
 
 typedef struct AgAuditRecord
 {
@@ -130,10 +133,14 @@ extern int64 ag_audit_ring_epoch(void);
 extern bool ag_audit_ring_prev(int64 *epoch, uint64 *head);
 extern void ag_audit_ring_prev_done(void);
 extern uint64 ag_audit_ring_pending(void);
+extern void ag_audit_ring_hold(int64 delta);
 
 /* audit_worker.c */
 extern void ag_audit_worker_init(void);
 extern PGDLLEXPORT void agentgate_audit_worker_main(Datum arg);
+extern int	ag_audit_flush_interval(void);
+extern Oid	ag_audit_database_oid(void);
+extern bool ag_audit_write_local(char **recs, int n);
 
 /* audit_text.c */
 extern char *ag_audit_normalize(const char *sql, int len, int maxlen,

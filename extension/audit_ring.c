@@ -64,6 +64,9 @@ typedef struct AgAuditRing
 	pg_atomic_uint64 flushed_rseq;	/* every rseq below this is committed */
 	pg_atomic_uint64 flushed_lsn;	/* end of the commit record that did it */
 	pg_atomic_uint64 dropped;	/* records dropped, not yet reported */
+	pg_atomic_uint64 held;		/* rows backends hold to write themselves
+								 * (audit.c, local commit): lost with a
+								 * crash, so counted as appended */
 	int64		epoch;			/* identifies this incarnation of the ring */
 	int			worker_pgprocno;	/* -1 when no worker runs */
 	bool		prev_valid;		/* the previous incarnation left a state */
@@ -127,7 +130,8 @@ ring_shmem_exit(int code, Datum arg)
 	if (f == NULL)
 		return;
 	fprintf(f, "%lld %llu\n", (long long) ring->epoch,
-			(unsigned long long) ring->next_rseq);
+			(unsigned long long) (ring->next_rseq +
+								  pg_atomic_read_u64(&ring->held)));
 	if (fclose(f) == 0)
 		(void) rename(AG_AUDIT_STATE_FILE ".tmp", AG_AUDIT_STATE_FILE);
 	ring = NULL;
@@ -171,6 +175,7 @@ ag_audit_ring_startup(void)
 		pg_atomic_init_u64(&ring->flushed_rseq, 0);
 		pg_atomic_init_u64(&ring->flushed_lsn, 0);
 		pg_atomic_init_u64(&ring->dropped, 0);
+		pg_atomic_init_u64(&ring->held, 0);
 		/* microseconds since 2000: distinct for every incarnation */
 		ring->epoch = GetCurrentTimestamp();
 		ring->worker_pgprocno = -1;
@@ -322,6 +327,23 @@ ag_audit_ring_append(AgAuditEntry *e, uint64 *rseq_out)
 	if (rseq_out)
 		*rseq_out = rseq;
 	return AG_APPEND_OK;
+}
+
+/*
+ * Rows a backend holds in its own memory until its transaction commits them
+ * (delta > 0) or hands them on (delta < 0).  A crash loses them like
+ * unwritten records, so the state file counts them as appended and the gap
+ * row covers them.
+ */
+void
+ag_audit_ring_hold(int64 delta)
+{
+	if (ring == NULL)
+		return;
+	if (delta >= 0)
+		pg_atomic_fetch_add_u64(&ring->held, (uint64) delta);
+	else
+		pg_atomic_fetch_sub_u64(&ring->held, (uint64) -delta);
 }
 
 bool

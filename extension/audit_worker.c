@@ -44,6 +44,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
@@ -53,6 +54,7 @@
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -213,6 +215,7 @@ typedef struct Columns
 	Datum	   *v[AG_NCOLS];
 	bool	   *isnull[AG_NCOLS];
 	uint8	   *decision;		/* each row's AgDecision, for the summary */
+	uint16	   *flags;			/* each record's flags (AG_AUDIT_LOCAL...) */
 } Columns;
 
 static void
@@ -275,7 +278,36 @@ add_record(Columns *c, const char *raw)
 	col_text(c, COL_MASKED_COLUMNS,
 			 text + r->stmt_len + r->err_len + r->rel_len, r->mask_len);
 	c->decision[c->n] = (uint8) d;
+	c->flags[c->n] = f;
 	c->n++;
+}
+
+/*
+ * Drop the stubs of rows their backends wrote themselves (audit.c, local
+ * commit): they count in the session summary, and are not inserted.
+ */
+static void
+drop_local_stubs(Columns *c)
+{
+	int			n = 0;
+
+	for (int i = 0; i < c->n; i++)
+	{
+		if (c->flags[i] & AG_AUDIT_LOCAL)
+			continue;
+		if (n != i)
+		{
+			for (int k = 0; k < AG_NCOLS; k++)
+			{
+				c->v[k][n] = c->v[k][i];
+				c->isnull[k][n] = c->isnull[k][i];
+			}
+			c->decision[n] = c->decision[i];
+			c->flags[n] = c->flags[i];
+		}
+		n++;
+	}
+	c->n = n;
 }
 
 /* A gap row: lost < 0 means the count is unknown. */
@@ -293,6 +325,7 @@ add_gap(Columns *c, int64 lost, const char *why)
 	col_set(c, COL_TRUNCATED, BoolGetDatum(false), false);
 	col_set(c, COL_LOST, Int64GetDatum(lost), lost < 0);
 	c->decision[c->n] = (uint8) AG_DECISION_GAP;
+	c->flags[c->n] = 0;
 	c->n++;
 }
 
@@ -306,6 +339,7 @@ columns_init(Columns *c, int cap)
 		c->isnull[i] = palloc(sizeof(bool) * cap);
 	}
 	c->decision = palloc(sizeof(uint8) * cap);
+	c->flags = palloc(sizeof(uint16) * cap);
 }
 
 /* ---- per-session summary (agentgate.audit_sessions) ----
@@ -441,7 +475,8 @@ update_sessions(Columns *c)
 		TimestampTz ts = DatumGetTimestampTz(c->v[COL_TS][i]);
 		TimestampTz end = ts;
 
-		if (c->decision[i] == AG_DECISION_GAP)
+		if (c->decision[i] == AG_DECISION_GAP ||
+			(c->flags[i] & AG_AUDIT_NO_SUMMARY) != 0)
 			continue;
 		len = session_key(c, i, key, sizeof(key), &sidoff);
 		if (len < 0)
@@ -727,6 +762,68 @@ conv_column(int k, Datum v)
 	return out;
 }
 
+/*
+ * The day's partition and its attribute map, remembered: a backend writing
+ * its own rows at every commit (ag_audit_write_local) would otherwise scan
+ * pg_inherits and look up two dozen attributes per transaction.  Forgotten
+ * on any relcache invalidation of that partition (detach, drop, ALTER).
+ */
+typedef struct DayTarget
+{
+	bool		valid;
+	int64		day;
+	Oid			relid;
+	AttrNumber	map[AG_NCOLS];
+	AttrNumber	epoch_att;
+	TimestampTz checked_lo;		/* times the partition's constraint */
+	TimestampTz checked_hi;		/* accepted, lowest and highest */
+} DayTarget;
+
+static DayTarget day_cache;
+
+static void
+day_cache_reset(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == day_cache.relid)
+		day_cache.valid = false;
+}
+
+static bool
+day_target(int64 day, Oid *relid, AttrNumber *map, AttrNumber *epoch_att)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(day_cache_reset, (Datum) 0);
+		registered = true;
+	}
+	if (!day_cache.valid || day_cache.day != day)
+	{
+		day_cache.valid = false;
+		day_cache.relid = partition_for_day(day);
+		if (!OidIsValid(day_cache.relid))
+			return false;
+		for (int k = 0; k < AG_NCOLS; k++)
+		{
+			day_cache.map[k] = get_attnum(day_cache.relid, audit_cols[k].name);
+			if (day_cache.map[k] <= 0)
+				return false;
+		}
+		day_cache.epoch_att = get_attnum(day_cache.relid, "epoch");
+		if (day_cache.epoch_att <= 0)
+			return false;
+		day_cache.day = day;
+		day_cache.checked_lo = DT_NOEND;	/* nothing checked yet */
+		day_cache.checked_hi = DT_NOBEGIN;
+		day_cache.valid = true;
+	}
+	*relid = day_cache.relid;
+	memcpy(map, day_cache.map, sizeof(day_cache.map));
+	*epoch_att = day_cache.epoch_att;
+	return true;
+}
+
 static void
 fill_slot(TupleTableSlot *slot, const AttrNumber *map, AttrNumber epoch_att,
 		  Columns *c, int row)
@@ -759,7 +856,7 @@ fill_slot(TupleTableSlot *slot, const AttrNumber *map, AttrNumber epoch_att,
  * written nothing, when the batch needs the SQL path.
  */
 static bool
-direct_insert(Columns *c)
+direct_insert(Columns *c, bool conditional)
 {
 	int64		day;
 	Oid			relid;
@@ -781,20 +878,13 @@ direct_insert(Columns *c)
 	for (int i = 1; i < c->n; i++)
 		if (day_of(DatumGetTimestampTz(c->v[COL_TS][i])) != day)
 			return false;
-	relid = partition_for_day(day);
-	if (!OidIsValid(relid))
-		return false;
-	for (int k = 0; k < AG_NCOLS; k++)
-	{
-		map[k] = get_attnum(relid, audit_cols[k].name);
-		if (map[k] <= 0)
-			return false;
-	}
-	epoch_att = get_attnum(relid, "epoch");
-	if (epoch_att <= 0)
+	if (!day_target(day, &relid, map, &epoch_att))
 		return false;
 
-	rel = table_open(relid, RowExclusiveLock);
+	/* a backend writing its own rows never queues behind a DBA's lock */
+	if (conditional && !ConditionalLockRelationOid(relid, RowExclusiveLock))
+		return false;
+	rel = table_open(relid, conditional ? NoLock : RowExclusiveLock);
 
 	/*
 	 * Triggers (a DBA's shipping to a SIEM, say) fire only on the SQL path;
@@ -833,11 +923,28 @@ direct_insert(Columns *c)
 		if (DatumGetTimestampTz(c->v[COL_TS][i]) > DatumGetTimestampTz(c->v[COL_TS][hi]))
 			hi = i;
 	}
-	for (int k = 0; k < 2 && ok; k++)
+	/*
+	 * A range partition's constraint holds for everything between two
+	 * values it accepts: times within what this partition already accepted
+	 * need no check.
+	 */
+	if (!(day_cache.valid && day_cache.relid == relid &&
+		  day_cache.checked_lo <= DatumGetTimestampTz(c->v[COL_TS][lo]) &&
+		  DatumGetTimestampTz(c->v[COL_TS][hi]) <= day_cache.checked_hi))
 	{
-		fill_slot(slots[0], map, epoch_att, c, k == 0 ? lo : hi);
-		ok = ExecPartitionCheck(rri, slots[0], estate, false);
-		ResetPerTupleExprContext(estate);
+		for (int k = 0; k < 2 && ok; k++)
+		{
+			fill_slot(slots[0], map, epoch_att, c, k == 0 ? lo : hi);
+			ok = ExecPartitionCheck(rri, slots[0], estate, false);
+			ResetPerTupleExprContext(estate);
+		}
+		if (ok && day_cache.valid && day_cache.relid == relid)
+		{
+			day_cache.checked_lo = Min(day_cache.checked_lo,
+									   DatumGetTimestampTz(c->v[COL_TS][lo]));
+			day_cache.checked_hi = Max(day_cache.checked_hi,
+									   DatumGetTimestampTz(c->v[COL_TS][hi]));
+		}
 	}
 
 	/*
@@ -846,7 +953,11 @@ direct_insert(Columns *c)
 	 */
 	if (ok)
 	{
-		BulkInsertState bistate = GetBulkInsertState();
+		/*
+		 * A bulk-insert state keeps its own buffer ring: right for the
+		 * writer's batches, a cost for a backend's few rows at commit.
+		 */
+		BulkInsertState bistate = c->n > AG_DIRECT_CHUNK / 4 ? GetBulkInsertState() : NULL;
 
 		cid = GetCurrentCommandId(true);
 		for (int start = 0; start < c->n; start += nslots)
@@ -864,7 +975,8 @@ direct_insert(Columns *c)
 			MemoryContextSwitchTo(old);
 			ResetPerTupleExprContext(estate);
 		}
-		FreeBulkInsertState(bistate);
+		if (bistate)
+			FreeBulkInsertState(bistate);
 	}
 	for (int k = 0; k < nslots; k++)
 		ExecDropSingleTupleTableSlot(slots[k]);
@@ -872,6 +984,51 @@ direct_insert(Columns *c)
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	return ok;
+}
+
+/*
+ * A backend connected to the audit database writes the rows of its own
+ * committing transaction (audit.c, local commit): the same direct insert,
+ * in the caller's transaction, never waiting for a lock.  recs are records
+ * laid out as in the ring, their rseq already assigned (their stubs went
+ * to the ring for the summary and the gap count).  Returns false, having
+ * written nothing, when the rows need the writer (no partition for the
+ * day yet, triggers on the log, a lock held by someone else).
+ */
+bool
+ag_audit_write_local(char **recs, int n)
+{
+	Columns		c;
+	bool		ok;
+
+	columns_init(&c, n);
+	for (int i = 0; i < n; i++)
+		add_record(&c, recs[i]);
+	ok = direct_insert(&c, true);
+	return ok;
+}
+
+/* the writer's flush interval, which also bounds how long a row is held */
+int
+ag_audit_flush_interval(void)
+{
+	return audit_flush_interval;
+}
+
+/* OID of agentgate.audit_database, InvalidOid when it does not exist */
+Oid
+ag_audit_database_oid(void)
+{
+	static Oid	oid = InvalidOid;
+	static bool looked = false;
+
+	/* PGC_POSTMASTER: one lookup per backend */
+	if (!looked && IsTransactionState())
+	{
+		oid = get_database_oid(audit_database, true);
+		looked = true;
+	}
+	return oid;
 }
 
 static void
@@ -959,11 +1116,12 @@ flush_batch(void)
 					 (unsigned long long) dropped);
 			add_gap(&c, (int64) dropped, why);
 		}
-		if (direct_insert(&c))
+		update_sessions(&c);
+		drop_local_stubs(&c);
+		if (c.n == 0 || direct_insert(&c, false))
 			update_state((int64) batch.end_rseq - 1);
 		else
 			execute_insert(&c, (int64) batch.end_rseq - 1);
-		update_sessions(&c);
 		end_xact();
 	}
 	PG_CATCH();

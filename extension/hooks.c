@@ -10,10 +10,11 @@
  *	 1. who		identity (identity.c, auth.c): the session may still run
  *				statements (not revoked, reaches no forbidden role) and
  *				carries its stamp;
- *	 2. what	policy (policy.c, with agent_code.c and policy_calls.c):
- *				decides the statement, its relations and its calls;
- *				then masking (mask.c: the planner's trees, COPY TO);
- *				approvals (executor) will go here too;
+ *	 2. what	policy (policy.c, with agent_code.c, policy_calls.c,
+ *				policy_role.c and policy_rows.c): decides the
+ *				statement, its relations and its calls, role changes
+ *				and max_rows; then masking (mask.c: the planner's
+ *				trees, COPY TO); approvals (executor) will go here too;
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *

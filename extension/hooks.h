@@ -102,11 +102,8 @@ extern void ag_identity_executor_start(AgStmt *st);
 extern void ag_policy_utility(AgStmt *st);
 extern void ag_policy_utility_done(AgStmt *st);
 extern void ag_policy_executor_start(AgStmt *st, int eflags);
-extern void ag_policy_executor_started(AgStmt *st);
-extern void ag_policy_executor_run(QueryDesc *qd);
 extern void ag_policy_executor_ran(QueryDesc *qd, Oid role_before, int level);
 extern void ag_policy_executor_finished(QueryDesc *qd);
-extern void ag_policy_executor_end(QueryDesc *qd);
 extern void ag_policy_planner_start(void);
 extern void ag_policy_planned(PlannedStmt *result);
 extern void ag_policy_check_perms(List *rangeTable);
@@ -115,6 +112,11 @@ extern void ag_policy_object_access(ObjectAccessType access, Oid classId,
 extern bool ag_policy_needs_fmgr(Oid fn_oid);
 extern void ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo,
 						   uint64 *info);
+
+/* policy_rows.c */
+extern void ag_policy_executor_started(AgStmt *st);
+extern void ag_policy_executor_run(QueryDesc *qd);
+extern void ag_policy_executor_end(QueryDesc *qd);
 
 /* audit.c */
 extern void ag_audit_shmem_request(void);

@@ -18,7 +18,10 @@
  *	 object_access		 OAT_FUNCTION_EXECUTE: every function the executor
  *						 prepares to call, built-in or not, and libpq
  *						 fastpath calls
- *	 ExecutorRun/Finish	 rows processed, for max_rows rules
+ *	 ExecutorRun/Finish	 rows processed, for max_rows rules (policy_rows.c)
+ *
+ * At each of them the current role and session user are also compared with
+ * the ones last approved (role-change watching, policy_role.c).
  *
  * Governance is by session_user (ag_session_is_governed), so SECURITY
  * DEFINER functions and SET ROLE change nothing.  Each decision is noted
@@ -33,10 +36,6 @@
 #include "access/transam.h"
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "catalog/pg_proc.h"
-#include "catalog/pg_type.h"
-#include "utils/array.h"
-#include "utils/plancache.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
@@ -52,6 +51,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -77,31 +77,6 @@ static const struct config_enum_entry default_action_options[] = {
 /* calls of agentgate's own SECURITY DEFINER functions now running */
 static int	agentgate_fn_depth = 0;
 
-
-/* max_rows rules waiting for the row count of a running query */
-typedef struct Pending
-{
-	QueryDesc  *qd;
-	int			level;
-	List	   *deferred;
-	uint64		sent;			/* rows handed to the client so far */
-} Pending;
-
-/*
- * For a query with a blocking max_rows rule, the receiver is wrapped so that
- * the row past the limit is refused before it is sent (a cursor's FETCHes
- * add up).
- */
-typedef struct RowLimitDest
-{
-	DestReceiver pub;
-	DestReceiver *inner;
-	Pending    *p;
-	AgDeferred *d;
-} RowLimitDest;
-
-static List *pending = NIL;		/* in TopTransactionContext */
-
 /* set while agentgate.explain() collects outcomes instead of enforcing */
 typedef struct Collector
 {
@@ -112,7 +87,24 @@ typedef struct Collector
 
 static Collector *collector = NULL;
 
-static void decide_event(AgEvent *ev, AgStmt *ctx, int level);
+/*
+ * The role a statement is judged for: agentgate.explain()'s role while it
+ * collects, else the session user (policy_role.c).
+ */
+static Oid
+judged_role(void)
+{
+	if (collector)
+		return collector->who;
+	return ag_policy_role_judged();
+}
+
+/* Is agentgate.explain() collecting outcomes (nothing is enforced)? */
+bool
+ag_policy_collecting(void)
+{
+	return collector != NULL;
+}
 
 /*
  * Is this session governed?  Only answerable inside a transaction.
@@ -135,167 +127,6 @@ static inline bool
 leader_decided(int level)
 {
 	return IsParallelWorker() && level == 0;
-}
-
-/*
- * SET ROLE has a twin the utility hook never sees: set_config('role', ...),
- * a built-in function whose argument is known only as it runs.  So the
- * current role is compared before and after each statement of a governed
- * session; a change is decided like SET ROLE (and undone with the
- * transaction when refused).
- */
-static void
-check_role_unchanged(Oid before, int level)
-{
-	AgEvent		ev;
-
-	/* back to no role at all (DISCARD ALL...) is never more power */
-	if (GetCurrentRoleId() == before || !OidIsValid(GetCurrentRoleId()))
-		return;
-	ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
-	ev.tags[ev.ntags++] = AG_TAG_SET_ROLE;
-	decide_event(&ev, NULL, level);
-}
-
-/*
- * The identity last seen approved: the current role and session user at
- * the first check of the session, or after a change was decided.  The
- * role and session_authorization settings can also be changed where no
- * statement hook wraps the change and compares before and after: by
- * set_config() in a function the planner pre-evaluates, in a plpgsql
- * simple expression (no executor of its own), in an AFTER or deferred
- * trigger (ExecutorFinish, COMMIT), or in a fastpath call.  So each hook of
- * a governed session (executor start, planning, function calls, utility
- * statements, end of run, pre-commit) compares the live identity with the
- * approved one, and decides any difference before anything else runs.
- */
-static bool identity_known = false;
-static Oid	approved_role = InvalidOid;
-static Oid	approved_session = InvalidOid;
-
-/* While deciding a session authorization change: judge the old user. */
-static Oid	judged_override = InvalidOid;
-
-/* Deciding may read catalogs (and reach these hooks again) */
-static bool verifying_identity = false;
-
-static Oid
-judged_role(void)
-{
-	if (collector)
-		return collector->who;
-	if (OidIsValid(judged_override))
-		return judged_override;
-	return GetSessionUserId();
-}
-
-/* Does the function carry a SET role or SET session_authorization clause? */
-static bool
-proconfig_sets_identity(Oid fn)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	bool		isnull;
-	Datum		d;
-	bool		found = false;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
-	if (!isnull)
-	{
-		ArrayType  *arr = DatumGetArrayTypeP(d);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n && !found; i++)
-		{
-			char	   *item;
-
-			if (nulls[i])
-				continue;
-			item = TextDatumGetCString(elems[i]);
-			found = pg_strncasecmp(item, "role=", 5) == 0 ||
-				pg_strncasecmp(item, "session_authorization=", 22) == 0;
-			pfree(item);
-		}
-	}
-	ReleaseSysCache(tup);
-	return found;
-}
-
-static void
-identity_approve(void)
-{
-	approved_role = GetCurrentRoleId();
-	approved_session = GetSessionUserId();
-	identity_known = true;
-}
-
-static void
-verify_identity(int level)
-{
-	Oid			role = GetCurrentRoleId();
-	Oid			sess = GetSessionUserId();
-
-	if (collector || verifying_identity || !IsTransactionState() || IsParallelWorker())
-		return;
-	if (!identity_known)
-	{
-		identity_approve();
-		return;
-	}
-	if (role == approved_role && sess == approved_session)
-		return;
-
-	if (sess != approved_session)
-	{
-		/*
-		 * Back to the login identity (RESET, DISCARD ALL) is never more
-		 * power; anything else a governed user does is SET SESSION
-		 * AUTHORIZATION, decided for the user it started as.
-		 */
-		if (ag_role_is_governed(approved_session) &&
-			sess != GetAuthenticatedUserId())
-		{
-			AgEvent		ev;
-
-			ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
-			ev.tags[ev.ntags++] = AG_TAG_SET_SESSION_AUTH;
-			verifying_identity = true;
-			judged_override = approved_session;
-			PG_TRY();
-			{
-				decide_event(&ev, NULL, level);
-			}
-			PG_FINALLY();
-			{
-				judged_override = InvalidOid;
-				verifying_identity = false;
-			}
-			PG_END_TRY();
-		}
-	}
-	else if (OidIsValid(role) && ag_session_is_governed())
-	{
-		/* back to no role at all (RESET ROLE, DISCARD ALL) is never more */
-		AgEvent		ev;
-
-		ag_event_init(&ev, CMDTAG_SET, AG_CLASS_ROLE);
-		ev.tags[ev.ntags++] = AG_TAG_SET_ROLE;
-		verifying_identity = true;
-		PG_TRY();
-		{
-			decide_event(&ev, NULL, level);
-		}
-		PG_FINALLY();
-		{
-			verifying_identity = false;
-		}
-		PG_END_TRY();
-	}
-	identity_approve();
 }
 
 /* ----------------------------------------------------------------
@@ -369,11 +200,12 @@ refuse(AgEvent *ev, AgOutcome *out)
 }
 
 /*
- * apply_outcome notes the decision for audit, then enforces it: a block
- * raises an error in enforce mode and is only logged in monitor mode.
+ * ag_policy_apply_outcome notes the decision for audit, then enforces it: a
+ * block raises an error in enforce mode and is only logged in monitor mode
+ * (also for max_rows rules, policy_rows.c).
  */
-static void
-apply_outcome(AgEvent *ev, AgOutcome *out, int level)
+void
+ag_policy_apply_outcome(AgEvent *ev, AgOutcome *out, int level)
 {
 	if (collector)
 	{
@@ -438,8 +270,8 @@ decide_or_refuse(AgEvent *ev, AgOutcome *out, int level)
 	PG_END_TRY();
 }
 
-static void
-decide_event(AgEvent *ev, AgStmt *ctx, int level)
+void
+ag_policy_decide_event(AgEvent *ev, AgStmt *ctx, int level)
 {
 	AgOutcome	out;
 
@@ -469,7 +301,7 @@ decide_event(AgEvent *ev, AgStmt *ctx, int level)
 		}
 		MemoryContextSwitchTo(old);
 	}
-	apply_outcome(ev, &out, level);
+	ag_policy_apply_outcome(ev, &out, level);
 }
 
 /* ----------------------------------------------------------------
@@ -596,7 +428,7 @@ decide_rtable(List *rtable, AgStmt *ctx, int level)
 				ev.sql = sql;
 				ev.sql_len = sql_len;
 				cols_from(&ev, rte->selectedCols, from);
-				decide_event(&ev, ctx, level);
+				ag_policy_decide_event(&ev, ctx, level);
 			}
 			if (perms & ACL_INSERT)
 			{
@@ -605,7 +437,7 @@ decide_rtable(List *rtable, AgStmt *ctx, int level)
 				ev.sql = sql;
 				ev.sql_len = sql_len;
 				cols_from(&ev, rte->insertedCols, from);
-				decide_event(&ev, ctx, level);
+				ag_policy_decide_event(&ev, ctx, level);
 			}
 			if ((perms & ACL_UPDATE) && !lock_only)
 			{
@@ -615,7 +447,7 @@ decide_rtable(List *rtable, AgStmt *ctx, int level)
 				ev.sql_len = sql_len;
 				cols_from(&ev, rte->updatedCols, from);
 				ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
-				decide_event(&ev, ctx, level);
+				ag_policy_decide_event(&ev, ctx, level);
 			}
 			if (perms & ACL_DELETE)
 			{
@@ -624,7 +456,7 @@ decide_rtable(List *rtable, AgStmt *ctx, int level)
 				ev.sql = sql;
 				ev.sql_len = sql_len;
 				ev.no_where = same && bms_is_member(rti, ctx->no_where_rtis);
-				decide_event(&ev, ctx, level);
+				ag_policy_decide_event(&ev, ctx, level);
 			}
 		}
 	}
@@ -648,7 +480,7 @@ decide_planned(PlannedStmt *pstmt, AgStmt *ctx)
 			ev.no_where = bms_is_member((int) ((ModifyTable *) pstmt->planTree)->nominalRelation,
 										ctx->no_where_rtis);
 	}
-	decide_event(&ev, ctx, ctx->level);
+	ag_policy_decide_event(&ev, ctx, ctx->level);
 }
 
 /* An event of policy_calls.c, in the statement being run. */
@@ -660,7 +492,7 @@ ag_policy_decide_call(AgEvent *ev)
 		ev->sql = ag_stmt->sql;
 		ev->sql_len = ag_stmt->sql_len;
 	}
-	decide_event(ev, ag_stmt, ag_stmt_level());
+	ag_policy_decide_event(ev, ag_stmt, ag_stmt_level());
 }
 
 static void
@@ -681,11 +513,11 @@ decide_utility(PlannedStmt *pstmt, AgStmt *ctx)
 
 		ag_event_init(&ev, CMDTAG_UNKNOWN, AG_CLASS_NONE);
 		events = list_make1(&ev);
-		decide_event(&ev, ctx, ctx->level);
+		ag_policy_decide_event(&ev, ctx, ctx->level);
 		return;
 	}
 	foreach(lc, events)
-		decide_event((AgEvent *) lfirst(lc), ctx, ctx->level);
+		ag_policy_decide_event((AgEvent *) lfirst(lc), ctx, ctx->level);
 }
 
 static void
@@ -765,88 +597,13 @@ ag_policy_collect_call(Oid funcid, Oid who, AgCollectFn fn, void *arg)
 	collector = &c;
 	PG_TRY();
 	{
-		decide_event(&ev, NULL, 0);
+		ag_policy_decide_event(&ev, NULL, 0);
 	}
 	PG_FINALLY();
 	{
 		collector = save;
 	}
 	PG_END_TRY();
-}
-
-/* ----------------------------------------------------------------
- *		max_rows
- * ----------------------------------------------------------------
- */
-
-static void
-forget_pending(QueryDesc *qd)
-{
-	ListCell   *lc;
-
-	foreach(lc, pending)
-	{
-		Pending    *p = (Pending *) lfirst(lc);
-
-		if (p->qd == qd)
-		{
-			pending = foreach_delete_current(pending, lc);
-			break;
-		}
-	}
-}
-
-static void
-check_rows(QueryDesc *qd)
-{
-	ListCell   *lc;
-	Pending    *p = NULL;
-	uint64		rows;
-
-	foreach(lc, pending)
-		if (((Pending *) lfirst(lc))->qd == qd)
-			p = (Pending *) lfirst(lc);
-	if (p == NULL || qd->estate == NULL)
-		return;
-	rows = qd->estate->es_processed;
-	foreach(lc, p->deferred)
-	{
-		AgDeferred *d = (AgDeferred *) lfirst(lc);
-		AgOutcome	out;
-		AgEvent		ev;
-		int64		limit = d->max_rows;
-
-		if (limit < 0 || rows <= (uint64) limit)
-			continue;
-		memset(&out, 0, sizeof(out));
-		out.rule_id = d->rule_id;
-		out.reason = d->reason;
-		d->max_rows = -1;		/* once */
-		if (d->action == AG_ACTION_ALLOW)
-			continue;
-		if (d->action == AG_ACTION_LOG)
-		{
-			ag_verdict_note(p->level, AG_DECISION_LOGGED, d->rule_id);
-			continue;
-		}
-		out.decision = AG_DECISION_BLOCKED;
-		ag_event_init(&ev, ag_operation_tag(qd->operation), AG_CLASS_NONE);
-		if (ag_policy_mode == AG_MODE_MONITOR)
-		{
-			apply_outcome(&ev, &out, p->level);
-			continue;
-		}
-		ag_verdict_note(p->level, AG_DECISION_BLOCKED, d->rule_id);
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agentgate: %s of more than " INT64_FORMAT " rows is not allowed (rule %lld); change fewer rows",
-						ag_tag_name(ev.tags[0]), limit, (long long) d->rule_id),
-				 errdetail("Rule %lld: %s (the statement processed " UINT64_FORMAT " rows).",
-						   (long long) d->rule_id,
-						   d->reason && d->reason[0] ? d->reason : "(no reason given)",
-						   rows),
-				 errhint("Restrict the statement to fewer rows, or ask a database administrator to run it.")));
-	}
 }
 
 /* ----------------------------------------------------------------
@@ -859,7 +616,7 @@ ag_policy_utility(AgStmt *st)
 {
 	Node	   *n = st->pstmt->utilityStmt;
 
-	verify_identity(st->level);
+	ag_policy_role_verify(st->level);
 	if (!governed())
 		return;
 	if (st->level == 0)
@@ -877,17 +634,17 @@ void
 ag_policy_utility_done(AgStmt *st)
 {
 	if (st->decided && !st->sets_role && IsTransactionState())
-		check_role_unchanged(st->role_before, st->level);
+		ag_policy_role_unchanged(st->role_before, st->level);
 	/* a SET ROLE or SESSION AUTHORIZATION that ran was decided as such */
 	if (st->decided && st->sets_role && IsTransactionState())
-		identity_approve();
-	verify_identity(ag_nesting_level);
+		ag_policy_role_approve();
+	ag_policy_role_verify(ag_nesting_level);
 }
 
 void
 ag_policy_executor_start(AgStmt *st, int eflags)
 {
-	verify_identity(st->level);
+	ag_policy_role_verify(st->level);
 	if (!governed() || leader_decided(st->level))
 		return;
 
@@ -898,147 +655,27 @@ ag_policy_executor_start(AgStmt *st, int eflags)
 	 */
 	if (st->level == 0)
 		AcceptInvalidationMessages();
-	forget_pending(st->qd);
+	ag_policy_rows_forget(st->qd);
 	if (!st->explain_only)
 		decide_planned(st->pstmt, st);
 	st->decided = true;
 }
 
 void
-ag_policy_executor_started(AgStmt *st)
-{
-	if (st->decided && st->deferred != NIL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-		Pending    *p = palloc(sizeof(Pending));
-
-		p->qd = st->qd;
-		p->level = st->level;
-		p->deferred = st->deferred;
-		p->sent = 0;
-		pending = lappend(pending, p);
-		MemoryContextSwitchTo(old);
-	}
-}
-
-static void
-refuse_rows(AgDeferred *d, uint64 rows, int level)
-{
-	ag_verdict_note(level, AG_DECISION_BLOCKED, d->rule_id);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("agentgate: more than " INT64_FORMAT " rows is not allowed (rule %lld); fetch fewer rows",
-					d->max_rows, (long long) d->rule_id),
-			 errdetail("Rule %lld: %s (the statement reached " UINT64_FORMAT " rows).",
-					   (long long) d->rule_id,
-					   d->reason && d->reason[0] ? d->reason : "(no reason given)",
-					   rows),
-			 errhint("Restrict the statement to fewer rows, or ask a database administrator to run it.")));
-}
-
-static bool
-rowlimit_receive(TupleTableSlot *slot, DestReceiver *self)
-{
-	RowLimitDest *r = (RowLimitDest *) self;
-
-	if (++r->p->sent > (uint64) r->d->max_rows && r->d->max_rows >= 0 &&
-		ag_policy_mode == AG_MODE_ENFORCE)
-		refuse_rows(r->d, r->p->sent, r->p->level);
-	return r->inner->receiveSlot(slot, r->inner);
-}
-
-static void
-rowlimit_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-	RowLimitDest *r = (RowLimitDest *) self;
-
-	r->inner->rStartup(r->inner, operation, typeinfo);
-}
-
-static void
-rowlimit_shutdown(DestReceiver *self)
-{
-	RowLimitDest *r = (RowLimitDest *) self;
-
-	r->inner->rShutdown(r->inner);
-}
-
-static void
-rowlimit_destroy(DestReceiver *self)
-{
-	/* the wrapped receiver belongs to whoever made it */
-}
-
-/* The strictest blocking max_rows rule of a pending query, or NULL. */
-static AgDeferred *
-blocking_limit(Pending *p)
-{
-	ListCell   *lc;
-	AgDeferred *best = NULL;
-
-	foreach(lc, p->deferred)
-	{
-		AgDeferred *d = (AgDeferred *) lfirst(lc);
-
-		if (d->action == AG_ACTION_BLOCK && d->max_rows >= 0 &&
-			(best == NULL || d->max_rows < best->max_rows))
-			best = d;
-	}
-	return best;
-}
-
-/* Wraps the receiver of a query with a blocking max_rows rule. */
-void
-ag_policy_executor_run(QueryDesc *queryDesc)
-{
-	ListCell   *lc;
-
-	foreach(lc, pending)
-	{
-		Pending    *p = (Pending *) lfirst(lc);
-		AgDeferred *d;
-		RowLimitDest *wrap;
-
-		if (p->qd != queryDesc || (d = blocking_limit(p)) == NULL)
-			continue;
-		wrap = palloc0(sizeof(RowLimitDest));
-		wrap->pub.receiveSlot = rowlimit_receive;
-		wrap->pub.rStartup = rowlimit_startup;
-		wrap->pub.rShutdown = rowlimit_shutdown;
-		wrap->pub.rDestroy = rowlimit_destroy;
-		wrap->pub.mydest = queryDesc->dest->mydest;
-		wrap->inner = queryDesc->dest;
-		wrap->p = p;
-		wrap->d = d;
-		queryDesc->dest = (DestReceiver *) wrap;
-		break;
-	}
-}
-
-void
 ag_policy_executor_ran(QueryDesc *queryDesc, Oid role_before, int level)
 {
 	if (GetCurrentRoleId() != role_before && governed())
-		check_role_unchanged(role_before, level);
-	verify_identity(level);
-	if (pending != NIL)
-		check_rows(queryDesc);
+		ag_policy_role_unchanged(role_before, level);
+	ag_policy_role_verify(level);
+	ag_policy_rows_check(queryDesc);
 }
 
 void
 ag_policy_executor_finished(QueryDesc *queryDesc)
 {
 	/* AFTER triggers ran in there */
-	verify_identity(ag_nesting_level);
-	if (pending != NIL)
-		check_rows(queryDesc);
-}
-
-void
-ag_policy_executor_end(QueryDesc *queryDesc)
-{
-	if (pending != NIL)
-		forget_pending(queryDesc);
+	ag_policy_role_verify(ag_nesting_level);
+	ag_policy_rows_check(queryDesc);
 }
 
 void
@@ -1063,7 +700,7 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (access != OAT_FUNCTION_EXECUTE)
 		return;
 	level = ag_stmt_level();
-	verify_identity(level);
+	ag_policy_role_verify(level);
 	/* an agent's function, in any session (agent_code.c) */
 	ag_agent_code_check_call(objectId, level);
 	if (governed() && !(ag_stmt && ag_stmt->explain_only) &&
@@ -1088,7 +725,7 @@ ag_policy_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			ev.sql = ag_stmt->sql;
 			ev.sql_len = ag_stmt->sql_len;
 		}
-		decide_event(&ev, ag_stmt, level);
+		ag_policy_decide_event(&ev, ag_stmt, level);
 	}
 }
 
@@ -1168,7 +805,7 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, uint64 *infop)
 			info |= FMGR_AGENTGATE;
 		else
 		{
-			if (proconfig_sets_identity(flinfo->fn_oid))
+			if (ag_policy_role_set_by_function(flinfo->fn_oid))
 				info |= FMGR_SETS_ROLE;
 			info |= (uint64) ag_agent_function_owner(flinfo->fn_oid);
 		}
@@ -1190,7 +827,7 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, uint64 *infop)
 	 * Once the call returns the old identity is back and is seen as such.
 	 */
 	if ((info & FMGR_SETS_ROLE) && event == FHET_START)
-		identity_approve();
+		ag_policy_role_approve();
 	if (!(info & FMGR_AGENTGATE))
 		return;
 	if (event == FHET_START)
@@ -1207,13 +844,13 @@ ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, uint64 *infop)
 void
 ag_policy_planner_start(void)
 {
-	verify_identity(ag_nesting_level);
+	ag_policy_role_verify(ag_nesting_level);
 }
 
 void
 ag_policy_planned(PlannedStmt *result)
 {
-	verify_identity(ag_nesting_level);
+	ag_policy_role_verify(ag_nesting_level);
 	if (governed())
 		ag_calls_substitute(result);	/* policy_calls.c */
 }
@@ -1226,14 +863,14 @@ ag_policy_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			/* deferred triggers have run; refusing here aborts the commit */
-			verify_identity(0);
+			ag_policy_role_verify(0);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			pending = NIL;		/* its memory goes with the transaction */
+			ag_policy_rows_reset();
 			agentgate_fn_depth = 0;
 
 			/*

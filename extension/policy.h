@@ -5,8 +5,9 @@
  *
  * Every hook of policy.c turns what it sees into events (one statement, one
  * access to one relation, one call of one function) and asks
- * ag_policy_decide() about each.  Rules live in agentgate.rules and are
- * cached per backend (policy_rules.c).  The events themselves and the
+ * ag_policy_decide() about each.  Rules live in agentgate.rules, are read
+ * from its rows by one decoder (policy_rule_tuple.c) and cached per backend
+ * (policy_rules.c).  The events themselves and the
  * vocabulary of tags and classes are in event.h (classify.c), which
  * depends on nothing here.
  *
@@ -16,6 +17,7 @@
 #define AG_POLICY_H
 
 #include "access/tupdesc.h"
+#include "executor/execdesc.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
@@ -45,21 +47,100 @@ typedef struct AgOutcome
 	List	   *deferred;		/* of AgDeferred, for max_rows */
 } AgOutcome;
 
+/*
+ * One row of agentgate.rules as the policy reads it (policy_rule_tuple.c).
+ * The rules cache keeps these; the validator trigger decodes a new row
+ * into one to check it.
+ */
+typedef struct AgRule
+{
+	int64		id;
+	int32		priority;
+	Oid			applies_to;
+	bool		any_command;
+	Bitmapset  *tags;
+	uint32		classes;		/* bit per AgClass */
+	int			ncommands;		/* the commands in canonical spelling, */
+	const char **commands;		/* as the validator stores them */
+	Oid			relid;
+	bool		rel_has_children;
+	Oid			schema;
+	int			ncols;
+	char	  **cols;
+	int			nfuncs;
+	Oid		   *funcs;
+	AgCondition cond;
+	int64		max_rows;		/* -1: none */
+	char	   *fingerprint;	/* NULL: none; lower-case */
+	AgAction	action;
+	char	   *reason;
+} AgRule;
+
+/* Where the columns a rule is decoded from are, in a deformed row. */
+typedef struct AgRuleColumns
+{
+	int			id,
+				priority,
+				enabled,
+				applies_to,
+				commands,
+				relation,
+				schema,
+				columns,
+				functions,
+				condition,
+				max_rows,
+				fingerprint,
+				action,
+				reason;
+} AgRuleColumns;
+
+/*
+ * What is wrong with a row, as the decoder finds it.  Every flaw is one the
+ * validator refuses; the two the cache must act on are told apart, and the
+ * rule handed with them is already read the fail-closed way (every
+ * command, no condition).  An unknown action is read as block.
+ */
+typedef enum AgRuleFlawKind
+{
+	AG_RULE_FLAW_REFUSED,		/* refused on insert; read as it is */
+	AG_RULE_FLAW_COMMAND,		/* a command not known: every command */
+	AG_RULE_FLAW_CONDITION		/* a condition not known: none */
+} AgRuleFlawKind;
+
+typedef struct AgRuleFlaw
+{
+	AgRuleFlawKind kind;
+	const char *value;			/* the command or condition not known */
+	const char *msg;			/* the validator's message, detail, hint */
+	const char *detail;
+	const char *hint;
+} AgRuleFlaw;
+
+typedef void (*AgRuleFlawFn) (const AgRule *rule, const AgRuleFlaw *flaw,
+							  void *arg);
+
+/* policy_rule_tuple.c */
+extern int	ag_table_attnum(TupleDesc desc, const char *table, const char *name);
+extern void ag_rule_columns(TupleDesc desc, AgRuleColumns *cols);
+extern void ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values,
+							   bool *isnull, AgRule *rule,
+							   AgRuleFlawFn flaw, void *arg);
+
 /* policy_rules.c */
 extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
-extern int	ag_table_attnum(TupleDesc desc, const char *table, const char *name);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
 extern List *ag_rules_descendants_named(Oid relid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
-extern char *ag_normalize_command(const char *s);
-extern char *ag_parse_commands(Datum *elems, bool *nulls, int n,
-							   Bitmapset **tags, uint32 *classes);
-extern AgCondition ag_condition_lookup(const char *s, bool *ok);
 extern int	ag_default_action;	/* AG_ACTION_ALLOW or AG_ACTION_BLOCK */
 
 /* policy.c */
+struct AgStmt;
+extern void ag_policy_decide_event(AgEvent *ev, struct AgStmt *ctx, int level);
+extern void ag_policy_apply_outcome(AgEvent *ev, AgOutcome *out, int level);
+extern bool ag_policy_collecting(void);
 typedef void (*AgCollectFn) (AgEvent *ev, AgOutcome *out, void *arg);
 extern void ag_policy_collect(PlannedStmt *pstmt, const char *sql, Oid who,
 							  AgCollectFn fn, void *arg);
@@ -69,6 +150,18 @@ extern int	ag_policy_mode;		/* AG_MODE_* */
 #define AG_MODE_ENFORCE 0
 #define AG_MODE_MONITOR 1
 extern void ag_policy_decide_call(AgEvent *ev);
+
+/* policy_role.c */
+extern void ag_policy_role_verify(int level);
+extern void ag_policy_role_approve(void);
+extern void ag_policy_role_unchanged(Oid before, int level);
+extern Oid	ag_policy_role_judged(void);
+extern bool ag_policy_role_set_by_function(Oid fn);
+
+/* policy_rows.c */
+extern void ag_policy_rows_forget(QueryDesc *qd);
+extern void ag_policy_rows_check(QueryDesc *qd);
+extern void ag_policy_rows_reset(void);
 
 /* policy_calls.c */
 extern void ag_calls_substitute(PlannedStmt *pstmt);

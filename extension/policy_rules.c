@@ -24,10 +24,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
-#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -42,28 +40,6 @@
 #include "policy.h"
 
 int			ag_default_action = AG_ACTION_ALLOW;
-
-typedef struct AgRule
-{
-	int64		id;
-	int32		priority;
-	Oid			applies_to;
-	bool		any_command;
-	Bitmapset  *tags;
-	uint32		classes;		/* bit per AgClass */
-	Oid			relid;
-	bool		rel_has_children;
-	Oid			schema;
-	int			ncols;
-	char	  **cols;
-	int			nfuncs;
-	Oid		   *funcs;
-	AgCondition cond;
-	int64		max_rows;		/* -1: none */
-	char	   *fingerprint;	/* NULL: none */
-	AgAction	action;
-	char	   *reason;
-} AgRule;
 
 static MemoryContext rules_cxt = NULL;
 static AgRule *rules = NULL;
@@ -171,104 +147,41 @@ rule_cmp(const void *a, const void *b)
 }
 
 /*
- * ag_table_attnum: the index in desc of column name of agentgate's table
- * table (rules, masks), read by a cache that deforms its rows.
+ * What the cache does with a rule it cannot fully understand (written past
+ * the validator: a restore, a command tag a later server dropped, a row of
+ * a later version).  The decoder has read it the fail-closed way; a block
+ * rule keeps that wider reading and still blocks, never vanishes, while an
+ * allow or log rule that cannot be understood allows nothing and is left
+ * out.  Flaws the validator refuses for other reasons (an object since
+ * dropped, an empty list) are read as they are, as before.
  */
-int
-ag_table_attnum(TupleDesc desc, const char *table, const char *name)
+static void
+load_flaw(const AgRule *r, const AgRuleFlaw *f, void *arg)
 {
-	int			i;
+	bool	   *skip = (bool *) arg;
+	bool		blocks = r->action == AG_ACTION_BLOCK;
 
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("agentgate.%s has no column \"%s\"", table, name),
-			 errhint("Update the agentgate extension.")));
-	return -1;					/* keep compiler quiet */
-}
-
-static int
-attnum_of(TupleDesc desc, const char *name)
-{
-	return ag_table_attnum(desc, "rules", name);
-}
-
-/* Upper-case, trimmed, single-spaced copy of a command name. */
-char *
-ag_normalize_command(const char *s)
-{
-	StringInfoData buf;
-	bool		space = false;
-
-	initStringInfo(&buf);
-	for (; *s; s++)
-	{
-		if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		{
-			space = buf.len > 0;
-			continue;
-		}
-		if (space)
-			appendStringInfoChar(&buf, ' ');
-		space = false;
-		appendStringInfoChar(&buf, pg_toupper((unsigned char) *s));
-	}
-	return buf.data;
-}
-
-/*
- * ag_parse_commands turns a rule's commands into tag and class sets.  It
- * returns the first entry it does not know, or NULL when all are known.
- */
-char *
-ag_parse_commands(Datum *elems, bool *nulls, int n, Bitmapset **tags,
-				  uint32 *classes)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		char	   *name;
-		AgClass		cls;
-		int			tag;
-
-		if (nulls[i])
-			return "NULL";
-		name = ag_normalize_command(TextDatumGetCString(elems[i]));
-		cls = ag_class_lookup(name);
-		if (cls != AG_CLASS_NONE)
-		{
-			*classes |= (1U << cls);
-			continue;
-		}
-		tag = ag_tag_lookup(name);
-		if (tag < 0)
-			return name;
-		*tags = bms_add_member(*tags, tag);
-	}
-	return NULL;
-}
-
-AgCondition
-ag_condition_lookup(const char *s, bool *ok)
-{
-	*ok = true;
-	if (s == NULL)
-		return AG_COND_NONE;
-	if (strcmp(s, "no_where") == 0)
-		return AG_COND_NO_WHERE;
-	if (strcmp(s, "not_owner") == 0)
-		return AG_COND_NOT_OWNER;
-	if (strcmp(s, "untrusted_language") == 0)
-		return AG_COND_UNTRUSTED_LANGUAGE;
-	*ok = false;
-	return AG_COND_NONE;
+	if (f->kind == AG_RULE_FLAW_REFUSED || *skip)
+		return;
+	if (f->kind == AG_RULE_FLAW_COMMAND && !blocks)
+		ereport(WARNING,
+				(errmsg("agentgate: rule %lld names unknown command \"%s\"; the rule never matches",
+						(long long) r->id, f->value)));
+	else if (f->kind == AG_RULE_FLAW_COMMAND)
+		ereport(WARNING,
+				(errmsg("agentgate: rule %lld names unknown command \"%s\"; it blocks every command in its scope",
+						(long long) r->id, f->value),
+				 errhint("Correct the rule's commands.")));
+	else if (!blocks)
+		ereport(WARNING,
+				(errmsg("agentgate: rule %lld has unknown condition \"%s\"; the rule never matches",
+						(long long) r->id, f->value)));
+	else
+		ereport(WARNING,
+				(errmsg("agentgate: rule %lld has unknown condition \"%s\"; it blocks without it",
+						(long long) r->id, f->value),
+				 errhint("Correct the rule's condition.")));
+	*skip = !blocks;
 }
 
 static void
@@ -280,20 +193,7 @@ load_rules(void)
 	TupleDesc	desc;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	int			a_id,
-				a_priority,
-				a_enabled,
-				a_applies,
-				a_commands,
-				a_relation,
-				a_schema,
-				a_columns,
-				a_functions,
-				a_condition,
-				a_max_rows,
-				a_fingerprint,
-				a_action,
-				a_reason;
+	AgRuleColumns cols;
 	int			cap = 16;
 	MemoryContext old;
 	List	   *rels = NIL;
@@ -336,20 +236,7 @@ load_rules(void)
 
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	a_id = attnum_of(desc, "id");
-	a_priority = attnum_of(desc, "priority");
-	a_enabled = attnum_of(desc, "enabled");
-	a_applies = attnum_of(desc, "applies_to");
-	a_commands = attnum_of(desc, "commands");
-	a_relation = attnum_of(desc, "relation");
-	a_schema = attnum_of(desc, "schema");
-	a_columns = attnum_of(desc, "columns");
-	a_functions = attnum_of(desc, "functions");
-	a_condition = attnum_of(desc, "condition");
-	a_max_rows = attnum_of(desc, "max_rows");
-	a_fingerprint = attnum_of(desc, "fingerprint");
-	a_action = attnum_of(desc, "action");
-	a_reason = attnum_of(desc, "reason");
+	ag_rule_columns(desc, &cols);
 
 	old = MemoryContextSwitchTo(rules_cxt);
 	rules = palloc0(sizeof(AgRule) * cap);
@@ -360,12 +247,11 @@ load_rules(void)
 		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 		bool	   *isnull = palloc(sizeof(bool) * desc->natts);
 		AgRule	   *r;
-		char	   *s;
-		bool		ok;
-		bool		blocks;
+		bool		skip = false;
+		int			j;
 
 		heap_deform_tuple(tup, desc, values, isnull);
-		if (isnull[a_enabled] || !DatumGetBool(values[a_enabled]))
+		if (isnull[cols.enabled] || !DatumGetBool(values[cols.enabled]))
 			continue;
 		if (nrules == cap)
 		{
@@ -373,139 +259,13 @@ load_rules(void)
 			rules = repalloc(rules, sizeof(AgRule) * cap);
 		}
 		r = &rules[nrules];
-		memset(r, 0, sizeof(AgRule));
-		r->id = DatumGetInt64(values[a_id]);
-		r->priority = isnull[a_priority] ? 0 : DatumGetInt32(values[a_priority]);
-		r->applies_to = isnull[a_applies] ? ag_agent_role_oid() : DatumGetObjectId(values[a_applies]);
-		r->max_rows = -1;
-
-		/*
-		 * What the rule does, first: a block rule (or an action of a later
-		 * version, refused like one) that cannot be understood must still
-		 * block.
-		 */
-		s = TextDatumGetCString(values[a_action]);
-		blocks = strcmp(s, "allow") != 0 && strcmp(s, "log") != 0;
-
-		r->any_command = true;
-		if (!isnull[a_commands])
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
-
-			deconstruct_array(DatumGetArrayTypeP(values[a_commands]), TEXTOID,
-							  -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-			if (n > 0)
-			{
-				char	   *bad;
-
-				r->any_command = false;
-				bad = ag_parse_commands(elems, nulls, n, &r->tags, &r->classes);
-				if (bad != NULL && !blocks)
-				{
-					/*
-					 * Validated on insert; a tag a later server dropped, a
-					 * row restored past the validator.  An allow or log
-					 * rule that cannot be understood allows nothing.
-					 */
-					ereport(WARNING,
-							(errmsg("agentgate: rule %lld names unknown command \"%s\"; the rule never matches",
-									(long long) r->id, bad)));
-					continue;
-				}
-				if (bad != NULL)
-				{
-					/*
-					 * A block rule must never vanish: it blocks every command
-					 * in its scope instead (fail closed).
-					 */
-					ereport(WARNING,
-							(errmsg("agentgate: rule %lld names unknown command \"%s\"; it blocks every command in its scope",
-									(long long) r->id, bad),
-							 errhint("Correct the rule's commands.")));
-					r->any_command = true;
-					r->tags = NULL;
-					r->classes = 0;
-				}
-			}
-		}
-		if (!isnull[a_relation])
-		{
-			r->relid = DatumGetObjectId(values[a_relation]);
-			r->rel_has_children = get_rel_relkind(r->relid) != '\0' &&
-				has_subclass(r->relid);
-			rels = lappend_oid(rels, r->relid);
-		}
-		if (!isnull[a_schema])
-			r->schema = DatumGetObjectId(values[a_schema]);
-		if (!isnull[a_columns])
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n,
-						j;
-
-			deconstruct_array(DatumGetArrayTypeP(values[a_columns]), TEXTOID,
-							  -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-			r->cols = palloc(sizeof(char *) * Max(n, 1));
-			for (j = 0; j < n; j++)
-				if (!nulls[j])
-					r->cols[r->ncols++] = TextDatumGetCString(elems[j]);
-		}
-		if (!isnull[a_functions])
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n,
-						j;
-
-			deconstruct_array(DatumGetArrayTypeP(values[a_functions]),
-							  REGPROCEDUREOID, sizeof(Oid), true, TYPALIGN_INT,
-							  &elems, &nulls, &n);
-			r->funcs = palloc(sizeof(Oid) * Max(n, 1));
-			for (j = 0; j < n; j++)
-				if (!nulls[j])
-				{
-					r->funcs[r->nfuncs++] = DatumGetObjectId(elems[j]);
-					funcs = lappend_oid(funcs, DatumGetObjectId(elems[j]));
-				}
-		}
-		s = isnull[a_condition] ? NULL : TextDatumGetCString(values[a_condition]);
-		r->cond = ag_condition_lookup(s, &ok);
-		if (!ok && !blocks)
-		{
-			ereport(WARNING,
-					(errmsg("agentgate: rule %lld has unknown condition \"%s\"; the rule never matches",
-							(long long) r->id, s)));
+		ag_rule_from_tuple(&cols, values, isnull, r, load_flaw, &skip);
+		if (skip)
 			continue;
-		}
-		if (!ok)
-		{
-			/* a block rule: without its condition, it blocks more, not less */
-			ereport(WARNING,
-					(errmsg("agentgate: rule %lld has unknown condition \"%s\"; it blocks without it",
-							(long long) r->id, s),
-					 errhint("Correct the rule's condition.")));
-			r->cond = AG_COND_NONE;
-		}
-		if (!isnull[a_max_rows])
-			r->max_rows = DatumGetInt64(values[a_max_rows]);
-		if (!isnull[a_fingerprint])
-			r->fingerprint = TextDatumGetCString(values[a_fingerprint]);
-		s = TextDatumGetCString(values[a_action]);
-		if (strcmp(s, "block") == 0)
-			r->action = AG_ACTION_BLOCK;
-		else if (strcmp(s, "allow") == 0)
-			r->action = AG_ACTION_ALLOW;
-		else if (strcmp(s, "log") == 0)
-			r->action = AG_ACTION_LOG;
-		else
-		{
-			/* an action of a later version: refuse what it names */
-			r->action = AG_ACTION_BLOCK;
-		}
-		r->reason = isnull[a_reason] ? "" : TextDatumGetCString(values[a_reason]);
+		if (OidIsValid(r->relid))
+			rels = lappend_oid(rels, r->relid);
+		for (j = 0; j < r->nfuncs; j++)
+			funcs = lappend_oid(funcs, r->funcs[j]);
 		if (r->nfuncs > 0 ||
 			(r->any_command && !OidIsValid(r->relid) && r->ncols == 0) ||
 			(r->classes & (1U << AG_CLASS_FUNCTION)) ||

@@ -12,7 +12,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -26,10 +25,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
-#include "utils/syscache.h"
 
 #include "agentgate.h"
-#include "pgquery.h"
 #include "mask.h"
 #include "policy.h"
 
@@ -38,30 +35,22 @@ PG_FUNCTION_INFO_V1(agentgate_rules_changed);
 PG_FUNCTION_INFO_V1(agentgate_command_tags);
 PG_FUNCTION_INFO_V1(agentgate_explain);
 
+/* The decoder's flaws, each refused as it is found. */
 static void
-bad_rule(const char *msg, const char *detail, const char *hint)
+bad_rule(const AgRule *r, const AgRuleFlaw *f, void *arg)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid agentgate rule: %s", msg),
-			 detail ? errdetail("%s", detail) : 0,
-			 hint ? errhint("%s", hint) : 0));
-}
-
-static int
-fnum(TupleDesc desc, const char *name)
-{
-	int			n = SPI_fnumber(desc, name);
-
-	if (n <= 0)
-		elog(ERROR, "agentgate.rules has no column \"%s\"", name);
-	return n;
+			 errmsg("invalid agentgate rule: %s", f->msg),
+			 f->detail ? errdetail("%s", f->detail) : 0,
+			 f->hint ? errhint("%s", f->hint) : 0));
 }
 
 /*
  * BEFORE INSERT OR UPDATE trigger on agentgate.rules: refuse rules that
- * could not mean what their author thinks, and store commands and
- * fingerprints in canonical form.
+ * could not mean what their author thinks (the checks are the decoder's,
+ * policy_rule_tuple.c, so that the cache reads what was checked), and
+ * store commands and fingerprints in canonical form.
  */
 Datum
 agentgate_rules_validate(PG_FUNCTION_ARGS)
@@ -69,18 +58,14 @@ agentgate_rules_validate(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	HeapTuple	tup;
 	TupleDesc	desc;
-	Datum		d;
-	bool		isnull;
-	Oid			relid = InvalidOid;
-	Bitmapset  *tags = NULL;
-	uint32		classes = 0;
-	bool		has_commands = false;
-	AgCondition cond = AG_COND_NONE;
+	AgRuleColumns cols;
+	AgRule		rule;
+	Datum	   *values;
+	bool	   *isnull;
 	int			attnums[2];
 	Datum		newvals[2];
 	bool		newnulls[2];
 	int			nrepl = 0;
-	char	   *action;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -88,178 +73,30 @@ agentgate_rules_validate(PG_FUNCTION_ARGS)
 	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 	desc = RelationGetDescr(td->tg_relation);
 
-	/* action */
-	d = SPI_getbinval(tup, desc, fnum(desc, "action"), &isnull);
-	action = isnull ? "" : TextDatumGetCString(d);
-	if (strcmp(action, "approve") == 0)
-		bad_rule("action \"approve\" is not available yet",
-				 NULL, "Use \"block\" until approvals are installed.");
-	if (strcmp(action, "allow") != 0 && strcmp(action, "block") != 0 &&
-		strcmp(action, "log") != 0)
-		bad_rule(psprintf("unknown action \"%s\"", action), NULL,
-				 "An action is one of allow, block or log.");
+	ag_rule_columns(desc, &cols);
+	values = palloc(sizeof(Datum) * desc->natts);
+	isnull = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(tup, desc, values, isnull);
+	ag_rule_from_tuple(&cols, values, isnull, &rule, bad_rule, NULL);
 
-	/* applies_to */
-	d = SPI_getbinval(tup, desc, fnum(desc, "applies_to"), &isnull);
-	if (isnull)
-		bad_rule("applies_to must name a role", NULL, NULL);
-	if (!SearchSysCacheExists1(AUTHOID, d))
-		bad_rule(psprintf("role with OID %u does not exist", DatumGetObjectId(d)), NULL, NULL);
-
-	/* commands: tags or classes, stored upper-case and canonical */
-	d = SPI_getbinval(tup, desc, fnum(desc, "commands"), &isnull);
-	if (!isnull)
+	if (!isnull[cols.commands])
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(d);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n,
-					i;
-		char	   *bad;
-
-		if (ARR_NDIM(arr) > 1)
-			bad_rule("commands must be a one-dimensional array", NULL, NULL);
-		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		bad = ag_parse_commands(elems, nulls, n, &tags, &classes);
-		if (bad != NULL)
-			bad_rule(psprintf("unknown command \"%s\"", bad),
-					 "A command is a command tag such as SELECT, DELETE, DROP TABLE or ALTER SYSTEM, or a class: READ, WRITE, DDL, ROLE, FUNCTION, MISC.",
-					 "SELECT * FROM agentgate.command_tags() lists them all.");
-		if (n == 0)
-			bad_rule("commands is empty", NULL,
-					 "Use NULL for a rule that applies to every command.");
-		for (i = 0; i < n; i++)
-		{
-			char	   *name = ag_normalize_command(TextDatumGetCString(elems[i]));
-
-			if (ag_class_lookup(name) == AG_CLASS_NONE)
-				name = (char *) ag_tag_name(ag_tag_lookup(name));
-			elems[i] = CStringGetTextDatum(name);
-		}
-		attnums[nrepl] = fnum(desc, "commands");
-		newvals[nrepl] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1,
-														 false, TYPALIGN_INT));
-		newnulls[nrepl] = false;
-		nrepl++;
-		has_commands = true;
-	}
-
-	/* relation and schema */
-	d = SPI_getbinval(tup, desc, fnum(desc, "relation"), &isnull);
-	if (!isnull)
-	{
-		relid = DatumGetObjectId(d);
-		if (get_rel_relkind(relid) == '\0')
-			bad_rule(psprintf("relation with OID %u does not exist", relid), NULL, NULL);
-	}
-	d = SPI_getbinval(tup, desc, fnum(desc, "schema"), &isnull);
-	if (!isnull)
-	{
-		if (OidIsValid(relid))
-			bad_rule("a rule names a relation or a schema, not both", NULL, NULL);
-		if (!SearchSysCacheExists1(NAMESPACEOID, d))
-			bad_rule(psprintf("schema with OID %u does not exist", DatumGetObjectId(d)), NULL, NULL);
-	}
-
-	/* columns */
-	d = SPI_getbinval(tup, desc, fnum(desc, "columns"), &isnull);
-	if (!isnull)
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n,
-					i;
-
-		if (!OidIsValid(relid))
-			bad_rule("columns need a relation", NULL,
-					 "Set relation to the table or view the columns belong to.");
-		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		if (n == 0)
-			bad_rule("columns is empty", NULL, "Use NULL for every column.");
-		for (i = 0; i < n; i++)
-		{
-			char	   *col;
-
-			if (nulls[i])
-				bad_rule("columns contains NULL", NULL, NULL);
-			col = TextDatumGetCString(elems[i]);
-			if (get_attnum(relid, col) <= 0)
-				bad_rule(psprintf("column \"%s\" of relation \"%s\" does not exist",
-								  col, get_rel_name(relid)), NULL, NULL);
-		}
-	}
-
-	/* functions */
-	d = SPI_getbinval(tup, desc, fnum(desc, "functions"), &isnull);
-	if (!isnull)
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n,
-					i;
-
-		if (OidIsValid(relid))
-			bad_rule("a rule names a relation or functions, not both", NULL, NULL);
-		deconstruct_array(DatumGetArrayTypeP(d), REGPROCEDUREOID, sizeof(Oid),
-						  true, TYPALIGN_INT, &elems, &nulls, &n);
-		if (n == 0)
-			bad_rule("functions is empty", NULL, "Use NULL for no function.");
-		for (i = 0; i < n; i++)
-			if (nulls[i] || !SearchSysCacheExists1(PROCOID, elems[i]))
-				bad_rule("functions names a function that does not exist", NULL, NULL);
-	}
-
-	/* condition */
-	d = SPI_getbinval(tup, desc, fnum(desc, "condition"), &isnull);
-	if (!isnull)
-	{
-		bool		ok;
-		char	   *s = TextDatumGetCString(d);
-
-		cond = ag_condition_lookup(s, &ok);
-		if (!ok)
-			bad_rule(psprintf("unknown condition \"%s\"", s), NULL,
-					 "A condition is no_where, not_owner or untrusted_language; use max_rows for row limits.");
-	}
-	if (cond == AG_COND_NO_WHERE && has_commands)
-	{
-		Bitmapset  *allowed = NULL;
-
-		allowed = bms_add_member(allowed, CMDTAG_UPDATE);
-		allowed = bms_add_member(allowed, CMDTAG_DELETE);
-		allowed = bms_add_member(allowed, CMDTAG_MERGE);
-		if ((classes & ~(1U << AG_CLASS_WRITE)) != 0 || !bms_is_subset(tags, allowed))
-			bad_rule("condition no_where applies only to UPDATE, DELETE, MERGE or WRITE",
-					 NULL, NULL);
-	}
-
-	/* max_rows */
-	d = SPI_getbinval(tup, desc, fnum(desc, "max_rows"), &isnull);
-	if (!isnull && DatumGetInt64(d) < 0)
-		bad_rule("max_rows must not be negative", NULL, NULL);
-
-	/* fingerprint: 16 hex digits, stored lower-case */
-	d = SPI_getbinval(tup, desc, fnum(desc, "fingerprint"), &isnull);
-	if (!isnull)
-	{
-		char	   *s = TextDatumGetCString(d);
+		Datum	   *elems = palloc(sizeof(Datum) * rule.ncommands);
 		int			i;
 
-		if (strlen(s) != AG_PGQ_FINGERPRINT_LEN)
-			bad_rule(psprintf("fingerprint \"%s\" is not %d hexadecimal digits",
-							  s, AG_PGQ_FINGERPRINT_LEN), NULL,
-					 "Use agentgate.fingerprint('<statement>') to compute it.");
-		for (i = 0; s[i]; i++)
-		{
-			if (!isxdigit((unsigned char) s[i]))
-				bad_rule(psprintf("fingerprint \"%s\" is not %d hexadecimal digits",
-								  s, AG_PGQ_FINGERPRINT_LEN), NULL,
-						 "Use agentgate.fingerprint('<statement>') to compute it.");
-			s[i] = pg_tolower((unsigned char) s[i]);
-		}
-		attnums[nrepl] = fnum(desc, "fingerprint");
-		newvals[nrepl] = CStringGetTextDatum(s);
+		for (i = 0; i < rule.ncommands; i++)
+			elems[i] = CStringGetTextDatum(rule.commands[i]);
+		attnums[nrepl] = cols.commands + 1;
+		newvals[nrepl] = PointerGetDatum(construct_array(elems, rule.ncommands,
+														 TEXTOID, -1, false,
+														 TYPALIGN_INT));
+		newnulls[nrepl] = false;
+		nrepl++;
+	}
+	if (rule.fingerprint != NULL)
+	{
+		attnums[nrepl] = cols.fingerprint + 1;
+		newvals[nrepl] = CStringGetTextDatum(rule.fingerprint);
 		newnulls[nrepl] = false;
 		nrepl++;
 	}
