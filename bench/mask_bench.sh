@@ -13,7 +13,8 @@
 # Figures are medians over ROUNDS; ratios are medians of per-round ratios.
 # Environment: PG_BINDIR (PostgreSQL 15 binaries; default from pg_config),
 # ROUNDS (5), ROWS (1000000), DURATION (seconds per pgbench run, 10),
-# CLIENTS (per role, 1), SCALE (pgbench scale, 5), PORT (54230).
+# CLIENTS (per role, 1), SCALE (pgbench scale, 5), PORT (54230), METHODS
+# (the methods of part 1, default all), PGBENCH (0 skips part 2).
 # Run as root (the server runs as OS user postgres) or as an unprivileged user.
 set -euo pipefail
 
@@ -100,7 +101,7 @@ copy_pair() {    # -> "plain_ms masked_ms"
 echo
 echo "1. SELECT of $ROWS rows (5 columns, email and ssn masked) as a governed role, $ROUNDS rounds"
 printf '%-10s %12s %12s %8s\n' method "unmasked ms" "masked ms" ratio
-for method in none redact null partial email hash; do
+for method in ${METHODS:-none redact null partial email hash}; do
     psql_do "DELETE FROM agentgate.masks"
     if [ "$method" != none ]; then
         psql_do "SELECT agentgate.mask('people_masked', 'email', '$method'), agentgate.mask('people_masked', 'ssn', '$method')" >/dev/null
@@ -116,6 +117,7 @@ for method in none redact null partial email hash; do
 done
 psql_do "DELETE FROM agentgate.masks"
 
+[ "${PGBENCH:-1}" != 0 ] || exit 0
 echo
 echo "2. pgbench -S, $CLIENTS client(s) per role, ${DURATION}s x $ROUNDS rounds, both roles at once:"
 echo "   bench_agent has masks on an unrelated table, bench_agent2 has none"

@@ -105,15 +105,28 @@ agentgate_mask_partial(PG_FUNCTION_ARGS)
 	text	   *in = PG_GETARG_TEXT_PP(0);
 	const char *s = VARDATA_ANY(in);
 	int			len = VARSIZE_ANY_EXHDR(in);
-	int			nchars = pg_mbstrlen_with_len(s, len);
-	int			hide = nchars > MASK_KEEP ? nchars - MASK_KEEP : nchars;
+	int			nchars;
+	int			hide;
 	const char *tail = s;
 	int			i;
 	text	   *out;
 	char	   *p;
 
-	for (i = 0; i < hide; i++)
-		tail += pg_mblen(tail);
+	/* ASCII (most card numbers, SSNs, phone numbers): one byte a character */
+	for (i = 0; i < len && !IS_HIGHBIT_SET(s[i]); i++)
+		;
+	if (i == len)
+	{
+		hide = len > MASK_KEEP ? len - MASK_KEEP : len;
+		tail = s + hide;
+	}
+	else
+	{
+		nchars = pg_mbstrlen_with_len(s, len);
+		hide = nchars > MASK_KEEP ? nchars - MASK_KEEP : nchars;
+		for (i = 0; i < hide; i++)
+			tail += pg_mblen(tail);
+	}
 	out = (text *) palloc(VARHDRSZ + hide + (s + len - tail));
 	SET_VARSIZE(out, VARHDRSZ + hide + (s + len - tail));
 	p = VARDATA(out);
