@@ -90,10 +90,17 @@ copy_ms() {    # table
         awk '/^Time:/ {print $2}'
 }
 
-# both tables at the same time, so that other load on the machine hits both alike
-copy_pair() {    # -> "plain_ms masked_ms"
-    copy_ms people_plain > "$work/plain.ms" & local p1=$!
-    copy_ms people_masked > "$work/masked.ms" & local p2=$!
+# both tables at the same time, so that other load on the machine hits both
+# alike; which starts first alternates (round number odd: the plain one)
+copy_pair() {    # round -> "plain_ms masked_ms"
+    local p1 p2
+    if [ $(($1 % 2)) -eq 1 ]; then
+        copy_ms people_plain > "$work/plain.ms" & p1=$!
+        copy_ms people_masked > "$work/masked.ms" & p2=$!
+    else
+        copy_ms people_masked > "$work/masked.ms" & p2=$!
+        copy_ms people_plain > "$work/plain.ms" & p1=$!
+    fi
     wait $p1 $p2
     echo "$(cat "$work/plain.ms") $(cat "$work/masked.ms")"
 }
@@ -106,10 +113,10 @@ for method in ${METHODS:-none redact null partial email hash}; do
     if [ "$method" != none ]; then
         psql_do "SELECT agentgate.mask('people_masked', 'email', '$method'), agentgate.mask('people_masked', 'ssn', '$method')" >/dev/null
     fi
-    copy_pair >/dev/null    # warm
+    copy_pair 1 >/dev/null    # warm
     plain=""; masked=""; ratios=""
     for r in $(seq 1 "$ROUNDS"); do
-        read -r a b < <(copy_pair)
+        read -r a b < <(copy_pair "$r")
         plain+="$a "; masked+="$b "; ratios+="$(echo "$b / $a" | bc -l) "
     done
     printf '%-10s %12.1f %12.1f %8.3f\n' "$method" "$(echo "$plain" | median)" \

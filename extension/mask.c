@@ -14,8 +14,9 @@
  * operations and LATERAL included) that has masked columns for the
  * session's role is replaced by a subquery
  *
- *		SELECT c1, mask(c2), c3 ... FROM ONLY-as-before rel
+ *		SELECT c1, mask(c2), c3 ... FROM rel
  *
+ * (the relation keeps its own inheritance flag, so ONLY stays ONLY)
  * with one output column per attribute, so every reference to the
  * relation (a column, the whole row t, t.*, row_to_json(t), t::text) reads
  * the masked value.  The relation's permission checks, row-level security
@@ -156,7 +157,6 @@ typedef struct SysColCtx
 	Index		rti;
 	int			depth;
 	Query	   *sub;			/* the subquery that replaces rti */
-	int			natts;
 } SysColCtx;
 
 /*
@@ -302,7 +302,6 @@ replace_relation(Query *q, Index rti, ListCell *cell, const AgMaskRel *mr)
 	sc.rti = rti;
 	sc.depth = 0;
 	sc.sub = sub;
-	sc.natts = desc->natts;
 	query_tree_walker(q, syscol_walker, &sc, 0);
 }
 
