@@ -121,7 +121,7 @@ masks_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
 	 * Memberships decide whose statements are masked: plans made before a
 	 * GRANT or REVOKE are made again.
 	 */
-	if (cacheid != PROCOID && rows_valid && nrows > 0)
+	if (cacheid == AUTHMEMROLEMEM && rows_valid && nrows > 0)
 		ResetPlanCache();
 }
 
