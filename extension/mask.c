@@ -36,9 +36,10 @@
  * DEFINER function (or a restricted operation) runs as a role that is not
  * governed: that is a DBA's deliberate export.  Row-level security quals
  * (USING and WITH CHECK), views' CHECK OPTION, ON CONFLICT's conflict
- * target, constraints and defaults are never masked.  Plans are marked
- * dependsOnRole, so a cached plan made in such a function, or for another
- * role, is made again; a change to agentgate.masks resets the plan cache.
+ * target, constraints and defaults are never masked.  Plans that read a
+ * relation with masks are marked dependsOnRole, so a cached plan made in
+ * such a function, or for another role, is made again; a change to
+ * agentgate.masks resets the plan cache.
  *
  * SQL functions are inlined by the standard planner after this hook has
  * seen the query: in governed sessions with masks, needs_fmgr_hook keeps
@@ -576,15 +577,32 @@ ag_mask_planner_start(Query *parse)
 }
 
 /*
- * A plan of a governed session with masks depends on who runs it (a
- * SECURITY DEFINER function's role reads real values): made again for
- * another role.
+ * A plan that reads a relation some role has masks on (or planner
+ * statistics) depends on who runs it, in any session: made again for
+ * another role (SET SESSION AUTHORIZATION, a SECURITY DEFINER function).
+ * Other plans do not, and keep PL/pgSQL's fast path for simple
+ * expressions, which a role-dependent plan loses.
  */
 void
 ag_mask_planned(PlannedStmt *result)
 {
-	if (governed() && ag_masks_any_for(GetSessionUserId()))
-		result->dependsOnRole = true;
+	ListCell   *lc;
+
+	if (!IsTransactionState())
+		return;
+	foreach(lc, result->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION &&
+			(rte->relid == StatisticRelationId ||
+			 rte->relid == StatisticExtDataRelationId ||
+			 ag_mask_relation_masked(rte->relid)))
+		{
+			result->dependsOnRole = true;
+			return;
+		}
+	}
 }
 
 /*

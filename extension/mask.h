@@ -63,6 +63,7 @@ extern const AgMaskRel *ag_masks_for_rel(Oid roleid, Oid relid);
 extern const AgMaskCol *ag_mask_col(const AgMaskRel *mr, AttrNumber attnum);
 extern const char *ag_mask_method_name(AgMaskMethod m);
 extern Oid	ag_mask_hash_func(void);
+extern bool ag_mask_relation_masked(Oid relid);
 
 /* mask_methods.c */
 extern void ag_mask_methods_init(void);

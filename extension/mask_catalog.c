@@ -71,6 +71,13 @@ static Oid	masks_relid = InvalidOid;
 static bool any_function_mask = false;
 static Oid	hash_fn = InvalidOid;	/* agentgate.mask_hash(text) */
 
+/*
+ * Every relation with a mask for any role, and their partitions and
+ * children, sorted: a plan that reads one depends on who runs it.
+ */
+static Oid *masked_rels = NULL;
+static int	nmasked_rels = 0;
+
 /* resolved for mine_for: relid -> AgMaskRel */
 static MemoryContext mine_cxt = NULL;	/* child of masks_cxt */
 static HTAB *mine = NULL;
@@ -91,19 +98,11 @@ masks_relcache_cb(Datum arg, Oid relid)
 		return;
 	}
 	/* a masked relation (or a child) changed: columns, children, name */
-	if (mine_valid && mine != NULL &&
-		hash_search(mine, &relid, HASH_FIND, NULL) != NULL)
-		mine_valid = false;
-	else
+	if (nmasked_rels > 0 &&
+		bsearch(&relid, masked_rels, nmasked_rels, sizeof(Oid), oid_cmp) != NULL)
 	{
-		int			i;
-
-		for (i = 0; i < nrows; i++)
-			if (rows[i].relid == relid)
-			{
-				mine_valid = false;
-				break;
-			}
+		rows_valid = false;
+		mine_valid = false;
 	}
 }
 
@@ -170,6 +169,8 @@ load_rows(void)
 	masks_relid = InvalidOid;
 	any_function_mask = false;
 	hash_fn = InvalidOid;
+	masked_rels = NULL;
+	nmasked_rels = 0;
 	mine = NULL;
 	mine_cxt = NULL;			/* deleted with masks_cxt's children */
 	mine_valid = false;
@@ -226,8 +227,24 @@ load_rows(void)
 			any_function_mask = true;
 	}
 	systable_endscan(scan);
-	MemoryContextSwitchTo(old);
 	table_close(rel, AccessShareLock);
+
+	/* the masked relations and their descendants, for any role */
+	{
+		List	   *all = NIL;
+		ListCell   *lc;
+		int			i;
+
+		for (i = 0; i < nrows; i++)
+			if (get_rel_relkind(rows[i].relid) != '\0')
+				all = list_concat(all, find_all_inheritors(rows[i].relid, NoLock, NULL));
+		masked_rels = palloc(sizeof(Oid) * Max(list_length(all), 1));
+		foreach(lc, all)
+			masked_rels[nmasked_rels++] = lfirst_oid(lc);
+		if (nmasked_rels > 1)
+			qsort(masked_rels, nmasked_rels, sizeof(Oid), oid_cmp);
+	}
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -445,6 +462,18 @@ ag_masks_for_rel(Oid roleid, Oid relid)
 	if (mine == NULL || hash_get_num_entries(mine) == 0)
 		return NULL;
 	return hash_search(mine, &relid, HASH_FIND, NULL);
+}
+
+/*
+ * Does any role have a mask on relid (or on an ancestor)?  Inside a
+ * transaction only.
+ */
+bool
+ag_mask_relation_masked(Oid relid)
+{
+	ensure_rows();
+	return nmasked_rels > 0 &&
+		bsearch(&relid, masked_rels, nmasked_rels, sizeof(Oid), oid_cmp) != NULL;
 }
 
 /* agentgate.mask_hash(text), or InvalidOid */
