@@ -7,8 +7,11 @@
 #     against the same query on an identical table without masks, both
 #     by the same governed role, at the same time; once per method.
 #  2. pgbench -S as two governed roles at the same time, one with masks on
-#     an unrelated table (so every statement goes through the mask cache,
-#     the tree walk and dependsOnRole), the other with no mask at all.
+#     an unrelated table (so every statement goes through the mask cache
+#     and the tree walk), the other with no mask at all.
+#  3. The same two roles, backend CPU time per statement of a PL/pgSQL
+#     loop of dynamic SELECTs (read from /proc for the backend), which the
+#     machine's other load disturbs far less than throughput.
 #
 # Figures are medians over ROUNDS; ratios are medians of per-round ratios.
 # Environment: PG_BINDIR (PostgreSQL 15 binaries; default from pg_config),
@@ -124,11 +127,11 @@ for method in ${METHODS:-none redact null partial email hash}; do
 done
 psql_do "DELETE FROM agentgate.masks"
 
-[ "${PGBENCH:-1}" != 0 ] || exit 0
+psql_do "SELECT agentgate.mask('unrelated', 'secret', 'partial', applies_to => 'bench_agent')" >/dev/null
+if [ "${PGBENCH:-1}" != 0 ]; then
 echo
 echo "2. pgbench -S, $CLIENTS client(s) per role, ${DURATION}s x $ROUNDS rounds, both roles at once:"
 echo "   bench_agent has masks on an unrelated table, bench_agent2 has none"
-psql_do "SELECT agentgate.mask('unrelated', 'secret', 'partial', applies_to => 'bench_agent')" >/dev/null
 run_pgbench() {    # role outfile
     as_user "$PG_BINDIR/pgbench" -h "$work" -p "$PORT" -U "$1" -n -S \
         -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" postgres 2>/dev/null |
@@ -144,4 +147,37 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '   round %d: with masks %8.1f tps, without %8.1f tps\n' "$r" "$w" "$wo"
 done
 printf '   median: with masks %.1f tps, without %.1f tps, ratio %.3f\n' \
+    "$(echo "$with" | median)" "$(echo "$without" | median)" "$(echo "$ratios" | median)"
+fi
+
+echo
+echo "3. backend CPU per statement of a PL/pgSQL loop of 40000 dynamic SELECTs, $ROUNDS rounds"
+psql_do "
+CREATE FUNCTION plan_loop(n int) RETURNS int LANGUAGE plpgsql AS \$\$
+DECLARE v int;
+BEGIN
+  FOR i IN 1..n LOOP
+    EXECUTE 'SELECT abalance FROM pgbench_accounts WHERE aid = ' || (i % 100000 + 1) INTO v;
+  END LOOP;
+  RETURN n;
+END \$\$;"
+# CPU ticks of this backend, read by the superuser before and after
+ticks_sql="SELECT split_part(split_part(pg_read_file('/proc/self/stat'), ') ', 2), ' ', 12)::bigint
+             + split_part(split_part(pg_read_file('/proc/self/stat'), ') ', 2), ' ', 13)::bigint"
+hz=$(getconf CLK_TCK)
+loop_us() {    # role -> CPU microseconds per statement
+    as_user "$PG_BINDIR/psql" -X -q -At -h "$work" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 <<EOS | tail -1
+CREATE TEMP TABLE t0 AS $ticks_sql AS ticks;
+SET SESSION AUTHORIZATION $1;
+SELECT plan_loop(40000) \\g /dev/null
+RESET SESSION AUTHORIZATION;
+SELECT round(((($ticks_sql) - (SELECT ticks FROM t0)) * 1000000.0 / $hz / 40000)::numeric, 2);
+EOS
+}
+with=""; without=""; ratios=""
+for r in $(seq 1 "$ROUNDS"); do
+    w=$(loop_us bench_agent); wo=$(loop_us bench_agent2)
+    with+="$w "; without+="$wo "; ratios+="$(echo "$w / $wo" | bc -l) "
+done
+printf '   median: with masks %.2f us, without %.2f us, ratio %.3f\n' \
     "$(echo "$with" | median)" "$(echo "$without" | median)" "$(echo "$ratios" | median)"
