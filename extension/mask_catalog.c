@@ -140,6 +140,15 @@ mask_attnum(TupleDesc desc, const char *name)
 	return ag_table_attnum(desc, "masks", name);
 }
 
+static int
+maskrow_cmp(const void *a, const void *b)
+{
+	int64		x = ((const MaskRow *) a)->id;
+	int64		y = ((const MaskRow *) b)->id;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 static void
 load_rows(void)
 {
@@ -228,6 +237,9 @@ load_rows(void)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	/* by id: of two masks on one column for a role, the older wins */
+	if (nrows > 1)
+		qsort(rows, nrows, sizeof(MaskRow), maskrow_cmp);
 
 	/* the masked relations and their descendants, for any role */
 	{

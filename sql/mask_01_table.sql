@@ -71,6 +71,22 @@ SELECT agentgate.mask_hash('123-45-6789');
 RESET SESSION AUTHORIZATION;
 SHOW agentgate.mask_hash_key;
 
+-- a role reached through two masked roles: the older mask wins
+CREATE TABLE regress_m1_two (v text);
+INSERT INTO regress_m1_two VALUES ('abcdefgh');
+GRANT SELECT ON regress_m1_two TO regress_m1_agent;
+CREATE ROLE regress_m1_g1;
+CREATE ROLE regress_m1_g2;
+GRANT regress_m1_g1, regress_m1_g2 TO regress_m1_agent;
+SELECT agentgate.mask('regress_m1_two', 'v', 'partial', applies_to => 'regress_m1_g2') > 0 AS ok,
+       agentgate.mask('regress_m1_two', 'v', 'null', applies_to => 'regress_m1_g1') > 0 AS ok;
+SET SESSION AUTHORIZATION regress_m1_agent;
+SELECT v FROM regress_m1_two;
+RESET SESSION AUTHORIZATION;
+DELETE FROM agentgate.masks WHERE relation = 'regress_m1_two'::regclass;
+DROP TABLE regress_m1_two;
+DROP ROLE regress_m1_g1, regress_m1_g2;
+
 DELETE FROM agentgate.masks WHERE relation = 'regress_m1_t'::regclass;
 DROP VIEW regress_m1_v;
 DROP TABLE regress_m1_t;
