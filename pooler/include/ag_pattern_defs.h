@@ -92,9 +92,9 @@ typedef struct ag_pattern_builtin
  */
 static const ag_pattern_builtin ag_pattern_builtins[] __attribute__((unused)) = {
 	{"card_number",
-		"\\b\\d(?:[ -]?\\d){12,18}\\b",
+		"\\b[2-6](?:[ -]?\\d){12,18}\\b",
 		"[card]", "luhn",
-	"payment card numbers: 13 to 19 digits, spaces or dashes between them, Luhn-checked"},
+	"payment card numbers: 13 to 19 digits from 2 to 6 (the card networks' first digits), spaces or dashes between them, Luhn-checked"},
 	{"us_ssn",
 		"\\b\\d{3}-\\d{2}-\\d{4}\\b",
 		"[ssn]", "ssn",

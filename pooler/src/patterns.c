@@ -290,7 +290,8 @@ keep_best(ag_patterns *p, size_t *i, size_t best, int id)
 }
 
 /*
- * Luhn: from each start of a digit run, up to 19 digits with single spaces
+ * Luhn: from each start of a digit run that begins with 2 to 6 (the first
+ * digits of the card networks' numbers), up to 19 digits with single spaces
  * or dashes between them; the longest run of 13 or more that ends where a
  * digit run ends and passes.  P is the Luhn sum with the last digit read
  * not doubled, Q the sum with it doubled: a new digit d makes (Q + d,
@@ -309,7 +310,7 @@ find_luhn(ag_patterns *p, const uint8_t *t, size_t from, size_t to, int id)
 					Q = 0;
 		int			count = 0;
 
-		if (!is_digit(t[i]) || (i > from && is_digit(t[i - 1])))
+		if (t[i] < '2' || t[i] > '6' || (i > from && is_digit(t[i - 1])))
 		{
 			i++;
 			continue;

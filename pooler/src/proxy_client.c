@@ -463,6 +463,7 @@ start_relay(ag_client *c, const uint8_t *pkt, size_t len)
 	a.hooks = &relay_hooks;
 	a.owner = c;
 	a.log_as = c;
+	a.role = c->role;
 	a.client_fd = c->fd;
 	a.ssl = bufferevent_openssl_get_ssl(c->cbev);
 	a.startup = pkt;

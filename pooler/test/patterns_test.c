@@ -59,6 +59,8 @@ test_builtins(void)
 	expect("order 12 4111 1111 1111 1111", "order 12 [card]");
 	expect("4111111111111111,5500000000000004", "[card],[card]");
 	unchanged("4111111111111112");	/* Luhn fails */
+	unchanged("1733400000001");	/* epoch milliseconds: no card starts with 1 */
+	expect("order 12 5500 0000 0000 0004 x", "order 12 [card] x");
 	unchanged("order 1234567890");	/* too short */
 	unchanged("41111111111111111111111");	/* a longer number */
 	unchanged("id 12345678901234567890123456");
