@@ -571,7 +571,7 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	if (!ag_admin_ready())
 	{
 		ag_jwt_result_free(&res);
-		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
@@ -631,7 +631,7 @@ database_checked(ag_client *c, const ag_dbcheck_result *dres)
 	if (!ag_admin_ready())
 	{
 		free_claims(claims);
-		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
