@@ -25,6 +25,13 @@
 
 #include "ag_pgstream.h"
 
+/*
+ * Separate matches kept per value: a value with more is replaced whole (with
+ * the replacement of the pattern that overflowed), so that no value can make
+ * the proxy hold matches in proportion to its size.
+ */
+#define AG_PATTERN_MAX_MATCHES	65536
+
 typedef struct ag_pattern_def
 {
 	const char *name;

@@ -60,6 +60,7 @@ struct ag_patterns
 	size_t		ncand;
 	size_t		capcand;
 	int			nomem;
+	int			overflow;		/* the pattern (+1) whose matches overflowed */
 	const uint8_t *active;
 };
 
@@ -249,10 +250,15 @@ on_match(unsigned int id, unsigned long long from, unsigned long long to,
 			s->to = (size_t) to;
 		return 0;
 	}
+	if (p->nraw >= AG_PATTERN_MAX_MATCHES)
+	{
+		p->overflow = (int) id + 1;
+		return 1;				/* stops the scan */
+	}
 	if (span_push(&p->raw, &p->nraw, &p->capraw, (size_t) from, (size_t) to, (int) id) < 0)
 	{
 		p->nomem = 1;
-		return 1;				/* stops the scan */
+		return 1;
 	}
 	e->gen = p->gen;
 	e->last = p->nraw - 1;
@@ -455,10 +461,18 @@ ag_patterns_apply(ag_patterns *p, const uint8_t *active, const uint8_t *in, size
 	p->nraw = 0;
 	p->ncand = 0;
 	p->nomem = 0;
+	p->overflow = 0;
 	p->active = active;
-	if (hs_scan(p->db, (const char *) in, (unsigned int) len, 0, p->scratch, on_match, p) !=
-		HS_SUCCESS || p->nomem)
+	if ((hs_scan(p->db, (const char *) in, (unsigned int) len, 0, p->scratch, on_match, p) !=
+		 HS_SUCCESS && !p->overflow) || p->nomem)
 		return -1;
+	if (p->overflow)
+	{
+		/* so many matches that keeping them would cost too much: all goes */
+		const entry *e = &p->e[p->overflow - 1];
+
+		return ag_buf_add(out, e->replacement, e->replen) < 0 ? -1 : 1;
+	}
 	if (p->nraw == 0)
 		return 0;
 

@@ -233,6 +233,14 @@ test_linear(void)
 	ok(secs < 5.0, "4 MiB of near-matches in %.2f s", secs);
 	ag_buf_free(&out);
 
+	/* more separate matches than are kept: the value is replaced whole */
+	for (i = 0; i < n; i++)
+		big[i] = "a@b.io "[i % 7];
+	ok(ag_patterns_apply(builtins, NULL, (const uint8_t *) big, n, &out) == 1 &&
+	   out.len == strlen("[email]") && memcmp(out.data + out.off, "[email]", 7) == 0,
+	   "too many matches: the whole value replaced");
+	ag_buf_free(&out);
+
 	memset(big, '4', n);
 	t0 = clock();
 	ok(ag_patterns_apply(builtins, NULL, (const uint8_t *) big, n, &out) >= 0, "digits scanned");
