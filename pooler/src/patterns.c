@@ -13,6 +13,13 @@
  * longest part that passes, in time linear in the region: the checks are
  * kept up to date digit by digit.
  *
+ * Most values match nothing, and reporting match starts makes Hyperscan
+ * about twice as slow, so each value is first scanned by a database of the
+ * same patterns without starts that stops at the first match; only a value
+ * that matches is scanned again for the matches' places.  The patterns
+ * whose validator needs digits (Luhn: 13, SSN: 9) are in a database of
+ * their own, scanned only when the value has that many digits.
+ *
  *-------------------------------------------------------------------------
  */
 #include "ag_patterns.h"
@@ -49,8 +56,10 @@ struct ag_patterns
 {
 	int			n;
 	entry	   *e;
-	hs_database_t *db;
-	hs_scratch_t *scratch;
+	hs_database_t *db;			/* every pattern, with match starts */
+	hs_database_t *fast;		/* the others, first match only */
+	hs_database_t *gated;		/* those whose validator needs digits */
+	hs_scratch_t *scratch;		/* big enough for all three */
 	uint64_t	gen;
 	/* reused between scans */
 	span	   *raw;
@@ -61,6 +70,7 @@ struct ag_patterns
 	size_t		capcand;
 	int			nomem;
 	int			overflow;		/* the pattern (+1) whose matches overflowed */
+	int			hit;			/* a first-match scan found one */
 	const uint8_t *active;
 };
 
@@ -93,19 +103,87 @@ ag_patterns_free(ag_patterns *p)
 		hs_free_scratch(p->scratch);
 	if (p->db)
 		hs_free_database(p->db);
+	if (p->fast)
+		hs_free_database(p->fast);
+	if (p->gated)
+		hs_free_database(p->gated);
 	free(p->raw);
 	free(p->cand);
 	free(p);
+}
+
+/* Digits a value needs before the gated patterns can match (SSN's 9). */
+#define GATE_DIGITS		9
+
+static int
+needs_digits(validator v)
+{
+	return v == V_LUHN || v == V_SSN;
+}
+
+/*
+ * Compile the patterns i of defs for which pick(i) holds into *db (none:
+ * *db stays NULL) and grow the scratch to fit it.  -1 with err set.
+ */
+static int
+compile_some(ag_patterns *p, const ag_pattern_def *defs, int n, unsigned int hsflags,
+			 int gated, hs_database_t **db, char *err, size_t errlen)
+{
+	const char **exprs = calloc(n, sizeof(char *));
+	unsigned int *flags = calloc(n, sizeof(unsigned int));
+	unsigned int *ids = calloc(n, sizeof(unsigned int));
+	hs_compile_error_t *cerr = NULL;
+	unsigned int k = 0;
+	int			i;
+	int			rc = -1;
+
+	if (exprs == NULL || flags == NULL || ids == NULL)
+	{
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (gated >= 0 && needs_digits(p->e[i].v) != gated)
+			continue;
+		exprs[k] = defs[i].regex;
+		flags[k] = hsflags;
+		ids[k] = (unsigned int) i;
+		k++;
+	}
+	if (k == 0)
+	{
+		rc = 0;
+		goto done;
+	}
+	if (hs_compile_multi(exprs, flags, ids, k, AG_PATTERN_HS_MODE, NULL, db, &cerr) != HS_SUCCESS)
+	{
+		if (cerr && cerr->expression >= 0 && (unsigned int) cerr->expression < k)
+			snprintf(err, errlen, "pattern \"%s\": %s", defs[ids[cerr->expression]].name,
+					 cerr->message);
+		else
+			snprintf(err, errlen, "could not compile the patterns: %s",
+					 cerr ? cerr->message : "unknown error");
+		hs_free_compile_error(cerr);
+		goto done;
+	}
+	if (hs_alloc_scratch(*db, &p->scratch) != HS_SUCCESS)
+	{
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	rc = 0;
+done:
+	free(exprs);
+	free(flags);
+	free(ids);
+	return rc;
 }
 
 ag_patterns *
 ag_patterns_compile(const ag_pattern_def *defs, int n, char *err, size_t errlen)
 {
 	ag_patterns *p = calloc(1, sizeof(*p));
-	const char **exprs = NULL;
-	unsigned int *flags = NULL;
-	unsigned int *ids = NULL;
-	hs_compile_error_t *cerr = NULL;
 	int			i;
 
 	if (p == NULL)
@@ -121,10 +199,7 @@ ag_patterns_compile(const ag_pattern_def *defs, int n, char *err, size_t errlen)
 		goto fail;
 	}
 	p->e = calloc(n > 0 ? n : 1, sizeof(entry));
-	exprs = calloc(n > 0 ? n : 1, sizeof(char *));
-	flags = calloc(n > 0 ? n : 1, sizeof(unsigned int));
-	ids = calloc(n > 0 ? n : 1, sizeof(unsigned int));
-	if (p->e == NULL || exprs == NULL || flags == NULL || ids == NULL)
+	if (p->e == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++)
 	{
@@ -143,38 +218,17 @@ ag_patterns_compile(const ag_pattern_def *defs, int n, char *err, size_t errlen)
 		p->e[i].replen = strlen(defs[i].replacement);
 		p->e[i].v = validator_of(defs[i].validator);
 		p->n = i + 1;
-		exprs[i] = defs[i].regex;
-		flags[i] = AG_PATTERN_HS_FLAGS;
-		ids[i] = (unsigned int) i;
 	}
-	if (n > 0)
-	{
-		if (hs_compile_multi(exprs, flags, ids, (unsigned int) n, AG_PATTERN_HS_MODE, NULL,
-							 &p->db, &cerr) != HS_SUCCESS)
-		{
-			if (cerr && cerr->expression >= 0 && cerr->expression < n)
-				snprintf(err, errlen, "pattern \"%s\": %s", defs[cerr->expression].name,
-						 cerr->message);
-			else
-				snprintf(err, errlen, "could not compile the patterns: %s",
-						 cerr ? cerr->message : "unknown error");
-			hs_free_compile_error(cerr);
-			goto fail;
-		}
-		if (hs_alloc_scratch(p->db, &p->scratch) != HS_SUCCESS)
-			goto nomem;
-	}
-	free(exprs);
-	free(flags);
-	free(ids);
+	if (n > 0 &&
+		(compile_some(p, defs, n, AG_PATTERN_HS_FLAGS, -1, &p->db, err, errlen) < 0 ||
+		 compile_some(p, defs, n, HS_FLAG_SINGLEMATCH, 0, &p->fast, err, errlen) < 0 ||
+		 compile_some(p, defs, n, HS_FLAG_SINGLEMATCH, 1, &p->gated, err, errlen) < 0))
+		goto fail;
 	return p;
 
 nomem:
 	snprintf(err, errlen, "out of memory");
 fail:
-	free(exprs);
-	free(flags);
-	free(ids);
 	ag_patterns_free(p);
 	return NULL;
 }
@@ -433,6 +487,48 @@ find_ssn(ag_patterns *p, const uint8_t *t, size_t from, size_t to, int id)
 	return 0;
 }
 
+/* The first-match scans: a hit of an active pattern stops them. */
+static int
+on_first(unsigned int id, unsigned long long from, unsigned long long to,
+		 unsigned int hsflags, void *arg)
+{
+	ag_patterns *p = arg;
+
+	if (p->active && !p->active[id])
+		return 0;
+	p->hit = 1;
+	return 1;
+}
+
+static int
+first_scan(ag_patterns *p, hs_database_t *db, const uint8_t *in, size_t len)
+{
+	hs_error_t	rc = hs_scan(db, (const char *) in, (unsigned int) len, 0, p->scratch,
+							 on_first, p);
+
+	return rc == HS_SUCCESS || rc == HS_SCAN_TERMINATED ? 0 : -1;
+}
+
+/* Can anything match in?  1 yes, 0 no, -1 the scan failed. */
+static int
+may_match(ag_patterns *p, const uint8_t *in, size_t len)
+{
+	p->hit = 0;
+	if (p->fast && first_scan(p, p->fast, in, len) < 0)
+		return -1;
+	if (!p->hit && p->gated)
+	{
+		size_t		i;
+		size_t		digits = 0;
+
+		for (i = 0; i < len && digits < GATE_DIGITS; i++)
+			digits += is_digit(in[i]);
+		if (digits >= GATE_DIGITS && first_scan(p, p->gated, in, len) < 0)
+			return -1;
+	}
+	return p->hit;
+}
+
 static int
 span_cmp(const void *a, const void *b)
 {
@@ -452,17 +548,20 @@ ag_patterns_apply(ag_patterns *p, const uint8_t *active, const uint8_t *in, size
 {
 	size_t		i;
 	size_t		pos = 0;
+	int			may;
 
 	if (p == NULL || p->db == NULL || len == 0)
 		return 0;
 	if (len > UINT32_MAX)
 		return -1;
+	p->active = active;
+	if ((may = may_match(p, in, len)) <= 0)
+		return may;
 	p->gen++;
 	p->nraw = 0;
 	p->ncand = 0;
 	p->nomem = 0;
 	p->overflow = 0;
-	p->active = active;
 	if ((hs_scan(p->db, (const char *) in, (unsigned int) len, 0, p->scratch, on_match, p) !=
 		 HS_SUCCESS && !p->overflow) || p->nomem)
 		return -1;
