@@ -3,8 +3,10 @@
 # one 100-byte text column through the proxy and PgBouncer, with the
 # built-in patterns enabled (every value scanned) against all patterns
 # disabled (values pass unscanned), in interleaved rounds.  The client is
-# psql fetching 10000 rows at a time (FETCH_COUNT) and discarding them; the
-# figure is the wall time of the whole SELECT.  BENCH_ROWS (1000000),
+# psql fetching 10000 rows at a time (FETCH_COUNT) and discarding them.
+# Two figures: the wall time of the whole SELECT (the client's own work and
+# the machine's other load are in it), and the CPU time agentgate-proxy
+# spent on it (/proc), which is where the patterns cost.  BENCH_ROWS (1000000),
 # BENCH_ROUNDS (3).  A second table adds one card number per 100 rows, so
 # that the cost of replacing is shown too.
 use strict;
@@ -51,6 +53,19 @@ sub patterns
 	die "the proxy did not reload its patterns\n";
 }
 
+# CPU seconds (user + system) the proxy has used so far
+my $ticks = `getconf CLK_TCK` || 100;
+chomp $ticks;
+sub proxy_cpu
+{
+	my $pid = $s->pid_of('proxy') or die "no proxy\n";
+	open my $f, '<', "/proc/$pid/stat" or die "cannot read /proc/$pid/stat: $!";
+	my $stat = <$f>;
+	$stat =~ s/^.*\) //;
+	my @f = split / /, $stat;
+	return ($f[11] + $f[12]) / $ticks;
+}
+
 sub select_secs
 {
 	my ($table) = @_;
@@ -58,9 +73,9 @@ sub select_secs
 		'-o', '/dev/null', '-c', "SELECT t FROM $table", $s->agent_conninfo);
 	local $ENV{PGPASSWORD} = $tok;
 	my ($out, $err) = ('', '');
-	my $t0 = time;
+	my ($t0, $c0) = (time, proxy_cpu());
 	run(\@cmd, '<', \undef, '>', \$out, '2>', \$err, timeout(600)) or die "psql failed: $err";
-	return time - $t0;
+	return (time - $t0, proxy_cpu() - $c0);
 }
 
 sub median { my @v = sort { $a <=> $b } @_; return $v[ int(@v / 2) ]; }
@@ -73,7 +88,9 @@ for my $r (1 .. $rounds)
 		patterns($on);
 		for my $table (qw(plain some_cards))
 		{
-			push @{ $t{"$table/$on"} }, select_secs($table);
+			my ($wall, $cpu) = select_secs($table);
+			push @{ $t{"$table/$on"} }, $wall;
+			push @{ $t{"cpu/$table/$on"} }, $cpu;
 		}
 	}
 }
@@ -83,7 +100,11 @@ for my $table (qw(plain some_cards))
 	my $off = median(@{ $t{"$table/false"} });
 	my $on  = median(@{ $t{"$table/true"} });
 	my @ratios = map { $t{"$table/true"}[$_] / $t{"$table/false"}[$_] } 0 .. $rounds - 1;
-	printf "  %-10s patterns off %6.2f s   built-in patterns on %6.2f s   ratio %.2fx (median of per-round ratios %.2fx)\n",
+	printf "  %-10s wall: patterns off %6.2f s, built-in patterns on %6.2f s, ratio %.2fx (median of per-round ratios %.2fx)\n",
 		$table, $off, $on, $on / $off, median(@ratios);
+	my $coff = median(@{ $t{"cpu/$table/false"} });
+	my $con  = median(@{ $t{"cpu/$table/true"} });
+	printf "  %-10s proxy CPU: patterns off %5.2f s, on %5.2f s (%+.2f us per row)\n",
+		'', $coff, $con, ($con - $coff) * 1e6 / $rows;
 }
 $s->stop;

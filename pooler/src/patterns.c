@@ -122,8 +122,9 @@ needs_digits(validator v)
 }
 
 /*
- * Compile the patterns i of defs for which pick(i) holds into *db (none:
- * *db stays NULL) and grow the scratch to fit it.  -1 with err set.
+ * Compile patterns of defs with hsflags into *db and grow the scratch to
+ * fit it: all of them (gated -1), or those whose validator needs digits
+ * (gated 1) or does not (gated 0); none: *db stays NULL.  -1 with err set.
  */
 static int
 compile_some(ag_patterns *p, const ag_pattern_def *defs, int n, unsigned int hsflags,
