@@ -6,6 +6,8 @@
 # not applied and one a DBA adds is, after the proxy reloads on the
 # NOTIFY; a pattern for a group applies only to its members; the superuser
 # (who does not come through the proxy: only agents do) reads real values.
+# A set the proxy cannot compile leaves the previous one in force; a proxy
+# that cannot read the patterns refuses logins until it can.
 use strict;
 use warnings;
 use Test::More;
@@ -120,6 +122,43 @@ for (1 .. 50)
 	usleep(100_000);
 }
 is($out, "customer jane\@example.com [group] [card]", 'once a member, the group\'s pattern applies');
+
+# A set the proxy cannot compile (a row that bypassed the table's check)
+# leaves the previous one in force, loudly.
+$s->admin_psql(<<'EOS');
+ALTER TABLE agentgate.patterns DISABLE TRIGGER patterns_validate;
+INSERT INTO agentgate.patterns (name, regex) VALUES ('broken', '(a)\1');
+ALTER TABLE agentgate.patterns ENABLE TRIGGER patterns_validate;
+EOS
+my $log;
+for (1 .. 50)
+{
+	last if ($log = AgentGate::Stack::_slurp($s->log_file('proxy'))) =~ /content patterns could not be compiled/;
+	usleep(100_000);
+}
+like($log, qr/content patterns could not be compiled: pattern "broken": .*; the previous set stays in force/,
+	'a pattern that does not compile is reported');
+($rc, $out, $err) = $s->agent_psql($tok, "SELECT note FROM secrets WHERE id = 3;\n");
+is($out, '[card]', 'the previous set stays in force');
+$s->admin_psql(q{DELETE FROM agentgate.patterns WHERE name = 'broken'});
+
+# Fail closed: a proxy that cannot read the patterns admits no agent, and
+# does once it can.
+$s->admin_psql('REVOKE EXECUTE ON FUNCTION agentgate.patterns_for_proxy() FROM agentgate_proxy');
+$s->restart_proxy;
+($rc, $out, $err) = $s->agent_psql($tok, "SELECT 1;\n");
+isnt($rc, 0, 'no login while the patterns cannot be read');
+like($err, qr/login failed/, '... refused as a failed login');
+like(AgentGate::Stack::_slurp($s->log_file('proxy')), qr/content patterns could not be read: .*logins are refused until they load/,
+	'... and the reason logged');
+$s->admin_psql('GRANT EXECUTE ON FUNCTION agentgate.patterns_for_proxy() TO agentgate_proxy');
+for (1 .. 50)
+{
+	($rc, $out, $err) = $s->agent_psql($tok, "SELECT note FROM secrets WHERE id = 3;\n");
+	last if $rc == 0;
+	usleep(200_000);
+}
+is($out, '[card]', 'logins resume once the patterns load (read again every second)');
 
 # the superuser, directly (not through the proxy), reads real values
 is($s->admin_psql('SELECT note FROM secrets WHERE id = 3'), $card, 'superuser reads the real value');
