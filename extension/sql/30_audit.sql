@@ -37,6 +37,7 @@ CREATE TABLE @extschema@.audit_log (
     normalized      boolean NOT NULL DEFAULT false,
     truncated       boolean NOT NULL DEFAULT false,
     lost            bigint,                 -- gap rows: records lost (NULL: unknown)
+    masked_columns  text[],                 -- masked columns read (schema.table.column)
     chain           text[]                  -- delegation: acting identity first, principal last
 ) PARTITION BY RANGE (ts);
 COMMENT ON TABLE @extschema@.audit_log IS
