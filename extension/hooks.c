@@ -69,6 +69,7 @@
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 
+#include "approval.h"
 #include "hooks.h"
 
 int			ag_nesting_level = 0;
@@ -133,6 +134,7 @@ ag_shmem_request(void)
 	if (prev_shmem_request)
 		prev_shmem_request();
 	ag_audit_shmem_request();
+	ag_approval_shmem_request();
 }
 
 static void
@@ -141,6 +143,7 @@ ag_shmem_startup(void)
 	if (prev_shmem_startup)
 		prev_shmem_startup();
 	ag_audit_shmem_startup();
+	ag_approval_shmem_startup();
 }
 
 /* ---- login ---- */
@@ -224,6 +227,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *n = pstmt->utilityStmt;
 
 	stmt_init(&st, pstmt, queryString);
+	st.params = params;
 	ag_audit_utility(&st);		/* start time; may refuse when the log is stuck */
 
 	PG_TRY();
@@ -231,6 +235,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_stmt = &st;
 		ag_identity_utility(&st, &pstmt);	/* who; may replace the statement */
 		ag_policy_utility(&st); /* what */
+		ag_approval_gate(&st);	/* what: approved, or refused or waiting */
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
@@ -271,6 +276,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 
 	stmt_init(&st, queryDesc->plannedstmt, queryDesc->sourceText);
 	st.qd = queryDesc;
+	st.params = queryDesc->params;
 	st.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
 	ag_audit_executor_start(&st, eflags);	/* may refuse when the log is stuck */
 
@@ -284,6 +290,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 			prev_executor_start(queryDesc, eflags);
 		else
 			standard_ExecutorStart(queryDesc, eflags);
+		ag_approval_gate(&st);	/* once its relations and calls are decided */
 		ag_frame = saved_frame;
 		ag_stmt = st.parent;
 		ag_policy_executor_started(&st);
