@@ -29,10 +29,14 @@
  * PRE_COMMIT their audit rows are appended, and at COMMIT -- after the
  * decision is durable and visible, and never for one that rolls back --
  * the waiter's slot in shared memory is set and its latch with it.  The
- * waiter then has the approval used by a worker, which checks the row
- * itself: the wake-up is only a hint, the row decides.  No lock is held
- * while waiting that an approver needs (approvers touch only the queue,
- * which the waiter does not lock).
+ * approval of a waiting statement is used up by the approver's own
+ * transaction (status executed), which wakes exactly one waiter: the
+ * statement then runs with no further round trip (a worker start costs
+ * tens of milliseconds), and no other session's identical statement can
+ * use the same approval.  Should the waiter have left before the commit,
+ * the request is marked cancelled instead.  No lock is held while waiting
+ * that an approver needs (approvers touch only the queue, which the waiter
+ * does not lock).
  *
  *-------------------------------------------------------------------------
  */
@@ -119,6 +123,8 @@ typedef struct Decided
 	char	   *statement;
 	char	   *note;
 	int64		rule_id;
+	bool		wait;			/* the request's statement waits */
+	bool		woken;			/* at commit: its waiter was woken */
 } Decided;
 
 static List *decided = NIL;		/* in TopTransactionContext */
@@ -458,6 +464,7 @@ gate_run(AgApprovalJob *job, AgApprovalNeed *need, const char *stmt,
 	AgApprovalJob *res = job;
 	int64		id;
 	int			d;
+	int			d2;
 
 	ag_approval_run(job, stmt, params);
 	id = res->result_id;
@@ -481,9 +488,11 @@ gate_run(AgApprovalJob *job, AgApprovalNeed *need, const char *stmt,
 							  psprintf("approval request %lld: waiting", (long long) id),
 							  need->rule.rule_id);
 	d = wait_for_decision(id, need, level);
+	d2 = slot_clear(NULL);		/* a decision may have come meanwhile */
+	if (d == DECISION_NONE)
+		d = d2;
 	if (d == DECISION_NONE)
 	{
-		(void) slot_clear(NULL);
 		give_up(id, AG_APPROVAL_OP_EXPIRE);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -494,20 +503,13 @@ gate_run(AgApprovalJob *job, AgApprovalNeed *need, const char *stmt,
 						   (long long) (need->rule.timeout_ms / 1000)),
 				 errhint("Ask a person to approve it sooner, or try again later.")));
 	}
-	(void) slot_clear(NULL);
 	if (d == DECISION_DENIED)
 		refuse_denied(id, "see agentgate.my_approvals()", need->what, level);
 
-	/* approved: use it, in the worker (the row decides) */
-	job->op = AG_APPROVAL_OP_CONSUME;
-	job->request_id = id;
-	ag_approval_run(job, "", NULL);
-	if (strcmp(res->status, "executed") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agentgate: the approval of request %lld could not be used (it is %s); the statement did not run",
-						(long long) id, res->status),
-				 errhint("Check it with SELECT * FROM agentgate.my_approvals().")));
+	/*
+	 * Approved: the approver's transaction marked the request executed for
+	 * this statement alone (only this slot was woken), so it runs now.
+	 */
 	ag_verdict_note(level, AG_DECISION_APPROVED, need->rule.rule_id);
 }
 
@@ -666,18 +668,33 @@ approval_xact_callback(XactEvent event, void *arg)
 					if (d->decision != AG_DECISION_APPROVED &&
 						d->decision != AG_DECISION_DENIED)
 						continue;
-					for (i = 0; i < nslots(); i++)
+					d->woken = false;
+					for (i = 0; i < nslots() && !d->woken; i++)
 					{
 						Waiter	   *w = &waits->slots[i];
 
-						if (w->request_id != d->id || w->pid == 0)
+						if (w->request_id != d->id || w->pid == 0 ||
+							w->decision != DECISION_NONE)
 							continue;
 						w->decision = d->decision == AG_DECISION_APPROVED ?
 							DECISION_APPROVED : DECISION_DENIED;
 						SetLatch(&ProcGlobal->allProcs[i].procLatch);
+						d->woken = true;	/* one statement per approval */
 					}
 				}
 				LWLockRelease(waits->lock);
+
+				/*
+				 * A waiting statement's approval whose statement left in the
+				 * meantime was marked executed for nothing: cancelled.
+				 */
+				foreach(lc, decided)
+				{
+					Decided    *d = lfirst(lc);
+
+					if (d->wait && d->decision == AG_DECISION_APPROVED && !d->woken)
+						ag_approval_end(AG_APPROVAL_OP_CANCEL, d->id);
+				}
 			}
 			decided = NIL;
 			break;
@@ -734,6 +751,11 @@ agentgate_approval_decided(PG_FUNCTION_ARGS)
 	d->identity = text_field(row, "identity");
 	d->session_id = text_field(row, "session_id");
 	d->statement = text_field(row, "statement");
+	{
+		char	   *mode = text_field(row, "mode");
+
+		d->wait = mode && strcmp(mode, "wait") == 0;
+	}
 	d->note = PG_ARGISNULL(2) ? pstrdup(status) :
 		text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (strcmp(status, "approved") == 0)

@@ -27,14 +27,13 @@
 typedef enum AgApprovalOp
 {
 	AG_APPROVAL_OP_REQUEST,		/* use an approval, or find or make a request */
-	AG_APPROVAL_OP_CONSUME,		/* use the approval the waiter was woken for */
 	AG_APPROVAL_OP_CANCEL,		/* a pending request's statement gave up */
 	AG_APPROVAL_OP_EXPIRE		/* a pending request's time ran out */
 } AgApprovalOp;
 
 /*
- * One job, in a DSM segment the requester creates and waits on (REQUEST,
- * CONSUME), or in the worker's bgw_extra alone (CANCEL, EXPIRE: nobody
+ * One job, in a DSM segment the requester creates and waits on (REQUEST),
+ * or in the worker's bgw_extra alone (CANCEL, EXPIRE: nobody
  * waits for them).
  */
 typedef struct AgApprovalJob
@@ -49,7 +48,7 @@ typedef struct AgApprovalJob
 	int64		timeout_ms;
 	Oid			approvers;
 	int32		min_approvals;
-	int64		request_id;		/* CONSUME, CANCEL, EXPIRE */
+	int64		request_id;		/* CANCEL, EXPIRE */
 	char		fingerprint[AG_APPROVAL_FP_LEN + 1];
 	char		session_id[64];
 

@@ -9,10 +9,11 @@
  * not write the queue itself: it starts a dynamic background worker
  * connected to its own database, which runs agentgate._approval_job() in
  * a transaction of its own, commits, puts the result into the job's DSM
- * segment and sets the requester's latch.  Using an approval goes the same
- * way, so that it is used up whatever the agent's transaction does next
- * (an approval allows one execution, not one commit) and works in a
- * read-only transaction.  A loopback connection would need a credential
+ * segment and sets the requester's latch.  Using a retried statement's
+ * approval goes the same way, so that it is used up whatever the agent's
+ * transaction does next (an approval allows one execution, not one
+ * commit) and works in a read-only transaction; a waiting statement's
+ * approval is used up by the approver's transaction (approval.c).  A loopback connection would need a credential
  * and a few milliseconds more; a worker needs neither.
  *
  * A worker that cannot be started, or that fails, fails the statement:
@@ -40,7 +41,6 @@
 
 static const char *const op_names[] = {
 	[AG_APPROVAL_OP_REQUEST] = "request",
-	[AG_APPROVAL_OP_CONSUME] = "consume",
 	[AG_APPROVAL_OP_CANCEL] = "cancel",
 	[AG_APPROVAL_OP_EXPIRE] = "expire",
 };
@@ -76,7 +76,7 @@ start_worker(Datum arg, const AsyncJob *extra, BackgroundWorkerHandle **handle,
 }
 
 /*
- * ag_approval_run hands a job (REQUEST or CONSUME) to a new worker and
+ * ag_approval_run hands a REQUEST job to a new worker and
  * waits for its result, servicing interrupts: a cancel ends the wait (the
  * worker still finishes its transaction).  The result is copied into
  * *proto.

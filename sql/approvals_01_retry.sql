@@ -42,9 +42,8 @@ DELETE FROM agentgate.rules WHERE id = :block_id;
 
 -- the agent's DELETE is refused with a request id (42501) ...
 SET SESSION AUTHORIZATION regress_apv_agent;
-\set VERBOSITY verbose
 DELETE FROM regress_apv_t WHERE id = 1;
-\set VERBOSITY default
+SELECT :'LAST_ERROR_SQLSTATE' AS sqlstate;
 -- ... in a transaction too, which aborts; the request stays
 BEGIN;
 SELECT count(*) FROM regress_apv_t;

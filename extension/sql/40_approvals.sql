@@ -136,8 +136,8 @@ REVOKE ALL ON FUNCTION @extschema@._approval_notify(@extschema@.approvals) FROM 
 -- becomes of the agent's transaction).
 --   request: the approved request of this fingerprint is used (executed);
 --            else the pending or denied one is reported; else a new one
---   consume: the request, woken as approved, is used (executed)
---   cancel, expire: a pending request ends
+--   cancel, expire: a pending request ends (cancel: also a waiting
+--            statement's approval that it could not use)
 CREATE FUNCTION @extschema@._approval_job(
     op text, req bigint, fp text, role oid, sid text, stmt text, params text[],
     rule bigint, rmode text, timeout_ms bigint, approvers oid, min_approvals integer,
@@ -152,30 +152,18 @@ DECLARE
     ident text;
 BEGIN
     IF op IN ('cancel', 'expire') THEN
+        -- a waiting statement's approval it could not use: cancelled too
         UPDATE @extschema@.approvals a
-           SET status = CASE op WHEN 'cancel' THEN 'cancelled' ELSE 'expired' END
-         WHERE a.id = req AND a.status = 'pending'
+           SET status = CASE op WHEN 'cancel' THEN 'cancelled' ELSE 'expired' END,
+               executed_at = NULL
+         WHERE a.id = req
+           AND (a.status = 'pending' OR (op = 'cancel' AND a.status = 'executed' AND a.mode = 'wait'))
         RETURNING a.* INTO r;
         IF FOUND THEN
             PERFORM @extschema@._approval_notify(r);
         END IF;
         id := req;
         status := coalesce(r.status, 'unchanged');
-        RETURN;
-    END IF;
-    IF op = 'consume' THEN
-        UPDATE @extschema@.approvals a SET status = 'executed', executed_at = now()
-         WHERE a.id = req AND a.fingerprint = fp AND a.status = 'approved'
-           AND a.expires_at > now()
-        RETURNING a.* INTO r;
-        IF FOUND THEN
-            PERFORM @extschema@._approval_notify(r);
-            id := r.id; status := 'executed'; note := r.decided_by || coalesce(': ' || r.comment, '');
-            RETURN;
-        END IF;
-        SELECT a.* INTO r FROM @extschema@.approvals a WHERE a.id = req;
-        id := req; status := coalesce(r.status, 'missing');
-        note := r.decided_by || coalesce(': ' || r.comment, '');
         RETURN;
     END IF;
     IF op <> 'request' THEN
@@ -284,16 +272,23 @@ BEGIN
             RETURN format('pending (%s of %s approvals)', n, r.min_approvals);
         END IF;
     END IF;
+    -- A waiting statement's approval is used by that statement, which
+    -- this commit wakes: it is executed from now on, so that no other
+    -- session's identical statement can use it too (if the statement is
+    -- gone by then, the commit marks the request cancelled instead).
     UPDATE @extschema@.approvals a
-       SET status = CASE v WHEN 'approve' THEN 'approved' ELSE 'denied' END,
+       SET status = CASE WHEN v = 'deny' THEN 'denied'
+                         WHEN a.mode = 'wait' THEN 'executed' ELSE 'approved' END,
+           executed_at = CASE WHEN v = 'approve' AND a.mode = 'wait' THEN now() END,
            decided_by = me, decided_at = now(), comment = note
      WHERE a.id = req
     RETURNING a.* INTO r;
     PERFORM @extschema@._approval_notify(r);
     -- audit row, and the waiting statement woken, when this commits
-    PERFORM @extschema@._approval_decided(r, r.status,
-        format('%s by %s%s', r.status, me, coalesce(': ' || note, '')));
-    RETURN r.status;
+    PERFORM @extschema@._approval_decided(r, CASE v WHEN 'approve' THEN 'approved' ELSE 'denied' END,
+        format('%s by %s%s', CASE v WHEN 'approve' THEN 'approved' ELSE 'denied' END, me,
+               coalesce(': ' || note, '')));
+    RETURN CASE v WHEN 'approve' THEN 'approved' ELSE 'denied' END;
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._approval_vote(bigint, text, text) FROM PUBLIC;
