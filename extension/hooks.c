@@ -14,8 +14,10 @@
  *				policy_role.c and policy_rows.c): decides the
  *				statement, its relations and its calls, role changes
  *				and max_rows;
- *				masking (planner) and approvals (executor) go here, after
- *				policy;
+ *				approvals (approval.c): a statement an approve rule
+ *				matched is gated once fully decided (after
+ *				ExecutorStart, before a utility statement runs);
+ *				masking (planner) goes here too, after policy;
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *
@@ -24,13 +26,15 @@
  *
  *	 hook					who			what					record
  *	 ---------------------	----------	----------------------	-----------------
- *	 shmem_request/startup									ring, verdict slots
+ *	 shmem_request/startup				approval waiters		ring, verdict slots
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
  *										built-in calls replaced
- *	 ProcessUtility			identity	decide; role compared	row (or failure)
- *	 ExecutorStart			identity	decide statement		frame (or failure)
+ *	 ProcessUtility			identity	decide; approval gate;	row (or failure)
+ *										role compared
+ *	 ExecutorStart			identity	decide statement;		frame (or failure)
+ *										approval gate
  *	 ExecutorCheckPerms					decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row

@@ -6,8 +6,8 @@
  *
  * Only hooks.c installs PostgreSQL hooks.  Each hook calls the concerns in
  * one order: who (identity: the session may still run statements, with its
- * stamp) before what (policy, agent code, policy calls; masking and
- * approvals go here) before record (audit).  See hooks.c for the table.
+ * stamp) before what (policy, agent code, policy calls, approvals; masking
+ * goes here) before record (audit).  See hooks.c for the table.
  *
  *-------------------------------------------------------------------------
  */
