@@ -463,6 +463,7 @@ start_relay(ag_client *c, const uint8_t *pkt, size_t len)
 	a.hooks = &relay_hooks;
 	a.owner = c;
 	a.log_as = c;
+	a.role = c->role;
 	a.client_fd = c->fd;
 	a.ssl = bufferevent_openssl_get_ssl(c->cbev);
 	a.startup = pkt;
@@ -570,7 +571,7 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	if (!ag_admin_ready())
 	{
 		ag_jwt_result_free(&res);
-		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
@@ -630,7 +631,7 @@ database_checked(ag_client *c, const ag_dbcheck_result *dres)
 	if (!ag_admin_ready())
 	{
 		free_claims(claims);
-		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
