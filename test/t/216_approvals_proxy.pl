@@ -49,6 +49,18 @@ sub run_query
 		AgentGate::ProxyClient::first_value(@m));
 }
 
+# the request a held statement waits for, once it is waited for
+sub waiting_id
+{
+	for (1 .. 300)
+	{
+		my $id = $s->admin_psql('SELECT max(id) FROM agentgate.pending_approvals');
+		return $id if $id;
+		usleep(50_000);
+	}
+	return undef;
+}
+
 sub approve
 {
 	my ($id) = @_;
@@ -81,13 +93,7 @@ sub approve
 {
 	my $c = session();
 	$c->send_message('Q', "DELETE FROM apx_wait WHERE id = 2 RETURNING id\0");
-	my $id;
-	for (1 .. 300)
-	{
-		$id = $s->admin_psql('SELECT max(id) FROM agentgate.pending_approvals');
-		last if $id;
-		usleep(50_000);
-	}
+	my $id = waiting_id();
 	ok($id, 'wait: the statement is waiting for its request');
 	is(approve($id), 'approved', 'an approver approves it');
 	my @m;
@@ -102,13 +108,7 @@ sub approve
 
 	# a cancel through the proxy and PgBouncer ends the wait
 	$c->send_message('Q', "DELETE FROM apx_wait WHERE id = 3 RETURNING id\0");
-	my $id2;
-	for (1 .. 300)
-	{
-		$id2 = $s->admin_psql('SELECT max(id) FROM agentgate.pending_approvals');
-		last if $id2;
-		usleep(50_000);
-	}
+	my $id2 = waiting_id();
 	ok($id2, 'a second statement waits');
 	AgentGate::ProxyClient::send_cancel($port, $c->{login}{pid}, $c->{login}{key});
 	my $code = '';
