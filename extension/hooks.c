@@ -13,11 +13,10 @@
  *	 2. what	policy (policy.c, with agent_code.c, policy_calls.c,
  *				policy_role.c and policy_rows.c): decides the
  *				statement, its relations and its calls, role changes
- *				and max_rows;
- *				approvals (approval.c): a statement an approve rule
- *				matched is gated once fully decided (after
- *				ExecutorStart, before a utility statement runs);
- *				masking (planner) goes here too, after policy;
+ *				and max_rows; then masking (mask.c: the planner's
+ *				trees, COPY TO); approvals (approval.c): a statement
+ *				an approve rule matched is gated once fully decided
+ *				(after ExecutorStart, before a utility statement runs);
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *
@@ -30,16 +29,19 @@
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
- *										built-in calls replaced
+ *										built-in calls replaced,
+ *										columns masked
  *	 ProcessUtility			identity	decide; approval gate;	row (or failure)
- *										role compared
+ *										role compared;
+ *										COPY TO masked
  *	 ExecutorStart			identity	decide statement;		frame (or failure)
  *										approval gate
  *	 ExecutorCheckPerms					decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
  *	 object_access						decide calls			rows of calls in DO
- *	 needs_fmgr_hook/fmgr				agent code, identity
+ *	 needs_fmgr_hook/fmgr				agent code, identity;
+ *										no SQL inlining (masks)
  *	 emit_log_hook											rows of errors
  *
  * The previous hook (another module's, or the standard function) is called
@@ -75,6 +77,7 @@
 
 #include "approval.h"
 #include "hooks.h"
+#include "mask.h"
 
 int			ag_nesting_level = 0;
 AgStmt	   *ag_stmt = NULL;
@@ -200,11 +203,13 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		ag_frame = AG_FRAME_OTHER;
 		ag_policy_planner_start();
+		ag_mask_planner_start(parse);
 		if (prev_planner)
 			result = prev_planner(parse, query_string, cursorOptions, boundParams);
 		else
 			result = standard_planner(parse, query_string, cursorOptions, boundParams);
 		ag_policy_planned(result);
+		ag_mask_planned(result);
 		ag_frame = saved_frame;
 	}
 	PG_CATCH();
@@ -239,6 +244,8 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_stmt = &st;
 		ag_identity_utility(&st, &pstmt);	/* who; may replace the statement */
 		ag_policy_utility(&st); /* what */
+		ag_mask_utility(&st, &pstmt);	/* may replace a COPY */
+		n = pstmt->utilityStmt;
 		ag_approval_gate(&st);	/* what: approved, or refused or waiting */
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
@@ -410,7 +417,7 @@ ag_needs_fmgr(Oid fn_oid)
 {
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
-	return ag_policy_needs_fmgr(fn_oid);
+	return ag_policy_needs_fmgr(fn_oid) || ag_mask_needs_fmgr(fn_oid);
 }
 
 /*

@@ -31,13 +31,9 @@
 #include "pgquery.h"
 #include "policy.h"
 
-/*
- * The approval columns come after the rules table's first rows (the
- * baseline is inserted by an earlier part of the install script): -1 while
- * they are not there, read as NULL.
- */
+/* The index in desc of column name, or -1. */
 static int
-attnum_of_optional(TupleDesc desc, const char *name)
+attnum_if_any(TupleDesc desc, const char *name)
 {
 	int			i;
 
@@ -51,17 +47,27 @@ attnum_of_optional(TupleDesc desc, const char *name)
 	return -1;
 }
 
-static int
-attnum_of(TupleDesc desc, const char *name)
+/*
+ * ag_table_attnum: the index in desc of column name of agentgate's table
+ * table (rules, masks), for the caches that deform their rows.
+ */
+int
+ag_table_attnum(TupleDesc desc, const char *table, const char *name)
 {
-	int			i = attnum_of_optional(desc, name);
+	int			i = attnum_if_any(desc, name);
 
 	if (i < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("agentgate.rules has no column \"%s\"", name),
+				 errmsg("agentgate.%s has no column \"%s\"", table, name),
 				 errhint("Update the agentgate extension.")));
 	return i;
+}
+
+static int
+attnum_of(TupleDesc desc, const char *name)
+{
+	return ag_table_attnum(desc, "rules", name);
 }
 
 /* Where each column of agentgate.rules is (0-based, for deformed rows). */
@@ -82,10 +88,16 @@ ag_rule_columns(TupleDesc desc, AgRuleColumns *c)
 	c->fingerprint = attnum_of(desc, "fingerprint");
 	c->action = attnum_of(desc, "action");
 	c->reason = attnum_of(desc, "reason");
-	c->approval_mode = attnum_of_optional(desc, "approval_mode");
-	c->approval_timeout = attnum_of_optional(desc, "approval_timeout");
-	c->approvers = attnum_of_optional(desc, "approvers");
-	c->min_approvals = attnum_of_optional(desc, "min_approvals");
+
+	/*
+	 * The approval columns come after the rules table's first rows (the
+	 * baseline is inserted by an earlier part of the install script): -1
+	 * while they are not there, read as NULL.
+	 */
+	c->approval_mode = attnum_if_any(desc, "approval_mode");
+	c->approval_timeout = attnum_if_any(desc, "approval_timeout");
+	c->approvers = attnum_if_any(desc, "approvers");
+	c->min_approvals = attnum_if_any(desc, "min_approvals");
 }
 
 /* Upper-case, trimmed, single-spaced copy of a command name. */
