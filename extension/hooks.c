@@ -429,6 +429,7 @@ ag_needs_fmgr(Oid fn_oid)
 typedef struct AgFmgrPrivate
 {
 	uint64		policy;			/* what policy keeps about the function */
+	uint64		mask;			/* what masking keeps about it */
 	Datum		next;			/* the next hook's private slot */
 } AgFmgrPrivate;
 
@@ -446,6 +447,7 @@ ag_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, &p->next);
 	ag_policy_fmgr(event, flinfo, &p->policy);
+	ag_mask_fmgr(event, flinfo, &p->mask);
 }
 
 /* ---- errors ---- */
