@@ -14,7 +14,9 @@
  *				policy_role.c and policy_rows.c): decides the
  *				statement, its relations and its calls, role changes
  *				and max_rows; then masking (mask.c: the planner's
- *				trees, COPY TO); approvals (executor) will go here too;
+ *				trees, COPY TO); approvals (approval.c): a statement
+ *				an approve rule matched is gated once fully decided
+ *				(after ExecutorStart, before a utility statement runs);
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *
@@ -23,15 +25,17 @@
  *
  *	 hook					who			what					record
  *	 ---------------------	----------	----------------------	-----------------
- *	 shmem_request/startup	delegations						ring, verdict slots
+ *	 shmem_request/startup	delegations	approval waiters		ring, verdict slots
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
  *										built-in calls replaced,
  *										columns masked
- *	 ProcessUtility			identity	decide; role compared;	row (or failure)
+ *	 ProcessUtility			identity	decide; approval gate;	row (or failure)
+ *										role compared;
  *										COPY TO masked
- *	 ExecutorStart			identity	decide statement		frame (or failure)
+ *	 ExecutorStart			identity	decide statement;		frame (or failure)
+ *										approval gate
  *	 ExecutorCheckPerms		scope		decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
@@ -71,6 +75,7 @@
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 
+#include "approval.h"
 #include "delegation.h"
 #include "hooks.h"
 #include "mask.h"
@@ -137,6 +142,7 @@ ag_shmem_request(void)
 	if (prev_shmem_request)
 		prev_shmem_request();
 	ag_audit_shmem_request();
+	ag_approval_shmem_request();
 	ag_delegation_shmem_request();
 }
 
@@ -146,6 +152,7 @@ ag_shmem_startup(void)
 	if (prev_shmem_startup)
 		prev_shmem_startup();
 	ag_audit_shmem_startup();
+	ag_approval_shmem_startup();
 	ag_delegation_shmem_startup();
 }
 
@@ -232,6 +239,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *n = pstmt->utilityStmt;
 
 	stmt_init(&st, pstmt, queryString);
+	st.params = params;
 	ag_audit_utility(&st);		/* start time; may refuse when the log is stuck */
 
 	PG_TRY();
@@ -241,6 +249,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_policy_utility(&st); /* what */
 		ag_mask_utility(&st, &pstmt);	/* may replace a COPY */
 		n = pstmt->utilityStmt;
+		ag_approval_gate(&st);	/* what: approved, or refused or waiting */
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
@@ -281,6 +290,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 
 	stmt_init(&st, queryDesc->plannedstmt, queryDesc->sourceText);
 	st.qd = queryDesc;
+	st.params = queryDesc->params;
 	st.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
 	ag_audit_executor_start(&st, eflags);	/* may refuse when the log is stuck */
 
@@ -294,6 +304,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 			prev_executor_start(queryDesc, eflags);
 		else
 			standard_ExecutorStart(queryDesc, eflags);
+		ag_approval_gate(&st);	/* once its relations and calls are decided */
 		ag_frame = saved_frame;
 		ag_stmt = st.parent;
 		ag_policy_executor_started(&st);
@@ -422,6 +433,7 @@ ag_needs_fmgr(Oid fn_oid)
 typedef struct AgFmgrPrivate
 {
 	uint64		policy;			/* what policy keeps about the function */
+	uint64		mask;			/* what masking keeps about it */
 	Datum		next;			/* the next hook's private slot */
 } AgFmgrPrivate;
 
@@ -439,6 +451,7 @@ ag_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, &p->next);
 	ag_policy_fmgr(event, flinfo, &p->policy);
+	ag_mask_fmgr(event, flinfo, &p->mask);
 }
 
 /* ---- errors ---- */

@@ -34,7 +34,8 @@
  *
  * Whose trees: governed sessions (session_user), except while a SECURITY
  * DEFINER function (or a restricted operation) runs as a role that is not
- * governed: that is a DBA's deliberate export.  Row-level security quals
+ * governed: that is a DBA's deliberate export; and while a DBA's trigger
+ * function runs on a DBA's table (see ag_mask_fmgr).  Row-level security quals
  * (USING and WITH CHECK), views' CHECK OPTION, ON CONFLICT's conflict
  * target, constraints and defaults are never masked.  Plans that read a
  * relation with masks are marked dependsOnRole, so a cached plan made in
@@ -56,6 +57,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
@@ -66,6 +68,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_statistic_ext_data.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -74,7 +77,9 @@
 #include "rewrite/rewriteManip.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -110,6 +115,114 @@ exempt_context(void)
 	return !ag_owner_is_governed(user);
 }
 
+/*
+ * Trigger bodies: a trigger function owned by a role that is not governed
+ * reads real values even when an agent's statement fires it (masking there
+ * would write masked values back into real tables: a history row, a
+ * denormalised copy).  fmgr_hook (ag_mask_fmgr) keeps a stack of the
+ * function calls that change this: such a trigger function pushes "real",
+ * a function owned by a governed role pushes "masked" (an agent's code
+ * called from a DBA's trigger is masked again).  Calls nest, and
+ * FHET_ABORT unwinds them on error; the stack is emptied at transaction
+ * end in any case.
+ */
+#define AG_MASK_CALL_UNKNOWN	0
+#define AG_MASK_CALL_REAL		1	/* a trigger function of an ungoverned owner */
+#define AG_MASK_CALL_MASKED		2	/* a function owned by a governed role */
+#define AG_MASK_CALL_NEUTRAL	3
+
+static uint8 *call_stack = NULL;
+static int	call_depth = 0;
+static int	call_cap = 0;
+
+/*
+ * A DBA's trigger function reads real values only where the DBA attached
+ * it: an agent that attaches it to a table of its own (with arguments of
+ * its choosing) gets it masked.  Triggers have no owner of their own; the
+ * table's owner decides.
+ */
+static bool
+trigger_tables_ungoverned(Oid fn_oid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		ok = true;
+
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgfoid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(fn_oid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	while (ok && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Oid			relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+		HeapTuple	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(ctup))
+			continue;
+		ok = !ag_owner_is_governed(((Form_pg_class) GETSTRUCT(ctup))->relowner);
+		ReleaseSysCache(ctup);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return ok;
+}
+
+static uint8
+call_kind(Oid fn_oid)
+{
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	uint8		kind = AG_MASK_CALL_NEUTRAL;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	if (!HeapTupleIsValid(tup))
+		return AG_MASK_CALL_NEUTRAL;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (ag_owner_is_governed(proc->proowner))
+		kind = AG_MASK_CALL_MASKED;
+	else if (proc->prorettype == TRIGGEROID)
+		kind = trigger_tables_ungoverned(fn_oid) ? AG_MASK_CALL_REAL :
+			AG_MASK_CALL_MASKED;
+	ReleaseSysCache(tup);
+	return kind;
+}
+
+void
+ag_mask_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, uint64 *info)
+{
+	if (*info == AG_MASK_CALL_UNKNOWN)
+		*info = call_kind(flinfo->fn_oid);
+	if (*info == AG_MASK_CALL_NEUTRAL)
+		return;
+	if (event == FHET_START)
+	{
+		if (call_depth == call_cap)
+		{
+			call_cap = Max(16, call_cap * 2);
+			call_stack = call_stack ?
+				repalloc(call_stack, call_cap) :
+				MemoryContextAlloc(TopMemoryContext, call_cap);
+		}
+		call_stack[call_depth++] = (uint8) *info;
+	}
+	else if (call_depth > 0)
+		call_depth--;			/* FHET_END, FHET_ABORT */
+}
+
+static void
+mask_xact_callback(XactEvent event, void *arg)
+{
+	call_depth = 0;
+}
+
+static bool
+in_real_trigger(void)
+{
+	return call_depth > 0 && call_stack[call_depth - 1] == AG_MASK_CALL_REAL;
+}
+
 static bool
 governed(void)
 {
@@ -120,7 +233,7 @@ governed(void)
 static bool
 masking_now(void)
 {
-	return governed() && !exempt_context() &&
+	return governed() && !exempt_context() && !in_real_trigger() &&
 		ag_masks_any_for(GetSessionUserId());
 }
 
@@ -563,7 +676,8 @@ ag_mask_planner_start(Query *parse)
 	MaskCtx		cx;
 	Oid			hashfn;
 
-	if (ag_policy_mode == AG_MODE_MONITOR || !governed() || exempt_context())
+	if (ag_policy_mode == AG_MODE_MONITOR || !governed() || exempt_context() ||
+		in_real_trigger())
 		return;
 	hashfn = ag_mask_hash_func();
 	if (OidIsValid(hashfn))
@@ -621,7 +735,10 @@ ag_mask_needs_fmgr(Oid fn_oid)
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
 		return false;
-	sql = ((Form_pg_proc) GETSTRUCT(tup))->prolang == SQLlanguageId;
+	/* SQL functions: not inlined; trigger functions: see ag_mask_fmgr */
+	sql = ((Form_pg_proc) GETSTRUCT(tup))->prolang == SQLlanguageId ||
+		((Form_pg_proc) GETSTRUCT(tup))->prorettype == TRIGGEROID ||
+		ag_owner_is_governed(((Form_pg_proc) GETSTRUCT(tup))->proowner);
 	ReleaseSysCache(tup);
 	return sql;
 }
@@ -764,6 +881,7 @@ ag_mask_read_columns(PlannedStmt *pstmt)
 void
 ag_mask_init(void)
 {
+	RegisterXactCallback(mask_xact_callback, NULL);
 	ag_mask_methods_init();
 	ag_mask_catalog_init();
 }

@@ -78,6 +78,8 @@ extern char *ag_mask_function_problem(Oid funcid, Oid typid);
 extern void ag_mask_init(void);
 extern void ag_mask_planner_start(Query *parse);
 extern void ag_mask_planned(PlannedStmt *result);
+extern void ag_mask_fmgr(FmgrHookEventType event, FmgrInfo *flinfo,
+						 uint64 *info);
 extern bool ag_mask_needs_fmgr(Oid fn_oid);
 extern void ag_mask_utility(AgStmt *st, PlannedStmt **pstmt);
 extern List *ag_mask_describe(Query *q, Oid roleid);

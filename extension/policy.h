@@ -34,10 +34,25 @@ typedef struct AgDeferred
 	char	   *reason;
 } AgDeferred;
 
+/* How an 'approve' rule asks for its approval (approval.c). */
+#define AG_APPROVAL_RETRY	0	/* refuse now; the identical retry runs */
+#define AG_APPROVAL_WAIT	1	/* the statement waits for the decision */
+
+typedef struct AgApprovalRule
+{
+	int64		rule_id;
+	int			mode;			/* AG_APPROVAL_* */
+	int64		timeout_ms;
+	Oid			approvers;
+	int32		min_approvals;
+	char	   *reason;
+} AgApprovalRule;
+
 /* The outcome for one event. */
 typedef struct AgOutcome
 {
-	AgDecision	decision;		/* ALLOWED, LOGGED or BLOCKED (before monitor) */
+	AgDecision	decision;		/* ALLOWED, LOGGED, APPROVAL or BLOCKED
+								 * (before monitor) */
 	int64		rule_id;		/* deciding rule, 0 = default */
 	int64		log_rule_id;	/* a 'log' rule that matched on the way */
 	bool		by_default;
@@ -45,6 +60,7 @@ typedef struct AgOutcome
 	AgCondition cond;			/* the deciding rule's condition */
 	char	   *reason;			/* palloc'd copy, or NULL */
 	List	   *deferred;		/* of AgDeferred, for max_rows */
+	AgApprovalRule approval;	/* decision APPROVAL: the approve rule */
 } AgOutcome;
 
 /*
@@ -76,6 +92,7 @@ typedef struct AgRule
 	char	  **scopes;			/* whose token's scope names one of these */
 	AgAction	action;
 	char	   *reason;
+	AgApprovalRule approval;	/* action approve: how (rule_id unset) */
 } AgRule;
 
 /* Where the columns a rule is decoded from are, in a deformed row. */
@@ -95,6 +112,10 @@ typedef struct AgRuleColumns
 				fingerprint,
 				action,
 				reason,
+				approval_mode,
+				approval_timeout,
+				approvers,
+				min_approvals,
 				scopes;
 } AgRuleColumns;
 

@@ -21,7 +21,9 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -29,11 +31,13 @@
 #include "pgquery.h"
 #include "policy.h"
 
-/* A column's index, or -1 when the table has none of that name. */
+/* The index in desc of column name, or -1. */
 static int
-attnum_find(TupleDesc desc, const char *name)
+attnum_if_any(TupleDesc desc, const char *name)
 {
-	for (int i = 0; i < desc->natts; i++)
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
@@ -50,15 +54,14 @@ attnum_find(TupleDesc desc, const char *name)
 int
 ag_table_attnum(TupleDesc desc, const char *table, const char *name)
 {
-	int			i = attnum_find(desc, name);
+	int			i = attnum_if_any(desc, name);
 
-	if (i >= 0)
-		return i;
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("agentgate.%s has no column \"%s\"", table, name),
-			 errhint("Update the agentgate extension.")));
-	return -1;					/* keep compiler quiet */
+	if (i < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agentgate.%s has no column \"%s\"", table, name),
+				 errhint("Update the agentgate extension.")));
+	return i;
 }
 
 static int
@@ -85,8 +88,18 @@ ag_rule_columns(TupleDesc desc, AgRuleColumns *c)
 	c->fingerprint = attnum_of(desc, "fingerprint");
 	c->action = attnum_of(desc, "action");
 	c->reason = attnum_of(desc, "reason");
+
+	/*
+	 * The approval columns come after the rules table's first rows (the
+	 * baseline is inserted by an earlier part of the install script): -1
+	 * while they are not there, read as NULL.
+	 */
+	c->approval_mode = attnum_if_any(desc, "approval_mode");
+	c->approval_timeout = attnum_if_any(desc, "approval_timeout");
+	c->approvers = attnum_if_any(desc, "approvers");
+	c->min_approvals = attnum_if_any(desc, "min_approvals");
 	/* added in 0.2.0: a server running 0.1.0's tables reads it as NULL */
-	c->scopes = attnum_find(desc, "scopes");
+	c->scopes = attnum_if_any(desc, "scopes");
 }
 
 /* Upper-case, trimmed, single-spaced copy of a command name. */
@@ -195,6 +208,83 @@ refused(Decoding *dc, const char *msg, const char *detail, const char *hint)
 }
 
 /*
+ * How an approve rule asks (mode, timeout, approvers, min_approvals); the
+ * columns are for approve rules only.  Read fail-closed: an unknown mode is
+ * read as retry (refused at once), a missing approver role as one nobody
+ * is a member of.
+ */
+static void
+decode_approval(Decoding *dc, const AgRuleColumns *cols, Datum *values,
+				bool *isnull, AgRule *r)
+{
+	AgApprovalRule *a = &r->approval;
+	bool		mode_null = cols->approval_mode < 0 || isnull[cols->approval_mode];
+	bool		timeout_null = cols->approval_timeout < 0 || isnull[cols->approval_timeout];
+	bool		approvers_null = cols->approvers < 0 || isnull[cols->approvers];
+	bool		min_null = cols->min_approvals < 0 || isnull[cols->min_approvals];
+	bool		any = !mode_null || !timeout_null || !approvers_null || !min_null;
+
+	a->mode = AG_APPROVAL_RETRY;
+	a->timeout_ms = 5 * 60 * 1000;
+	a->approvers = InvalidOid;
+	a->min_approvals = 1;
+	if (r->action != AG_ACTION_APPROVE)
+	{
+		if (any)
+			refused(dc, "approval_mode, approval_timeout, approvers and min_approvals are for approve rules only",
+					NULL, "Use agentgate.require_approval() for a rule that asks for approval.");
+		return;
+	}
+	if (r->max_rows >= 0)
+		refused(dc, "an approve rule cannot have max_rows", NULL,
+				"The row count is known only after the statement ran; use a block rule with max_rows.");
+	if (!mode_null)
+	{
+		const char *m = TextDatumGetCString(values[cols->approval_mode]);
+
+		if (strcmp(m, "wait") == 0)
+			a->mode = AG_APPROVAL_WAIT;
+		else if (strcmp(m, "retry") != 0)
+			refused(dc, psprintf("unknown approval mode \"%s\"", m), NULL,
+					"An approval mode is retry or wait.");
+	}
+	if (!timeout_null)
+	{
+		Interval   *iv = DatumGetIntervalP(values[cols->approval_timeout]);
+		int64		us = iv->time + (int64) iv->day * USECS_PER_DAY +
+			(int64) iv->month * 30 * USECS_PER_DAY;
+
+		if (us < 1000 || iv->month < 0 || iv->day < 0)
+			refused(dc, "approval_timeout must be positive", NULL, NULL);
+		else
+			a->timeout_ms = Min(us / 1000, (int64) 366 * 24 * 3600 * 1000);
+	}
+	if (!approvers_null)
+	{
+		a->approvers = DatumGetObjectId(values[cols->approvers]);
+		if (!SearchSysCacheExists1(AUTHOID, values[cols->approvers]))
+			refused(dc, psprintf("role with OID %u does not exist", a->approvers),
+					NULL, NULL);
+	}
+	else
+	{
+		a->approvers = get_role_oid("agentgate_approver", true);
+		if (!OidIsValid(a->approvers))
+			refused(dc, "role \"agentgate_approver\" does not exist", NULL,
+					"Name the approvers' role in the rule's approvers column.");
+	}
+	if (!min_null)
+	{
+		a->min_approvals = DatumGetInt32(values[cols->min_approvals]);
+		if (a->min_approvals < 1)
+		{
+			refused(dc, "min_approvals must be at least 1", NULL, NULL);
+			a->min_approvals = 1;
+		}
+	}
+}
+
+/*
  * ag_rule_from_tuple decodes one deformed row of agentgate.rules (values
  * and isnull, laid out as cols says) into *r, calling fn for each flaw in
  * the order the validator checks them.  fn may raise an error (the
@@ -226,15 +316,14 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 		r->action = AG_ACTION_ALLOW;
 	else if (strcmp(s, "log") == 0)
 		r->action = AG_ACTION_LOG;
+	else if (strcmp(s, "approve") == 0)
+		r->action = AG_ACTION_APPROVE;
 	else
 		r->action = AG_ACTION_BLOCK;
-	if (strcmp(s, "approve") == 0)
-		refused(dc, "action \"approve\" is not available yet",
-				NULL, "Use \"block\" until approvals are installed.");
 	if (strcmp(s, "allow") != 0 && strcmp(s, "block") != 0 &&
-		strcmp(s, "log") != 0)
+		strcmp(s, "log") != 0 && strcmp(s, "approve") != 0)
 		refused(dc, psprintf("unknown action \"%s\"", s), NULL,
-				"An action is one of allow, block or log.");
+				"An action is one of allow, block, log or approve.");
 
 	/* applies_to: no role is read as every agent */
 	if (isnull[cols->applies_to])
@@ -419,8 +508,8 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 	/*
 	 * scopes: the rule applies only to sessions whose token's scope names
 	 * one of them (docs/identity.md, "Scopes").  An entry that cannot be a
-	 * scope is refused; a block rule with one is read as applying to every
-	 * session, other rules keep what they say (an entry no token can carry
+	 * scope is refused; a block or approve rule with one is read as applying
+	 * to every session, other rules keep what they say (an entry no token can carry
 	 * matches nothing).
 	 */
 	if (cols->scopes >= 0 && !isnull[cols->scopes])
@@ -454,7 +543,8 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 		if (n == 0)
 			refused(dc, "scopes is empty", NULL,
 					"Leave scopes NULL for a rule that applies to every session.");
-		if (r->action == AG_ACTION_BLOCK && (flawed || n == 0))
+		if ((r->action == AG_ACTION_BLOCK || r->action == AG_ACTION_APPROVE) &&
+			(flawed || n == 0))
 			r->nscopes = 0;
 		else if (r->nscopes == 0)
 		{
@@ -466,4 +556,6 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 
 	r->reason = isnull[cols->reason] ? "" :
 		TextDatumGetCString(values[cols->reason]);
+
+	decode_approval(dc, cols, values, isnull, r);
 }

@@ -25,8 +25,7 @@ CREATE TABLE @extschema@.rules (
     action      text NOT NULL CHECK (action IN ('allow', 'block', 'log')),
     reason      text NOT NULL DEFAULT '',
     baseline    boolean NOT NULL DEFAULT false,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    scopes      text[]          -- NULL: every session; else sessions whose token's scope names one
+    created_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE @extschema@.rules IS
     'agentgate: statement policy; the highest-priority matching rule decides (block wins a tie), else agentgate.default_action';

@@ -4,7 +4,3 @@ UPDATE @extschema@.rules
    SET reason = 'baseline: agents may change, extend or give away only objects they own themselves'
  WHERE baseline AND condition = 'not_owner'
    AND reason = 'baseline: agents may alter only relations they own themselves';
-
--- rules.scopes: a rule may apply only to sessions whose token's scope names
--- one of these (policy_rule_tuple.c).
-ALTER TABLE @extschema@.rules ADD COLUMN scopes text[];
