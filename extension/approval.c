@@ -62,6 +62,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -72,6 +73,7 @@
 #include "approval.h"
 #include "audit.h"
 #include "hooks.h"
+#include "policy.h"
 #include "identity.h"
 #include "verdict.h"
 
@@ -465,6 +467,7 @@ gate_run(AgApprovalJob *job, AgApprovalNeed *need, const char *stmt,
 	int64		id;
 	int			d;
 	int			d2;
+	uint64		gen;
 
 	ag_approval_run(job, stmt, params);
 	id = res->result_id;
@@ -487,6 +490,7 @@ gate_run(AgApprovalJob *job, AgApprovalNeed *need, const char *stmt,
 		ag_audit_approval_row(AG_DECISION_APPROVAL, NULL, NULL, NULL, stmt,
 							  psprintf("approval request %lld: waiting", (long long) id),
 							  need->rule.rule_id);
+	gen = ag_rules_generation();
 	d = wait_for_decision(id, need, level);
 	d2 = slot_clear(NULL);		/* a decision may have come meanwhile */
 	if (d == DECISION_NONE)
@@ -505,6 +509,22 @@ gate_run(AgApprovalJob *job, AgApprovalNeed *need, const char *stmt,
 	}
 	if (d == DECISION_DENIED)
 		refuse_denied(id, "see agentgate.my_approvals()", need->what, level);
+
+	/*
+	 * Policy is decided again at execution: a rule changed while the
+	 * statement waited (a DBA blocked what it does, say) is not overtaken
+	 * by the approval.  Deciding it again here would ask again; refuse it
+	 * instead, failing closed, and let the agent run it anew under the
+	 * rules as they are.
+	 */
+	AcceptInvalidationMessages();
+	if (ag_rules_generation() != gen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agentgate: %s was approved (request %lld), but the rules changed while it waited; it did not run",
+						need->what, (long long) id),
+				 errdetail("A statement runs only under the rules in force when it runs."),
+				 errhint("Run the identical statement again: it is decided under the current rules.")));
 
 	/*
 	 * Approved: the approver's transaction marked the request executed for

@@ -156,6 +156,7 @@ extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
+extern uint64 ag_rules_generation(void);
 extern List *ag_rules_descendants_named(Oid relid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
 extern int	ag_default_action;	/* AG_ACTION_ALLOW or AG_ACTION_BLOCK */

@@ -47,6 +47,7 @@ static MemoryContext rules_cxt = NULL;
 static AgRule *rules = NULL;
 static int	nrules = 0;
 static bool rules_valid = false;
+static uint64 rules_generation = 0;	/* counts invalidations of the rules */
 
 static Oid	rules_relid = InvalidOid;
 static Oid	schema_oid = InvalidOid;
@@ -83,6 +84,8 @@ static bool mine_valid = false;
 static void
 rules_relcache_cb(Datum arg, Oid relid)
 {
+	if (!OidIsValid(relid) || relid == rules_relid)
+		rules_generation++;
 	if (!rules_valid)
 		return;
 	if (!OidIsValid(relid) || relid == rules_relid)
@@ -106,6 +109,16 @@ rules_relcache_cb(Datum arg, Oid relid)
 		rules_valid = false;
 		mine_valid = false;
 	}
+}
+
+/*
+ * Did the rules change since generation gen?  After a long wait (an
+ * approval) the caller first takes in the invalidations that arrived.
+ */
+uint64
+ag_rules_generation(void)
+{
+	return rules_generation;
 }
 
 static void

@@ -131,6 +131,19 @@ as_alice("SELECT agentgate.deny($id, 'not this one')");
 like($err, qr/was denied/, 'a denied statement is refused');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 3'), '1', '... and did not run');
 
+# ---- the rules change while the statement waits: policy is decided again
+# at execution, so the approval does not carry it past the new rules
+start_statement($a1, 'DELETE FROM t WHERE id = 5');
+$id = waiting_request();
+$node->safe_psql('postgres',
+	"SELECT agentgate.block(commands => '{TRUNCATE}', relation => 't', reason => 'a new rule')");
+as_alice("SELECT agentgate.approve($id)");
+($out, $err) = finish_statement($a1);
+like($err, qr/rules changed while it waited; it did not run/,
+	'a statement approved after the rules changed is refused');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 5'), '1', '... and did not run');
+$node->safe_psql('postgres', "DELETE FROM agentgate.rules WHERE reason = 'a new rule'");
+
 # ---- pg_cancel_backend
 start_statement($a1, 'DELETE FROM t WHERE id = 4');
 $id = waiting_request();
