@@ -5,19 +5,7 @@
 --
 \set VERBOSITY terse
 SELECT agentgate.login('regress-apd-actor', '{}') AS actor \gset
--- the revoked list is read from the audit database at start: wait for it
-DO $$
-BEGIN
-    FOR i IN 1 .. 100 LOOP
-        BEGIN
-            PERFORM agentgate.session_stamp_bound('x', '{a,b}', NULL, now());
-            EXIT;
-        EXCEPTION WHEN cannot_connect_now THEN
-            PERFORM pg_sleep(0.1);
-        END;
-    END LOOP;
-END
-$$;
+\i sql/include/wait_revoked_list.sql
 -- request ids in messages: start where the queue is
 SELECT setval(pg_get_serial_sequence('agentgate.approvals', 'id'), coalesce(max(id), 0) + 1, false) > 0 AS ids
   FROM agentgate.approvals;

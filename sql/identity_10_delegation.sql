@@ -8,19 +8,7 @@
 --
 \set VERBOSITY terse
 SELECT agentgate.login('deleg-actor', '{}') AS actor \gset
--- the list is read from the audit database at start: wait for it
-DO $$
-BEGIN
-    FOR i IN 1 .. 100 LOOP
-        BEGIN
-            PERFORM agentgate.session_stamp_bound('x', '{a,b}', NULL, now());
-            EXIT;
-        EXCEPTION WHEN cannot_connect_now THEN
-            PERFORM pg_sleep(0.1);
-        END;
-    END LOOP;
-END
-$$;
+\i sql/include/wait_revoked_list.sql
 
 -- a token without act or scope gets a plain stamp, kept nowhere
 SELECT s.session_id AS psid
