@@ -7,6 +7,8 @@
  *	  proxy_log.c		log lines on stderr
  *	  proxy_config.c	the configuration file
  *	  proxy_listen.c	TCP listeners and the TLS context
+ *	  proxy_tickets.c	TLS session ticket keys, rotated
+ *	  proxy_logincache.c verified tokens and login() results, briefly kept
  *	  proxy_client.c	per-connection state machine up to authentication
  *	  proxy_relay.c		the relay: both sockets and the protocol state
  *						(pgstream.c) of a logged-in connection
@@ -127,6 +129,10 @@ extern SSL_CTX *ag_tls_context_new(const ag_proxy_config *cfg, char *err, size_t
 extern int	ag_listen_open(const ag_proxy_config *cfg, char *err, size_t errlen);
 extern void ag_listen_close(void);
 extern void ag_listen_pause(void);
+
+/* proxy_tickets.c */
+extern void ag_tickets_setup(SSL_CTX *ctx, int lifetime);
+extern void ag_tickets_forget(void);
 
 /* proxy_client.c */
 extern void ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen);
