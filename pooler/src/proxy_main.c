@@ -184,6 +184,8 @@ reload(void)
 	g->cfg = cfg;
 	set_policy(cfg);
 	ag_proxy_config_free(old);
+	/* issuer, audience, claims or keys may have changed: verify again */
+	ag_logincache_reset();
 	if (admin_changed)
 	{
 		ag_admin_stop();
@@ -389,9 +391,11 @@ main(int argc, char **argv)
 		ag_log(AG_LOG_FATAL, NULL, "%s", err);
 		return 1;
 	}
+	ag_logincache_reset();
 	if (check_only)
 	{
 		fprintf(stderr, "configuration file \"%s\" is valid\n", g->config_path);
+		ag_logincache_free();
 		keysource_close(&keys_now);
 		SSL_CTX_free(g->ssl_ctx);
 		ag_proxy_config_free(g->cfg);
@@ -452,6 +456,8 @@ main(int argc, char **argv)
 		event_free(sigs[i]);
 	if (shutdown_timer)
 		event_free(shutdown_timer);
+	ag_logincache_free();
+	ag_tickets_forget();
 	keysource_close(&keys_now);
 	SSL_CTX_free(g->ssl_ctx);
 	ag_proxy_config_free(g->cfg);
