@@ -56,7 +56,7 @@ static const ag_conf_key keys[] = {
 	I(max_prepared_bytes, "1048576", 0, 1073741823),
 	I(auth_timeout, "10", 1, 600),
 	I(login_cache_seconds, "10", 0, 60),
-	I(login_cache_size, "10000", 1, 1000000),
+	I(login_cache_size, "1000", 1, 1000000),
 	I(shutdown_timeout, "30", 0, 3600),
 	S(pid_file, NULL),
 };

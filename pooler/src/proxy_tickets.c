@@ -93,8 +93,10 @@ set_mac_key(EVP_MAC_CTX *hctx, const ticket_key *k)
 /*
  * OpenSSL's ticket key callback.  enc = 1: a new ticket, under the current
  * key.  enc = 0: find the ticket's key; 0 = unknown (full handshake),
- * 1 = the current key, 2 = the previous key (resume, and issue a new
- * ticket under the current one).  -1 aborts the handshake.
+ * 2 = resume and issue a new ticket (under the current key).  Always a new
+ * one: TLS 1.3 clients use each ticket once (RFC 8446, 4.6.1 and C.4), so
+ * a client that connects again and again needs a fresh ticket from every
+ * connection, resumed ones included.  -1 aborts the handshake.
  */
 static int
 ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
@@ -128,7 +130,7 @@ ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
 		if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
 			set_mac_key(hctx, k) != 1)
 			return -1;
-		return i == 0 ? 1 : 2;
+		return 2;
 	}
 	return 0;
 }
