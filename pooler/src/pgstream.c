@@ -81,6 +81,13 @@ ag_buf_free(ag_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+void
+ag_buf_trim(ag_buf *b)
+{
+	if (b->len == 0 && b->data != NULL)
+		ag_buf_free(b);
+}
+
 /* ------------------------------------------------------------ the state */
 
 /* PostgreSQL compares statement names on their first NAMEDATALEN - 1 bytes. */

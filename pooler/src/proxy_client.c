@@ -1000,6 +1000,17 @@ ag_client_revoke(const char *identity)
 	return n;
 }
 
+/* Every few seconds: relays give back the memory of their empty queues. */
+void
+ag_client_trim_idle(void)
+{
+	ag_client  *c;
+
+	for (c = ag_proxy_g.clients; c; c = c->next)
+		if (c->relay)
+			ag_relay_trim(c->relay);
+}
+
 /*
  * Shutdown: close connections still authenticating and relayed ones that
  * are idle between transactions.  Returns how many remain.

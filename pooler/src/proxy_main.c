@@ -194,6 +194,17 @@ reload(void)
 	ag_log(AG_LOG_INFO, NULL, "configuration reloaded");
 }
 
+/* Idle connections' queue memory, given back every TRIM_SECONDS. */
+#define TRIM_SECONDS 5
+static struct event *trim_timer;
+static const struct timeval trim_every = {TRIM_SECONDS, 0};
+
+static void
+trim_tick(evutil_socket_t fd, short what, void *arg)
+{
+	ag_client_trim_idle();
+}
+
 static void
 shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -438,6 +449,8 @@ main(int argc, char **argv)
 		sigs[i] = evsignal_new(g->base, signums[i], signal_cb, NULL);
 		event_add(sigs[i], NULL);
 	}
+	trim_timer = event_new(g->base, -1, EV_PERSIST, trim_tick, NULL);
+	event_add(trim_timer, &trim_every);
 	ag_admin_start();
 	ag_log(AG_LOG_INFO, NULL, "agentgate-proxy listening on %s port %d (TLS required), pooler %s/.s.PGSQL.%d",
 		   g->cfg->listen_addr, g->cfg->listen_port, g->cfg->pgbouncer_socket_dir,
@@ -456,6 +469,8 @@ main(int argc, char **argv)
 		event_free(sigs[i]);
 	if (shutdown_timer)
 		event_free(shutdown_timer);
+	if (trim_timer)
+		event_free(trim_timer);
 	ag_logincache_free();
 	ag_tickets_forget();
 	keysource_close(&keys_now);
