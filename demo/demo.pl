@@ -87,6 +87,12 @@ show_agent($s, $tok, q{UPDATE orders SET total = 0 WHERE id = 1;});
 show_agent($s, $tok, q{INSERT INTO orders VALUES (3, 'Initech', 7.25);});
 show_dba($s, qq{SELECT statement, command, decision, rule_id, reason FROM agentgate.explain('$role', 'SELECT * FROM orders; DELETE FROM orders WHERE id = 3; TRUNCATE orders');});
 
+step('content patterns: a card number in free text is masked on its way to the agent');
+show_dba($s, q{CREATE TABLE tickets (id int, note text); INSERT INTO tickets VALUES (1, 'customer says card 4111 1111 1111 1111 was charged twice; reach her at jane@example.com'); GRANT SELECT ON tickets TO agentgate_agent;});
+show_agent($s, $tok, q{SELECT note FROM tickets;});
+show_agent($s, $tok, q{SELECT note::int FROM tickets;});
+show_dba($s, q{SELECT note FROM tickets;});
+
 step('refused at the door: a forged token, and a connection without TLS');
 (my $forged = $tok) =~ s/(.)(.{6})$/($1 eq 'A' ? 'B' : 'A') . $2/e;
 my ($rc, $out, $err) = $s->agent_psql($forged, 'SELECT 1');

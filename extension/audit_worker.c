@@ -769,6 +769,8 @@ typedef struct DayTarget
 	Oid			relid;
 	AttrNumber	map[AG_NCOLS];
 	AttrNumber	epoch_att;
+	TimestampTz checked_lo;		/* times the partition's constraint */
+	TimestampTz checked_hi;		/* accepted, lowest and highest */
 } DayTarget;
 
 static DayTarget day_cache;
@@ -806,6 +808,8 @@ day_target(int64 day, Oid *relid, AttrNumber *map, AttrNumber *epoch_att)
 		if (day_cache.epoch_att <= 0)
 			return false;
 		day_cache.day = day;
+		day_cache.checked_lo = DT_NOEND;	/* nothing checked yet */
+		day_cache.checked_hi = DT_NOBEGIN;
 		day_cache.valid = true;
 	}
 	*relid = day_cache.relid;
@@ -913,11 +917,28 @@ direct_insert(Columns *c, bool conditional)
 		if (DatumGetTimestampTz(c->v[COL_TS][i]) > DatumGetTimestampTz(c->v[COL_TS][hi]))
 			hi = i;
 	}
-	for (int k = 0; k < 2 && ok; k++)
+	/*
+	 * A range partition's constraint holds for everything between two
+	 * values it accepts: times within what this partition already accepted
+	 * need no check.
+	 */
+	if (!(day_cache.valid && day_cache.relid == relid &&
+		  day_cache.checked_lo <= DatumGetTimestampTz(c->v[COL_TS][lo]) &&
+		  DatumGetTimestampTz(c->v[COL_TS][hi]) <= day_cache.checked_hi))
 	{
-		fill_slot(slots[0], map, epoch_att, c, k == 0 ? lo : hi);
-		ok = ExecPartitionCheck(rri, slots[0], estate, false);
-		ResetPerTupleExprContext(estate);
+		for (int k = 0; k < 2 && ok; k++)
+		{
+			fill_slot(slots[0], map, epoch_att, c, k == 0 ? lo : hi);
+			ok = ExecPartitionCheck(rri, slots[0], estate, false);
+			ResetPerTupleExprContext(estate);
+		}
+		if (ok && day_cache.valid && day_cache.relid == relid)
+		{
+			day_cache.checked_lo = Min(day_cache.checked_lo,
+									   DatumGetTimestampTz(c->v[COL_TS][lo]));
+			day_cache.checked_hi = Max(day_cache.checked_hi,
+									   DatumGetTimestampTz(c->v[COL_TS][hi]));
+		}
 	}
 
 	/*

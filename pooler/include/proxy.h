@@ -15,6 +15,8 @@
  *	  proxy_cancel.c	CancelRequest relay to PgBouncer
  *	  proxy_admin.c		admin connection: agentgate.login() and LISTEN
  *	  proxy_dbcheck.c	the client's database checked before login
+ *	  proxy_patterns.c	the content patterns in force (patterns.c,
+ *						applied by pgfilter.c in the relay)
  *	  proxy_main.c		startup, signals, reload, shutdown
  *
  *-------------------------------------------------------------------------
@@ -34,6 +36,7 @@
 #include "ag_limits.h"
 #include "ag_pgproto.h"
 #include "ag_pgstream.h"
+#include "ag_patterns.h"
 #include "ag_tokcache.h"
 #include "proxy_config.h"
 
@@ -169,6 +172,7 @@ typedef struct ag_relay_hooks
 
 typedef struct ag_relay_args
 {
+	const char *role;			/* the agent's role: which patterns apply */
 	const ag_relay_hooks *hooks;
 	void	   *owner;
 	const ag_client *log_as;	/* log lines name this connection */
@@ -251,5 +255,25 @@ extern int	ag_dbcheck(const char *dbname, ag_dbcheck_result *res,
 					   ag_dbcheck_cb cb, void *arg, struct ag_dbcheck_req **req);
 extern void ag_dbcheck_forget(struct ag_dbcheck_req *req);
 extern void ag_dbcheck_invalidate(void);
+
+/*
+ * proxy_patterns.c: the content pattern set in force, reference-counted
+ * (a relay keeps the set it uses until its next message boundary).
+ */
+struct pg_result;
+typedef struct ag_pattern_set ag_pattern_set;
+
+extern const char *ag_proxy_patterns_sql(void);
+extern int	ag_proxy_patterns_result(struct pg_result *res);
+extern int	ag_proxy_patterns_ready(void);
+extern uint64_t ag_proxy_patterns_generation(void);
+extern ag_pattern_set *ag_pattern_set_current(void);
+extern void ag_pattern_set_release(ag_pattern_set *s);
+extern uint64_t ag_pattern_set_generation(const ag_pattern_set *s);
+extern ag_patterns *ag_pattern_set_compiled(const ag_pattern_set *s);
+
+/* Which of the set's patterns apply to role, into *active (grown as needed). */
+extern int	ag_pattern_set_active(const ag_pattern_set *s, const char *role,
+								  uint8_t **active, int *cap);
 
 #endif							/* PROXY_H */

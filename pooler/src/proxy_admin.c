@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * proxy_admin.c
- *	  The proxy's own connections to PostgreSQL: agentgate.login() calls and
- *	  LISTEN agentgate_revocations.
+ *	  The proxy's own connections to PostgreSQL: agentgate.login() calls,
+ *	  LISTEN agentgate_revocations, and reading the content patterns
+ *	  (LISTEN agentgate_patterns; proxy_patterns.c keeps them).
  *
  * libpq runs in non-blocking mode inside the event loop.  admin_connections
  * connections share one queue of logins, each running one login at a time:
@@ -52,6 +53,7 @@
 	"       LATERAL (SELECT agentgate.session_stamp(r) AS x " \
 	"                  FROM generate_series(1, $3::int) OFFSET 0) AS s"
 #define REVOCATION_CHANNEL "agentgate_revocations"
+#define PATTERNS_CHANNEL "agentgate_patterns"
 #define STATUS_SQL \
 	"SELECT u.i, coalesce(s.status, 'unknown') " \
 	"  FROM unnest($1::text[]) WITH ORDINALITY AS u(identity, i) " \
@@ -101,6 +103,7 @@ typedef struct admin_conn
 	ag_login_req *inflight;
 	time_t		inflight_since;
 	int			status_inflight;	/* the status read runs here */
+	int			patterns_inflight;	/* the patterns are read here */
 } admin_conn;
 
 /*
@@ -126,6 +129,13 @@ static int	nadmins;
 static int	stopped = 1;
 static struct event *dispatch_ev;	/* runs dispatch() from the loop */
 static struct event *watchdog_ev;	/* once a second: stuck logins */
+
+/*
+ * The content patterns are to be read (again): at start, when the listener
+ * is back, after a notice, and a second after a failed read.
+ */
+static int	patterns_stale = 1;
+static int	patterns_failed;
 
 /* logins waiting for a free connection */
 static ag_login_req *queue_head;
@@ -260,6 +270,11 @@ connection_lost(admin_conn *a, const char *why)
 		batch_remark();
 		if (dispatch_ev)
 			event_active(dispatch_ev, EV_TIMEOUT, 0);
+	}
+	if (a->patterns_inflight)
+	{
+		a->patterns_inflight = 0;
+		patterns_stale = 1;
 	}
 	r = a->inflight;
 	a->inflight = NULL;
@@ -461,7 +476,8 @@ dispatch_status(void)
 		admin_conn *a = &admins[k];
 		const char *values[1];
 
-		if (a->state != ADM_READY || a->inflight || a->status_inflight)
+		if (a->state != ADM_READY || a->inflight || a->status_inflight ||
+			a->patterns_inflight)
 			continue;
 		(void) ag_ident_take_marked(ag_proxy_g.idents, batch_add, NULL);
 		if (batch.n == 0)
@@ -487,6 +503,37 @@ dispatch_status(void)
 	}
 }
 
+/* Read the content patterns on an idle connection, when they are stale. */
+static void
+dispatch_patterns(void)
+{
+	int			k;
+
+	if (!patterns_stale)
+		return;
+	/* one read at a time; a notice during it makes another after it */
+	for (k = 0; k < nadmins; k++)
+		if (admins[k].patterns_inflight)
+			return;
+	for (k = 0; k < nadmins; k++)
+	{
+		admin_conn *a = &admins[k];
+
+		if (a->state != ADM_READY || a->inflight || a->status_inflight)
+			continue;
+		if (!PQsendQueryParams(a->conn, ag_proxy_patterns_sql(), 0, NULL, NULL, NULL, NULL, 0))
+		{
+			connection_lost(a, PQerrorMessage(a->conn));
+			continue;
+		}
+		patterns_stale = 0;
+		a->patterns_inflight = 1;
+		a->inflight_since = time(NULL);
+		(void) flush_or_watch(a);
+		return;
+	}
+}
+
 /*
  * Hand queued logins to idle ready connections, the listener last: a login
  * stuck on it would cost the revocation channel too.
@@ -497,6 +544,7 @@ dispatch(void)
 	int			k;
 
 	dispatch_status();
+	dispatch_patterns();
 
 	for (k = 0; k < nadmins && queue_head; k++)
 	{
@@ -505,7 +553,8 @@ dispatch(void)
 		const char *values[3];
 		char		want[12];
 
-		if (a->state != ADM_READY || a->inflight || a->status_inflight)
+		if (a->state != ADM_READY || a->inflight || a->status_inflight ||
+			a->patterns_inflight)
 			continue;
 		r = queue_pop();
 		snprintf(want, sizeof(want), "%d", r->want);
@@ -617,6 +666,8 @@ handle_notifies(admin_conn *a)
 			ag_logincache_revoked(n->extra);
 			(void) ag_ident_mark(ag_proxy_g.idents, n->extra);
 		}
+		else if (strcmp(n->relname, PATTERNS_CHANNEL) == 0)
+			patterns_stale = 1;
 		PQfreemem(n);
 	}
 }
@@ -642,6 +693,9 @@ handle_input(admin_conn *a)
 				a->state = ADM_READY;
 				a->backoff_ms = BACKOFF_MIN_MS;
 				ag_log(AG_LOG_INFO, NULL, "admin connection %d ready", a->index);
+				/* pattern notices may have been missed while it was down */
+				if (a->index == 0)
+					patterns_stale = 1;
 			}
 			else if (a->inflight)
 			{
@@ -657,6 +711,8 @@ handle_input(admin_conn *a)
 				a->status_inflight = 0;
 				batch_done();
 			}
+			else if (a->patterns_inflight)
+				a->patterns_inflight = 0;
 			break;
 		}
 		if (a->state == ADM_LISTENING)
@@ -676,6 +732,8 @@ handle_input(admin_conn *a)
 			take_result(a->inflight, res);
 		else if (a->status_inflight)
 			batch_result(res);
+		else if (a->patterns_inflight)
+			patterns_failed = ag_proxy_patterns_result(res) < 0;
 		PQclear(res);
 	}
 	if (a->index == 0)
@@ -706,7 +764,8 @@ connect_poll(admin_conn *a)
 			 * Connection 0 listens; the others send an empty query so that
 			 * every connection passes through the same LISTENING step.
 			 */
-			if (!PQsendQuery(a->conn, a->index == 0 ? "LISTEN " REVOCATION_CHANNEL : ""))
+			if (!PQsendQuery(a->conn, a->index == 0 ? "LISTEN " REVOCATION_CHANNEL "; "
+							 "LISTEN " PATTERNS_CHANNEL : ""))
 			{
 				connection_lost(a, PQerrorMessage(a->conn));
 				return;
@@ -780,6 +839,15 @@ watchdog_cb(evutil_socket_t fd, short what, void *arg)
 			connection_lost(a, "agentgate.login() did not answer within auth_timeout");
 		else if (a->status_inflight && now - a->inflight_since > ag_proxy_g.cfg->auth_timeout)
 			connection_lost(a, "agentgate.identity_status() did not answer within auth_timeout");
+		else if (a->patterns_inflight && now - a->inflight_since > ag_proxy_g.cfg->auth_timeout)
+			connection_lost(a, "agentgate.patterns_for_proxy() did not answer within auth_timeout");
+	}
+	/* a failed read of the patterns is tried again */
+	if (patterns_failed && !patterns_stale)
+	{
+		patterns_failed = 0;
+		patterns_stale = 1;
+		dispatch();
 	}
 }
 
@@ -854,10 +922,14 @@ ag_admin_stop(void)
 	watchdog_ev = NULL;
 }
 
+/*
+ * Logins go ahead only while revocations can reach the proxy and the
+ * content patterns have loaded (fail closed).
+ */
 int
 ag_admin_ready(void)
 {
-	return nadmins > 0 && admins[0].state == ADM_READY;
+	return nadmins > 0 && admins[0].state == ADM_READY && ag_proxy_patterns_ready();
 }
 
 struct ag_login_req *

@@ -464,6 +464,7 @@ start_relay(ag_client *c, const uint8_t *pkt, size_t len)
 	a.hooks = &relay_hooks;
 	a.owner = c;
 	a.log_as = c;
+	a.role = c->role;
 	a.client_fd = c->fd;
 	a.ssl = bufferevent_openssl_get_ssl(c->cbev);
 	a.startup = pkt;
@@ -601,7 +602,7 @@ identity_checked(ag_client *c)
 	}
 	if (!ag_admin_ready())
 	{
-		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
@@ -631,18 +632,6 @@ database_checked(ag_client *c, const ag_dbcheck_result *dres)
 	char	   *claims = c->claims;
 
 	c->claims = NULL;
-	if (dres->ok && c->cached)
-	{
-		char		role[sizeof(c->role)];
-		ag_tokcache_stamp st;
-
-		/* login() answered for this token a moment ago */
-		memcpy(role, c->role, sizeof(role));
-		memcpy(st.stamp, c->stamp, sizeof(st.stamp));
-		memcpy(st.session, c->session, sizeof(st.session));
-		login_done(c, 1, NULL, NULL, NULL, role, &st, 1);
-		return;
-	}
 	if (!dres->ok)
 	{
 		char		detail[sizeof(dres->detail) + 120];
@@ -666,8 +655,20 @@ database_checked(ag_client *c, const ag_dbcheck_result *dres)
 	if (!ag_admin_ready())
 	{
 		free_claims(claims);
-		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down");
+		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
+		return;
+	}
+	if (c->cached)
+	{
+		char		role[sizeof(c->role)];
+		ag_tokcache_stamp st;
+
+		/* login() answered for this token a moment ago */
+		memcpy(role, c->role, sizeof(role));
+		memcpy(st.stamp, c->stamp, sizeof(st.stamp));
+		memcpy(st.session, c->session, sizeof(st.session));
+		login_done(c, 1, NULL, NULL, NULL, role, &st, 1);
 		return;
 	}
 	c->login = ag_admin_login(c->identity, claims,

@@ -32,6 +32,12 @@
  * Read events are persistent; a write event is added only while a queue
  * holds bytes, so a request/response exchange costs no epoll_ctl calls.
  *
+ * Content patterns: what pgstream.c passes towards the client goes through
+ * the pattern filter (pgfilter.c) on its way into the client's queue, with
+ * the patterns that apply to the connection's role; a new pattern set is
+ * taken at the next message boundary.  A message the filter refuses (too
+ * large to check, or a matcher failure) ends the relay: fail closed.
+ *
  * Backpressure: a side stops being read while the queue towards the
  * other side holds more than AG_RELAY_HIGH_WATER bytes, and resumes below
  * AG_RELAY_LOW_WATER; the client also while AG_PGS_MAX_PENDING answers
@@ -40,6 +46,7 @@
  *-------------------------------------------------------------------------
  */
 #include "proxy.h"
+#include "ag_pgfilter.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -85,6 +92,13 @@ struct ag_relay
 								 * state: sent before the relay started, or
 								 * left over by a stall */
 	ag_pgstream *ps;			/* the protocol, both directions */
+	ag_buf		from_ps;		/* pgstream's output, before the filter */
+	ag_pgfilter *pf;			/* content patterns, towards the client */
+	ag_pattern_set *patterns;	/* the set pf uses (a reference) */
+	uint8_t    *active;			/* which of its patterns apply to role */
+	int			active_cap;
+	int			filter_refused; /* pf refused a message, at a boundary */
+	char		role[AG_PGPROTO_NAMELEN + 1];
 };
 
 /* One connection is served at a time: they share the read buffer. */
@@ -294,7 +308,7 @@ relay_fatal(ag_relay *r, const char *sqlstate, const char *msg, const char *deta
 
 	if (r->closing)
 		return;
-	if (ag_pgs_client_at_boundary(r->ps))
+	if (r->filter_refused || ag_pgs_client_at_boundary(r->ps))
 	{
 		n = ag_pgproto_error(buf, sizeof(buf), "FATAL", sqlstate, msg, detail, hint);
 		if (n < 0)
@@ -394,6 +408,72 @@ server_flush(ag_relay *r)
 }
 
 /*
+ * Take the pattern set in force when it has changed and the filter is
+ * between messages.  -1: out of memory.
+ */
+static int
+patterns_refresh(ag_relay *r)
+{
+	ag_pattern_set *s;
+
+	if (ag_pattern_set_generation(r->patterns) == ag_proxy_patterns_generation() ||
+		!ag_pgf_at_boundary(r->pf))
+		return 0;
+	s = ag_pattern_set_current();
+	if (ag_pattern_set_active(s, r->role, &r->active, &r->active_cap) < 0)
+	{
+		ag_pattern_set_release(s);
+		return -1;
+	}
+	ag_pgf_set(r->pf, ag_pattern_set_compiled(s), r->active);
+	ag_pattern_set_release(r->patterns);
+	r->patterns = s;
+	return 0;
+}
+
+/*
+ * What pgstream has passed towards the client, through the content
+ * patterns into the client's queue.  Returns -1 if the relay is over.
+ */
+static int
+filter_out(ag_relay *r)
+{
+	ag_pgf_status st;
+
+	if (r->from_ps.len == 0)
+		return 0;
+	if (patterns_refresh(r) < 0)
+		return relay_ended(r, "out of memory");
+	st = ag_pgf_from_server(r->pf, r->from_ps.data + r->from_ps.off, r->from_ps.len,
+							&r->to_client);
+	ag_buf_consume(&r->from_ps, r->from_ps.len);
+	switch (st)
+	{
+		case AG_PGF_OK:
+			return 0;
+		case AG_PGF_NOMEM:
+			return relay_ended(r, "out of memory");
+		case AG_PGF_TOO_LARGE:
+			ag_log(AG_LOG_WARNING, r->log_as, "closing: a message too large to check for content patterns");
+			r->filter_refused = 1;
+			relay_fatal(r, "54000", "result message too large to check for content patterns",
+						"agentgate-proxy checks messages of up to 64 MB for content patterns.",
+						"Read large values in parts, e.g. with substr().",
+						"message too large for content patterns");
+			return -1;
+		case AG_PGF_SCAN_FAILED:
+		case AG_PGF_BAD_MESSAGE:
+			ag_log(AG_LOG_ERROR, r->log_as, "closing: content patterns could not be applied (%s)",
+				   st == AG_PGF_SCAN_FAILED ? "matcher failed" : "malformed message");
+			r->filter_refused = 1;
+			relay_fatal(r, "XX000", "content patterns could not be applied", NULL, NULL,
+						"content patterns failed");
+			return -1;
+	}
+	return -1;
+}
+
+/*
  * n client bytes at p through the protocol state (behind any bytes held
  * back before), and what it makes sent on.  Bytes the state cannot take
  * yet (it waits for the server's answer to an earlier batch) are held,
@@ -411,18 +491,20 @@ client_process(ag_relay *r, const uint8_t *p, size_t n)
 		if (ag_buf_add(&r->early, p, n) < 0)
 			return relay_ended(r, "out of memory");
 		st = ag_pgs_from_client(r->ps, r->early.data + r->early.off, r->early.len, &used,
-								&r->to_server, &r->to_client);
+								&r->to_server, &r->from_ps);
 		if (st == AG_PGS_OK)
 			ag_buf_consume(&r->early, used);
 	}
 	else
 	{
-		st = ag_pgs_from_client(r->ps, p, n, &used, &r->to_server, &r->to_client);
+		st = ag_pgs_from_client(r->ps, p, n, &used, &r->to_server, &r->from_ps);
 		if (st == AG_PGS_OK && used < n && ag_buf_add(&r->early, p + used, n - used) < 0)
 			return relay_ended(r, "out of memory");
 	}
 	if (st != AG_PGS_OK)
 		return protocol_failed(r, st);
+	if (filter_out(r) < 0)
+		return -1;
 	if (ag_pgs_pending(r->ps) >= AG_PGS_MAX_PENDING || r->early.len > 0)
 		r->c_paused = 1;
 	if (server_flush(r) < 0)
@@ -520,9 +602,11 @@ server_read(ag_relay *r)
 		}
 		if (n == 0)
 			return server_closed(r, "pooler closed the connection");
-		st = ag_pgs_from_server(r->ps, scratch, (size_t) n, &r->to_client);
+		st = ag_pgs_from_server(r->ps, scratch, (size_t) n, &r->from_ps);
 		if (st != AG_PGS_OK)
 			return protocol_failed(r, st);
+		if (filter_out(r) < 0)
+			return -1;
 		if (client_flush(r) < 0)
 			return -1;
 		if ((size_t) n < RELAY_CHUNK)
@@ -637,6 +721,10 @@ ag_relay_free(ag_relay *r)
 		SSL_free(r->ssl);
 	}
 	ag_pgs_free(r->ps);
+	ag_pgf_free(r->pf);
+	ag_pattern_set_release(r->patterns);
+	free(r->active);
+	ag_buf_free(&r->from_ps);
 	ag_buf_free(&r->to_server);
 	ag_buf_free(&r->to_client);
 	ag_buf_free(&r->early);
@@ -668,6 +756,8 @@ ag_relay_start(const ag_relay_args *a)
 	r->owner = a->owner;
 	r->log_as = a->log_as;
 	r->cfd = a->client_fd;
+	snprintf(r->role, sizeof(r->role), "%s", a->role ? a->role : "");
+	r->pf = ag_pgf_new(AG_PGF_MAX_MESSAGE);
 	lim.max_message = (uint32_t) cfg->max_message_bytes;
 	lim.max_statements = cfg->max_prepared_statements;
 	lim.max_statement_bytes = (size_t) cfg->max_prepared_bytes;
@@ -699,7 +789,7 @@ ag_relay_start(const ag_relay_args *a)
 		r->linger = evtimer_new(ag_proxy_g.base, linger_cb, r);
 		errno = ENOMEM;
 	}
-	if (r->sfd < 0 || r->ps == NULL || !r->crd || !r->cwr || !r->srd || !r->swr || !r->linger ||
+	if (r->sfd < 0 || r->ps == NULL || r->pf == NULL || patterns_refresh(r) < 0 || !r->crd || !r->cwr || !r->srd || !r->swr || !r->linger ||
 		ag_buf_add(&r->to_server, a->startup, a->startup_len) < 0 ||
 		ag_buf_add(&r->to_client, a->pending_out, a->pending_out_len) < 0 ||
 		ag_buf_add(&r->early, a->early_in, a->early_in_len) < 0)

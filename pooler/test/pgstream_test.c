@@ -7,57 +7,10 @@
 #include "ag_pgstream.h"
 #include "ag_pgproto.h"
 #include "ag_test.h"
+#include "ag_testmsg.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* A message built up in a static buffer. */
-typedef struct m
-{
-	uint8_t		b[8192];
-	size_t		n;
-} m;
-
-static void
-add(m *x, const void *p, size_t n)
-{
-	memcpy(x->b + x->n, p, n);
-	x->n += n;
-}
-
-static void
-adds(m *x, const char *s)
-{
-	add(x, s, strlen(s) + 1);
-}
-
-static void
-add16(m *x, int v)
-{
-	uint8_t		b[2] = {(uint8_t) (v >> 8), (uint8_t) v};
-
-	add(x, b, 2);
-}
-
-static void
-add32(m *x, uint32_t v)
-{
-	uint8_t		b[4];
-
-	ag_pg_put32(b, v);
-	add(x, b, 4);
-}
-
-/* Append message type t with body to x. */
-static void
-msg(m *x, char t, const m *body)
-{
-	uint8_t		c = (uint8_t) t;
-
-	add(x, &c, 1);
-	add32(x, (uint32_t) (4 + body->n));
-	add(x, body->b, body->n);
-}
 
 static void
 parse(m *x, const char *name, const char *q, int ntypes)

@@ -1,0 +1,1 @@
+../../35_patterns.sql
