@@ -25,13 +25,23 @@ use Time::HiRes qw(sleep time);
 
 $ENV{AG_TOP} //= "$FindBin::Bin/..";
 my $hard = `sh -c 'ulimit -Hn'`;
-chomp $hard;
+my $soft = `sh -c 'ulimit -Sn'`;
+chomp($hard, $soft);
+# PgBouncer keeps the soft limit it starts with (the proxy raises its own):
+# start everything with the soft limit at the hard one
+if ($soft ne $hard && !$ENV{AG_IDLE_RAISED})
+{
+	$ENV{AG_IDLE_RAISED} = 1;
+	exec('sh', '-c', 'ulimit -Sn "$(ulimit -Hn)" && exec "$0" "$@"', $^X, $0, @ARGV)
+	  or die "could not raise the open file limit: $!\n";
+}
 $hard = 1_000_000 if $hard eq 'unlimited';
 my $cancels = 10;
-my $fit = int(($hard - $cancels - 4 - 64 - 100) / 2);
+# max_clients = max_connections = N + 150 (the warm-up's 100 and some room)
+my $fit = int(($hard - $cancels - 4 - 64 - 300) / 2);
 my $n = $ENV{BENCH_IDLE} || ($fit < 10_000 ? $fit : 10_000);
 die "open file limit $hard is too low for idle connections\n" if $n < 100;
-my $clients = $n + 50;
+my $clients = $n + 150;
 
 my $s = AgentGate::Stack->new(name => 'bench-idle',
 	proxy_conf => "max_clients = $clients\nmax_connections = $clients\n"
@@ -52,8 +62,9 @@ sub rss_kib
 {
 	my ($pid) = @_;
 	open(my $f, '<', "/proc/$pid/status") or die "no process $pid\n";
-	while (<$f>) { return $1 if /^VmRSS:\s+(\d+) kB/; }
-	return 0;
+	my $status = do { local $/; <$f> };
+	my ($kib) = $status =~ /^VmRSS:\s+(\d+) kB/m or die "no VmRSS for process $pid\n";
+	return $kib;
 }
 
 my %pid = (proxy => $s->pid_of('proxy'), pgbouncer => $s->pid_of('pgbouncer'));

@@ -155,7 +155,7 @@ extern void ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
 extern void ag_client_free(ag_client *c, const char *reason);
 extern int	ag_client_revoke(const char *identity);
 extern int	ag_client_shutdown_idle(void);
-extern void ag_client_trim_idle(void);
+extern size_t ag_client_trim_idle(void);
 
 /*
  * proxy_relay.c: a relay owns a logged-in connection's sockets, TLS
@@ -200,7 +200,7 @@ extern void ag_relay_end(ag_relay *r, const char *sqlstate, const char *msg,
 extern void ag_relay_free(ag_relay *r);
 extern int	ag_relay_idle(const ag_relay *r);
 extern int	ag_relay_ready_seen(const ag_relay *r);
-extern void ag_relay_trim(ag_relay *r);
+extern size_t ag_relay_trim(ag_relay *r);
 
 /* proxy_cancel.c */
 extern int	ag_cancel_forward(const uint8_t *packet, size_t len);

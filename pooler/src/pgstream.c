@@ -81,11 +81,15 @@ ag_buf_free(ag_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-void
+size_t
 ag_buf_trim(ag_buf *b)
 {
-	if (b->len == 0 && b->data != NULL)
-		ag_buf_free(b);
+	size_t		cap = b->cap;
+
+	if (b->len != 0 || b->data == NULL)
+		return 0;
+	ag_buf_free(b);
+	return cap;
 }
 
 /* ------------------------------------------------------------ the state */

@@ -1001,15 +1001,20 @@ ag_client_revoke(const char *identity)
 	return n;
 }
 
-/* Every few seconds: relays give back the memory of their empty queues. */
-void
+/*
+ * Every few seconds: relays give back the memory of their empty queues.
+ * Returns how many bytes.
+ */
+size_t
 ag_client_trim_idle(void)
 {
 	ag_client  *c;
+	size_t		freed = 0;
 
 	for (c = ag_proxy_g.clients; c; c = c->next)
 		if (c->relay)
-			ag_relay_trim(c->relay);
+			freed += ag_relay_trim(c->relay);
+	return freed;
 }
 
 /*

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -202,7 +203,20 @@ static const struct timeval trim_every = {TRIM_SECONDS, 0};
 static void
 trim_tick(evutil_socket_t fd, short what, void *arg)
 {
-	ag_client_trim_idle();
+	static uint64_t last_id;
+	size_t		freed = ag_client_trim_idle();
+
+	/*
+	 * Handshakes and logins leave freed memory between the blocks that
+	 * connections keep; glibc gives whole free pages inside the heap back
+	 * only when asked.  Asked when connections came or queues were freed
+	 * since the last tick, so an idle proxy does no work here.
+	 */
+	if (ag_proxy_g.next_id != last_id || freed > 0)
+	{
+		last_id = ag_proxy_g.next_id;
+		malloc_trim(0);
+	}
 }
 
 static void

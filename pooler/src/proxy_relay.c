@@ -121,12 +121,11 @@ ag_relay_idle(const ag_relay *r)
  * relay every few seconds, so a busy one still allocates nothing per
  * exchange and an idle one keeps its queues no longer than that.
  */
-void
+size_t
 ag_relay_trim(ag_relay *r)
 {
-	ag_buf_trim(&r->to_server);
-	ag_buf_trim(&r->to_client);
-	ag_buf_trim(&r->early);
+	return ag_buf_trim(&r->to_server) + ag_buf_trim(&r->to_client) +
+		ag_buf_trim(&r->early) + ag_buf_trim(&r->from_ps);
 }
 
 /* PgBouncer's first ReadyForQuery has passed: the login is over. */
