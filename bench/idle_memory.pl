@@ -89,7 +89,7 @@ my %before = map { $_ => rss_kib($pid{$_}) } keys %pid;
 my $t0 = time;
 my ($h, $open, $failed) = open_idle($n);
 my $took = time - $t0;
-sleep 2;
+sleep 7;    # idle: past the proxy's 5 s trim of empty queues
 my %after = map { $_ => rss_kib($pid{$_}) } keys %pid;
 my $log = do { local $/; open(my $l, '<', $s->log_file('proxy')); <$l> };
 my $cached = () = $log =~ /login \(cached\)/g;
