@@ -37,7 +37,7 @@ REGRESS_ALL       = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_TEMP_ONLY = audit_01_log audit_02_partitions audit_04_writer_settings \
                     identity_08_sessions_by_role audit_05_no_literals \
                     identity_06_status_for_proxy redteam_12_parallel \
-                    summary_01_decisions
+                    summary_01_decisions mask_06_audit_explain
 REGRESS           = $(filter-out $(REGRESS_TEMP_ONLY),$(REGRESS_ALL))
 REGRESS_OPTS      = --inputdir=. --dbname=contrib_regression
 ISOLATION         = $(basename $(notdir $(sort $(wildcard test/specs/*.spec))))

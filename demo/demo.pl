@@ -87,6 +87,15 @@ show_agent($s, $tok, q{UPDATE orders SET total = 0 WHERE id = 1;});
 show_agent($s, $tok, q{INSERT INTO orders VALUES (3, 'Initech', 7.25);});
 show_dba($s, qq{SELECT statement, command, decision, rule_id, reason FROM agentgate.explain('$role', 'SELECT * FROM orders; DELETE FROM orders WHERE id = 3; TRUNCATE orders');});
 
+step('the DBA masks columns: rows in agentgate.masks, applied inside the plan of every agent statement');
+show_dba($s, q{CREATE TABLE customers (id int PRIMARY KEY, name text, ssn text, email text); INSERT INTO customers VALUES (1, 'Ann Lee', '123-45-6789', 'ann@example.com'), (2, 'Bo Chan', '987-65-4321', 'bo@corp.example'); GRANT SELECT ON customers TO agentgate_agent;});
+show_dba($s, q{SELECT agentgate.mask('customers', 'ssn', 'partial', reason => 'PII'), agentgate.mask('customers', 'email', 'redact', reason => 'PII');});
+show_agent($s, $tok, q{SELECT * FROM customers ORDER BY id;});
+show_agent($s, $tok, q{SELECT count(*) AS found_by_real_ssn FROM customers WHERE ssn = '123-45-6789';});
+show_agent($s, $tok, q{SELECT row_to_json(c) FROM customers c WHERE id = 1;});
+show_agent($s, $tok, q{COPY customers TO STDOUT;});
+show_dba($s, q{SELECT id, ssn, email FROM customers ORDER BY id;});
+
 step('content patterns: a card number in free text is masked on its way to the agent');
 show_dba($s, q{CREATE TABLE tickets (id int, note text); INSERT INTO tickets VALUES (1, 'customer says card 4111 1111 1111 1111 was charged twice; reach her at jane@example.com'); GRANT SELECT ON tickets TO agentgate_agent;});
 show_agent($s, $tok, q{SELECT note FROM tickets;});

@@ -20,6 +20,7 @@
 
 #include "agentgate.h"
 #include "hooks.h"
+#include "mask.h"
 #include "policy.h"
 
 PG_MODULE_MAGIC;
@@ -42,6 +43,7 @@ _PG_init(void)
 	ag_identity_init();
 	ag_policy_init();
 	ag_agent_code_init();
+	ag_mask_init();
 	ag_audit_init();
 	ag_hooks_install();
 

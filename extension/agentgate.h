@@ -37,6 +37,7 @@ extern void ag_policy_init(void);
 
 /* identity.c: session stamps, identity state checks */
 extern void ag_identity_init(void);
+extern bool ag_secret_setting_check(char **newval, void **extra, GucSource source);
 
 /* audit.c: audit log (see audit.h for the ring and the writer) */
 extern void ag_audit_init(void);

@@ -87,6 +87,7 @@
 #include "audit.h"
 #include "audit_scan.h"
 #include "hooks.h"
+#include "mask.h"
 #include "identity.h"
 #include "pgquery.h"
 #include "verdict.h"
@@ -173,6 +174,8 @@ typedef struct StmtFrame
 	bool		write;
 	char	   *rels;
 	int			rels_len;
+	char	   *masked;
+	int			masked_len;
 } StmtFrame;
 
 static MemoryContext audit_cxt = NULL;	/* frames; reset at transaction end */
@@ -628,6 +631,7 @@ entry_of(AgAuditEntry *e, const char *raw)
 	e->stmt = raw + sizeof(AgAuditRecord);
 	e->err = e->stmt + e->hdr.stmt_len;
 	e->rels = e->err + e->hdr.err_len;
+	e->masked = e->rels + e->hdr.rel_len;
 }
 
 /* Hold e for the commit; false when it must take the ring instead. */
@@ -635,7 +639,7 @@ static bool
 hold_row(AgAuditEntry *e)
 {
 	Size		len = sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
-		e->hdr.rel_len;
+		e->hdr.rel_len + e->hdr.mask_len;
 	char	   *raw;
 
 	if (nheld > 0 &&
@@ -658,6 +662,8 @@ hold_row(AgAuditEntry *e)
 	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len, e->err, e->hdr.err_len);
 	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len,
 		   e->rels, e->hdr.rel_len);
+	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
+		   e->hdr.rel_len, e->masked, e->hdr.mask_len);
 	held[nheld] = raw;
 	held_stubbed[nheld] = false;
 	nheld++;
@@ -721,7 +727,7 @@ write_held(void)
 
 		entry_of(&e, held[i]);
 		e.hdr.flags |= AG_AUDIT_LOCAL;
-		e.hdr.stmt_len = e.hdr.err_len = e.hdr.rel_len = 0;
+		e.hdr.stmt_len = e.hdr.err_len = e.hdr.rel_len = e.hdr.mask_len = 0;
 		if (!append_record(&e, true, &rseq))
 		{
 			spill_held(true);	/* no ring, or dropped: no local row either */
@@ -872,6 +878,38 @@ plan_relations(PlannedStmt *ps, int *len)
 	return buf.data;
 }
 
+/*
+ * The masked columns (quoted schema.table.column) a plan of this session
+ * reads, each ending in a NUL, as plan_relations lists relations; in
+ * monitor mode, those it would have read masked.
+ */
+static char *
+plan_masked_columns(PlannedStmt *ps, int *len)
+{
+	List	   *cols = ag_mask_read_columns(ps);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	*len = 0;
+	if (cols == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	foreach(lc, cols)
+	{
+		const char *name = strVal(lfirst(lc));
+
+		if (buf.len + strlen(name) + 1 > AG_MAX_REL_TEXT)
+		{
+			appendStringInfoChar(&buf, '\0');	/* cut: a NULL element */
+			break;
+		}
+		appendBinaryStringInfo(&buf, name, strlen(name) + 1);
+	}
+	list_free_deep(cols);
+	*len = buf.len;
+	return buf.data;
+}
+
 typedef struct RowArgs
 {
 	const char *src;			/* whole source text */
@@ -889,6 +927,8 @@ typedef struct RowArgs
 	uint64		rows;
 	const char *rels;			/* NUL-terminated names, targets first */
 	int			rels_len;
+	const char *masked;			/* NUL-terminated masked columns read */
+	int			masked_len;
 	const char *do_body;		/* a DO block's body, its language */
 	const char *do_lang;
 	const char *funcname;		/* a call seen by the function hook */
@@ -1002,6 +1042,11 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 		e->rels = a->rels;
 		h->rel_len = a->rels_len;
 	}
+	if (a->masked && a->masked_len > 0)
+	{
+		e->masked = a->masked;
+		h->mask_len = a->masked_len;
+	}
 }
 
 /* Row of a statement that completed. */
@@ -1108,6 +1153,13 @@ capture_failure(RowArgs *a)
 
 		memcpy(r, a->rels, a->rels_len);
 		p->a.rels = r;
+	}
+	if (a->masked && a->masked_len > 0)
+	{
+		char	   *m = palloc(a->masked_len);
+
+		memcpy(m, a->masked, a->masked_len);
+		p->a.masked = m;
 	}
 	p->a.failed = true;
 	p->a.sqlerrcode = edata->sqlerrcode;
@@ -1268,6 +1320,8 @@ drop_frame(StmtFrame *f)
 	frames = list_delete_ptr(frames, f);
 	if (f->rels)
 		pfree(f->rels);
+	if (f->masked)
+		pfree(f->masked);
 	pfree(f);
 }
 
@@ -1306,6 +1360,7 @@ ag_audit_executor_start(AgStmt *st, int eflags)
 	f->level = st->level;
 	f->write = plan_writes(queryDesc);
 	f->rels = plan_relations(queryDesc->plannedstmt, &f->rels_len);
+	f->masked = plan_masked_columns(queryDesc->plannedstmt, &f->masked_len);
 	frames = lappend(frames, f);
 	MemoryContextSwitchTo(old);
 	st->audited = true;
@@ -1334,6 +1389,8 @@ ag_audit_executor_failed(QueryDesc *qd)
 	a.level = f->level;
 	a.rels = f->rels;
 	a.rels_len = f->rels_len;
+	a.masked = f->masked;
+	a.masked_len = f->masked_len;
 	capture_failure(&a);
 	drop_frame(f);
 }
@@ -1357,12 +1414,16 @@ ag_audit_executor_end(QueryDesc *queryDesc)
 	a.level = f->level;
 	a.rels = f->rels;
 	a.rels_len = f->rels_len;
+	a.masked = f->masked;
+	a.masked_len = f->masked_len;
 	a.has_rows = true;
 	a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
 	frames = list_delete_ptr(frames, f);
 	audit_success(&a, copy.write);
 	if (copy.rels)
 		pfree(copy.rels);
+	if (copy.masked)
+		pfree(copy.masked);
 	pfree(f);
 }
 

@@ -5,7 +5,7 @@
  *	  (audit.c, audit_ring.c, audit_worker.c, audit_text.c).
  *
  * A record is a fixed header followed by its variable text (statement,
- * error message, relations), stored in one or more consecutive ring slots.
+ * error message, relations, masked columns), stored in one or more consecutive ring slots.
  * Backends reserve slots under a spinlock, fill them without any ereport
  * in between, and publish by writing the record's sequence number into the
  * header last.  The worker copies published records in order, inserts them
@@ -69,10 +69,11 @@ typedef struct AgAuditRecord
 	char		client_addr[AG_AUDIT_ADDR_LEN];
 	char		command_tag[AG_AUDIT_TAG_LEN];
 	char		fingerprint[AG_AUDIT_FP_LEN];
-	/* variable part: statement, then error message, then relations */
+	/* variable part: statement, error message, relations, masked columns */
 	uint32		stmt_len;
 	uint32		err_len;
 	uint32		rel_len;
+	uint32		mask_len;
 } AgAuditRecord;
 
 StaticAssertDecl(sizeof(AgAuditRecord) <= AG_AUDIT_SLOT_SIZE,
@@ -85,6 +86,7 @@ typedef struct AgAuditEntry
 	const char *stmt;
 	const char *err;
 	const char *rels;
+	const char *masked;
 } AgAuditEntry;
 
 /* audit_ring.c */

@@ -110,6 +110,7 @@ typedef enum AgAuditCol
 	COL_NORMALIZED,
 	COL_TRUNCATED,
 	COL_LOST,
+	COL_MASKED_COLUMNS,
 	AG_NCOLS
 } AgAuditCol;
 
@@ -153,6 +154,7 @@ static const AgAuditColInfo audit_cols[AG_NCOLS] = {
 	[COL_NORMALIZED] = {"normalized", BOOLOID, CONV_NONE},
 	[COL_TRUNCATED] = {"truncated", BOOLOID, CONV_NONE},
 	[COL_LOST] = {"lost", INT8OID, CONV_NONE},
+	[COL_MASKED_COLUMNS] = {"masked_columns", TEXTOID, CONV_RELATIONS},
 };
 
 /* the SQL cast of a conversion (relations travel as text[] literals) */
@@ -273,6 +275,8 @@ add_record(Columns *c, const char *raw)
 	col_set(c, COL_NORMALIZED, BoolGetDatum((f & AG_AUDIT_NORMALIZED) != 0), false);
 	col_set(c, COL_TRUNCATED, BoolGetDatum((f & AG_AUDIT_TRUNCATED) != 0), false);
 	col_set(c, COL_LOST, (Datum) 0, true);
+	col_text(c, COL_MASKED_COLUMNS,
+			 text + r->stmt_len + r->err_len + r->rel_len, r->mask_len);
 	c->decision[c->n] = (uint8) d;
 	c->flags[c->n] = f;
 	c->n++;
@@ -576,12 +580,14 @@ execute_insert(Columns *c, int64 last_seq)
 	args[0] = Int64GetDatum(ag_audit_ring_epoch());
 	args[1] = Int64GetDatum(last_seq);
 
-	/* relations travel as text[] literals here (their names may hold any byte but NUL) */
-	for (int r = 0; r < c->n; r++)
-		if (!c->isnull[COL_RELATIONS][r])
-			c->v[COL_RELATIONS][r] = CStringGetTextDatum(
-				DatumGetCString(OidFunctionCall1(F_ARRAY_OUT,
-												 relations_array(DatumGetTextPP(c->v[COL_RELATIONS][r])))));
+	/* name lists travel as text[] literals here (a name may hold any byte but NUL) */
+	for (int i = 0; i < AG_NCOLS; i++)
+		if (audit_cols[i].conv == CONV_RELATIONS)
+			for (int r = 0; r < c->n; r++)
+				if (!c->isnull[i][r])
+					c->v[i][r] = CStringGetTextDatum(
+						DatumGetCString(OidFunctionCall1(F_ARRAY_OUT,
+														 relations_array(DatumGetTextPP(c->v[i][r])))));
 	for (int i = 0; i < AG_NCOLS; i++)
 	{
 		int16		typlen;

@@ -13,9 +13,8 @@
  *	 2. what	policy (policy.c, with agent_code.c, policy_calls.c,
  *				policy_role.c and policy_rows.c): decides the
  *				statement, its relations and its calls, role changes
- *				and max_rows;
- *				masking (planner) and approvals (executor) go here, after
- *				policy;
+ *				and max_rows; then masking (mask.c: the planner's
+ *				trees, COPY TO); approvals (executor) will go here too;
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *
@@ -28,14 +27,17 @@
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
- *										built-in calls replaced
- *	 ProcessUtility			identity	decide; role compared	row (or failure)
+ *										built-in calls replaced,
+ *										columns masked
+ *	 ProcessUtility			identity	decide; role compared;	row (or failure)
+ *										COPY TO masked
  *	 ExecutorStart			identity	decide statement		frame (or failure)
  *	 ExecutorCheckPerms					decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
  *	 object_access						decide calls			rows of calls in DO
- *	 needs_fmgr_hook/fmgr				agent code, identity
+ *	 needs_fmgr_hook/fmgr				agent code, identity;
+ *										no SQL inlining (masks)
  *	 emit_log_hook											rows of errors
  *
  * The previous hook (another module's, or the standard function) is called
@@ -70,6 +72,7 @@
 #include "utils/memutils.h"
 
 #include "hooks.h"
+#include "mask.h"
 
 int			ag_nesting_level = 0;
 AgStmt	   *ag_stmt = NULL;
@@ -193,11 +196,13 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		ag_frame = AG_FRAME_OTHER;
 		ag_policy_planner_start();
+		ag_mask_planner_start(parse);
 		if (prev_planner)
 			result = prev_planner(parse, query_string, cursorOptions, boundParams);
 		else
 			result = standard_planner(parse, query_string, cursorOptions, boundParams);
 		ag_policy_planned(result);
+		ag_mask_planned(result);
 		ag_frame = saved_frame;
 	}
 	PG_CATCH();
@@ -231,6 +236,8 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_stmt = &st;
 		ag_identity_utility(&st, &pstmt);	/* who; may replace the statement */
 		ag_policy_utility(&st); /* what */
+		ag_mask_utility(&st, &pstmt);	/* may replace a COPY */
+		n = pstmt->utilityStmt;
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
@@ -399,7 +406,7 @@ ag_needs_fmgr(Oid fn_oid)
 {
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
-	return ag_policy_needs_fmgr(fn_oid);
+	return ag_policy_needs_fmgr(fn_oid) || ag_mask_needs_fmgr(fn_oid);
 }
 
 /*
@@ -411,6 +418,7 @@ ag_needs_fmgr(Oid fn_oid)
 typedef struct AgFmgrPrivate
 {
 	uint64		policy;			/* what policy keeps about the function */
+	uint64		mask;			/* what masking keeps about it */
 	Datum		next;			/* the next hook's private slot */
 } AgFmgrPrivate;
 
@@ -428,6 +436,7 @@ ag_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, &p->next);
 	ag_policy_fmgr(event, flinfo, &p->policy);
+	ag_mask_fmgr(event, flinfo, &p->mask);
 }
 
 /* ---- errors ---- */

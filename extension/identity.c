@@ -591,9 +591,11 @@ key_strdup(const char *s)
 
 /*
  * agentgate.session_key: keep the key in extra, leave the mask as the value.
+ * Other secret settings (agentgate.mask_hash_key) use it as their check
+ * hook too: ag_secret_setting_check.
  */
-static bool
-check_session_key(char **newval, void **extra, GucSource source)
+bool
+ag_secret_setting_check(char **newval, void **extra, GucSource source)
 {
 	char	   *key;
 
@@ -1214,7 +1216,7 @@ ag_identity_init(void)
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   check_session_key, session_key_assign, NULL);
+							   ag_secret_setting_check, session_key_assign, NULL);
 	DefineCustomStringVariable("agentgate.session_key_file",
 							   "File holding the secret that authenticates session stamps.",
 							   "Read when the server reads its configuration; mode 0600, owned by the server's OS user.  "

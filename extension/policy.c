@@ -51,6 +51,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -906,6 +907,17 @@ check_not_agent(int *newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * Plans made in monitor mode read unmasked columns (mask.c): a change of
+ * mode makes every cached plan again.
+ */
+static void
+assign_mode(int newval, void *extra)
+{
+	if (newval != ag_policy_mode)
+		ResetPlanCache();
+}
+
 void
 ag_policy_init(void)
 {
@@ -917,7 +929,7 @@ ag_policy_init(void)
 							 mode_options,
 							 PGC_SUSET,
 							 GUC_NO_RESET_ALL,
-							 check_not_agent, NULL, NULL);
+							 check_not_agent, assign_mode, NULL);
 	DefineCustomEnumVariable("agentgate.default_action",
 							 "What happens to a statement of an agent role that no rule matches.",
 							 "allow, or block for default-deny.",

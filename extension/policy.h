@@ -121,6 +121,7 @@ typedef void (*AgRuleFlawFn) (const AgRule *rule, const AgRuleFlaw *flaw,
 							  void *arg);
 
 /* policy_rule_tuple.c */
+extern int	ag_table_attnum(TupleDesc desc, const char *table, const char *name);
 extern void ag_rule_columns(TupleDesc desc, AgRuleColumns *cols);
 extern void ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values,
 							   bool *isnull, AgRule *rule,

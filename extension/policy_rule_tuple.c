@@ -29,8 +29,12 @@
 #include "pgquery.h"
 #include "policy.h"
 
-static int
-attnum_of(TupleDesc desc, const char *name)
+/*
+ * ag_table_attnum: the index in desc of column name of agentgate's table
+ * table (rules, masks), for the caches that deform their rows.
+ */
+int
+ag_table_attnum(TupleDesc desc, const char *table, const char *name)
 {
 	int			i;
 
@@ -43,9 +47,15 @@ attnum_of(TupleDesc desc, const char *name)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("agentgate.rules has no column \"%s\"", name),
+			 errmsg("agentgate.%s has no column \"%s\"", table, name),
 			 errhint("Update the agentgate extension.")));
 	return -1;					/* keep compiler quiet */
+}
+
+static int
+attnum_of(TupleDesc desc, const char *name)
+{
+	return ag_table_attnum(desc, "rules", name);
 }
 
 /* Where each column of agentgate.rules is (0-based, for deformed rows). */

@@ -27,6 +27,7 @@
 #include "utils/resowner.h"
 
 #include "agentgate.h"
+#include "mask.h"
 #include "policy.h"
 
 PG_FUNCTION_INFO_V1(agentgate_rules_validate);
@@ -157,6 +158,7 @@ typedef struct ExplainAcc
 	char	   *reason;
 	bool		any;
 	bool		error;			/* the statement could not be analysed */
+	List	   *masks;			/* the masks it would get (mask.c) */
 } ExplainAcc;
 
 static char *
@@ -249,6 +251,7 @@ explain_one(RawStmt *rs, const char *sql, Oid roleid, ExplainAcc *acc)
 			ListCell   *lc3;
 
 			collect_funcs((Node *) q, &funcs);
+			acc->masks = list_concat(acc->masks, ag_mask_describe(q, roleid));
 			pstmt = pg_plan_query(q, sql, CURSOR_OPT_PARALLEL_OK, NULL);
 			foreach(lc3, funcs)
 				ag_policy_collect_call(lfirst_oid(lc3), roleid,
@@ -364,6 +367,21 @@ agentgate_explain(PG_FUNCTION_ARGS)
 		else
 			nulls[4] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+
+		/* then one row per masked column the statement reads */
+		if (!acc.error)
+		{
+			ListCell   *lc2;
+
+			foreach(lc2, acc.masks)
+			{
+				values[2] = CStringGetTextDatum("masked");
+				nulls[3] = true;
+				values[4] = CStringGetTextDatum((char *) lfirst(lc2));
+				nulls[4] = false;
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
+		}
 	}
 	return (Datum) 0;
 }

@@ -36,7 +36,8 @@ CREATE TABLE @extschema@.audit_log (
     nested          boolean NOT NULL DEFAULT false,
     normalized      boolean NOT NULL DEFAULT false,
     truncated       boolean NOT NULL DEFAULT false,
-    lost            bigint                  -- gap rows: records lost (NULL: unknown)
+    lost            bigint,                 -- gap rows: records lost (NULL: unknown)
+    masked_columns  text[]                  -- masked columns read (schema.table.column)
 ) PARTITION BY RANGE (ts);
 COMMENT ON TABLE @extschema@.audit_log IS
     'agentgate: one row per statement of governed sessions; gap rows count records lost';

@@ -11,6 +11,8 @@ import time
 
 import psycopg
 
+from checks import check, step
+
 env = os.environ
 
 
@@ -24,21 +26,6 @@ def connect(**kw):
     with open(env["AG_TOKEN_FILE"]) as f:
         token = f.read().strip()
     return psycopg.connect(conninfo(), password=token, **kw)
-
-
-def check(name, ok, detail=""):
-    print(f"CHECK {name} {'ok' if ok else 'fail'} {detail}".rstrip(), flush=True)
-
-
-def step(name):
-    def wrap(fn):
-        try:
-            check(name, True, fn() or "")
-        except Exception as e:  # noqa: BLE001 - every failure is a check result
-            code = getattr(getattr(e, "diag", None), "sqlstate", "") or ""
-            check(name, False, f"{code} {type(e).__name__}: {e}".replace("\n", " "))
-        return fn
-    return wrap
 
 
 def parallel(n, per, binary=False):

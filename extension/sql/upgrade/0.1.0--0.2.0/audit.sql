@@ -1,4 +1,5 @@
--- Audit, 0.1.0 -> 0.2.0: no change to the SQL surface.
+-- Audit, 0.1.0 -> 0.2.0: one new column, masked_columns (the masked
+-- columns a statement read, see masks.sql); its partitions get it too.
 --
 -- audit_log.relations was already text[] in 0.1.0; what changed is how the
 -- backends fill it (every relation, target tables first, names never split
@@ -11,4 +12,4 @@
 --
 --   UPDATE agentgate.audit_log SET error_message = NULL
 --    WHERE error_message IS NOT NULL AND decision <> 'gap';
-SELECT 1 WHERE false;
+ALTER TABLE @extschema@.audit_log ADD COLUMN masked_columns text[];
