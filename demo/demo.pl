@@ -6,6 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../test/perl";
 use AgentGate::Stack;
+use POSIX ();
 
 $SIG{INT} = $SIG{TERM} = sub { print "\nstopping and cleaning up\n"; exit 130 };
 $ENV{AG_TOP} //= "$FindBin::Bin/..";
@@ -120,6 +121,42 @@ show_agent($s, $ro, q{BEGIN READ ONLY; COMMIT; DELETE FROM reports WHERE id > 3 
 show_dba($s, qq{SELECT agentgate.block(commands => '{WRITE,DDL}', applies_to => '$ro_role', reason => 'report-bot is read-only');});
 show_agent($s, $ro, q{BEGIN READ ONLY; COMMIT; DELETE FROM reports WHERE id > 0;});
 show_agent($s, $ro, q{SELECT count(*) AS reports_left FROM reports;});
+
+step('a statement that needs a person: held until a DBA approves that exact statement');
+show_dba($s, q{CREATE TABLE invoices (id int PRIMARY KEY, total numeric); INSERT INTO invoices VALUES (1, 10), (2, 20); GRANT SELECT, DELETE ON invoices TO agentgate_agent; CREATE ROLE dba_alice LOGIN IN ROLE agentgate_approver;});
+show_dba($s, q{SELECT agentgate.require_approval(commands => '{DELETE}', relation => 'invoices', mode => 'wait', timeout => '2 min', reason => 'deleting invoices needs a person');});
+{
+	# the agent's statement waits in its own process; the DBA looks and approves
+	my $sql = q{DELETE FROM invoices WHERE id = 2 RETURNING id AS deleted;};
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0)
+	{
+		close $rd;
+		my ($rc, $out, $err) = $s->agent_psql($tok, $sql);
+		print $wr $rc == 0 ? "$out\n" : "${R}$err${N}";
+		close $wr;
+		POSIX::_exit(0);		# the stack belongs to the parent
+	}
+	close $wr;
+	print "${D}agent\$${N} $sql\n";
+	for (1 .. 300)
+	{
+		last if $s->admin_psql(q{SELECT count(*) FROM agentgate.pending_approvals}) > 0;
+		select undef, undef, undef, 0.1;
+	}
+	print "${Y}(the agent's DELETE is waiting for an approver)${N}\n";
+	show_dba($s, q{SELECT id, identity, statement, mode, expires_at FROM agentgate.pending_approvals;});
+	my $id = $s->admin_psql(q{SELECT max(id) FROM agentgate.pending_approvals});
+	print "${D}dba_alice\$${N} SELECT agentgate.approve($id, 'one-off cleanup');\n";
+	my ($rc, $out, $err) = $s->admin_psql("SELECT agentgate.approve($id, 'one-off cleanup')",
+		user => 'dba_alice', ok_fail => 1);
+	print $rc == 0 ? "$out\n" : "${R}$err${N}";
+	print "${Y}(the agent's DELETE runs)${N}\n";
+	print while <$rd>;
+	waitpid $pid, 0;
+}
+show_dba($s, q{SELECT id, statement, status, decided_by, comment FROM agentgate.approvals ORDER BY id;});
 
 step('what the DBA sees');
 show_dba($s, q{SELECT identity, role_name, status, login_count, token_expires FROM agentgate.agents;});

@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "agentgate.h"
+#include "approval.h"
 #include "hooks.h"
 #include "mask.h"
 #include "policy.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 	ag_policy_init();
 	ag_agent_code_init();
 	ag_mask_init();
+	ag_approval_init();
 	ag_audit_init();
 	ag_hooks_install();
 

@@ -506,6 +506,12 @@ decide_verdict(AgVerdict v, bool failed)
 			return failed ? AG_DECISION_ERROR : AG_DECISION_MONITORED;
 		case AG_DECISION_LOGGED:
 			return failed ? AG_DECISION_ERROR : AG_DECISION_LOGGED;
+		case AG_DECISION_APPROVAL:
+		case AG_DECISION_DENIED:
+			/* refused (or ended) waiting for an approver */
+			return v.decision;
+		case AG_DECISION_APPROVED:
+			return failed ? AG_DECISION_ERROR : AG_DECISION_APPROVED;
 		default:
 			break;
 	}
@@ -1047,6 +1053,61 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 		e->masked = a->masked;
 		h->mask_len = a->masked_len;
 	}
+}
+
+/*
+ * ag_audit_approval_row appends a row of the approval queue's own: a
+ * waiting statement's request (role NULL: this session's), or an
+ * approver's decision, written in the requesting session's name (its role,
+ * identity and session id) so that session_replay() shows it in order with
+ * the session's statements.  The note (who decided, their comment) goes
+ * into error_message; command_tag says what the row is.
+ */
+void
+ag_audit_approval_row(AgDecision decision, const char *role, const char *identity,
+					  const char *sid, const char *stmt, const char *note,
+					  int64 rule_id)
+{
+	AgAuditEntry e;
+	AgAuditRecord *h = &e.hdr;
+	uint64		rseq;
+	char	   *text;
+
+	if (!audit_enabled || !ag_audit_ring_ready())
+		return;
+	memset(&e, 0, sizeof(e));
+	fill_session(h);
+	h->kind = AG_AUDIT_KIND_STMT;
+	h->ts = GetCurrentTimestamp();
+	h->decision = decision;
+	h->rule_id = rule_id;
+	if (role)
+	{
+		strlcpy(h->role_name, role, sizeof(h->role_name));
+		strlcpy(h->identity, identity ? identity : "", sizeof(h->identity));
+		strlcpy(h->session_id, sid ? sid : "", sizeof(h->session_id));
+		strlcpy(h->database, get_database_name(MyDatabaseId), sizeof(h->database));
+	}
+	else
+		strlcpy(h->session_id, session_id(), sizeof(h->session_id));
+	strlcpy(h->command_tag,
+			decision == AG_DECISION_APPROVED ? "APPROVE" :
+			decision == AG_DECISION_DENIED ? "DENY" :
+			role ? "APPROVAL VOTE" : "APPROVAL REQUEST",
+			sizeof(h->command_tag));
+	text = statement_text(stmt ? stmt : "", stmt ? strlen(stmt) : 0, true, &h->flags);
+	e.stmt = text;
+	h->stmt_len = text ? strlen(text) : 0;
+	if (note)
+	{
+		int			n = strlen(note);
+
+		if (n > AG_MAX_ERROR_TEXT)
+			n = pg_mbcliplen(note, n, AG_MAX_ERROR_TEXT);
+		e.err = note;
+		h->err_len = n;
+	}
+	(void) append_record(&e, true, &rseq);
 }
 
 /* Row of a statement that completed. */

@@ -142,6 +142,12 @@ extern int	ag_audit_flush_interval(void);
 extern Oid	ag_audit_database_oid(void);
 extern bool ag_audit_write_local(char **recs, int n);
 
+/* audit.c */
+extern void ag_audit_approval_row(AgDecision decision, const char *role,
+								  const char *identity, const char *sid,
+								  const char *stmt, const char *note,
+								  int64 rule_id);
+
 /* audit_text.c */
 extern char *ag_audit_normalize(const char *sql, int len, int maxlen,
 								bool *truncated);

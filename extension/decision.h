@@ -6,7 +6,7 @@
  *	  decision column and the session summary's counters (audit_worker.c).
  *
  * Names and summary columns come from ag_decisions[] alone, so a decision
- * added here (masking, approvals) reaches the log and the summary without
+ * added here (masking) reaches the log and the summary without
  * another list to keep in step.
  *
  *-------------------------------------------------------------------------
@@ -21,14 +21,16 @@ typedef enum AgDecision
 	/* verdicts, weakest first: the strongest at a level wins */
 	AG_DECISION_ALLOWED,		/* allowed (by a rule or the default) */
 	AG_DECISION_LOGGED,			/* allowed, matched a 'log' rule */
+	AG_DECISION_APPROVAL,		/* an 'approve' rule matched: not run until
+								 * approved (the request's row) */
+	AG_DECISION_APPROVED,		/* ran with an approval; an approver's yes */
+	AG_DECISION_DENIED,			/* an approver's no; the statement refused */
 	AG_DECISION_MONITORED,		/* would have been blocked; mode = monitor */
 	AG_DECISION_BLOCKED,		/* refused */
 
 	/* outcomes only audit records */
 	AG_DECISION_ERROR,			/* failed, and no verdict refused it */
 	AG_DECISION_MASKED,			/* reserved for masking */
-	AG_DECISION_APPROVED,		/* reserved for approvals */
-	AG_DECISION_DENIED,			/* reserved for approvals */
 	AG_DECISION_GAP,			/* a gap row, written by the audit writer */
 
 	AG_DECISION_COUNT

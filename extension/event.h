@@ -65,7 +65,8 @@ typedef enum AgAction
 {
 	AG_ACTION_ALLOW = 0,
 	AG_ACTION_BLOCK,
-	AG_ACTION_LOG
+	AG_ACTION_LOG,
+	AG_ACTION_APPROVE			/* run only once approved (approval.c) */
 } AgAction;
 
 /* One thing to decide. */

@@ -14,7 +14,9 @@
  *				policy_role.c and policy_rows.c): decides the
  *				statement, its relations and its calls, role changes
  *				and max_rows; then masking (mask.c: the planner's
- *				trees, COPY TO); approvals (executor) will go here too;
+ *				trees, COPY TO); approvals (approval.c): a statement
+ *				an approve rule matched is gated once fully decided
+ *				(after ExecutorStart, before a utility statement runs);
  *	 3. record	audit (audit.c): writes the statement's row, whatever 1
  *				and 2 decided, including their refusals.
  *
@@ -23,15 +25,17 @@
  *
  *	 hook					who			what					record
  *	 ---------------------	----------	----------------------	-----------------
- *	 shmem_request/startup									ring, verdict slots
+ *	 shmem_request/startup				approval waiters		ring, verdict slots
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
  *										built-in calls replaced,
  *										columns masked
- *	 ProcessUtility			identity	decide; role compared;	row (or failure)
+ *	 ProcessUtility			identity	decide; approval gate;	row (or failure)
+ *										role compared;
  *										COPY TO masked
- *	 ExecutorStart			identity	decide statement		frame (or failure)
+ *	 ExecutorStart			identity	decide statement;		frame (or failure)
+ *										approval gate
  *	 ExecutorCheckPerms					decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
@@ -71,6 +75,7 @@
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 
+#include "approval.h"
 #include "hooks.h"
 #include "mask.h"
 
@@ -136,6 +141,7 @@ ag_shmem_request(void)
 	if (prev_shmem_request)
 		prev_shmem_request();
 	ag_audit_shmem_request();
+	ag_approval_shmem_request();
 }
 
 static void
@@ -144,6 +150,7 @@ ag_shmem_startup(void)
 	if (prev_shmem_startup)
 		prev_shmem_startup();
 	ag_audit_shmem_startup();
+	ag_approval_shmem_startup();
 }
 
 /* ---- login ---- */
@@ -229,6 +236,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *n = pstmt->utilityStmt;
 
 	stmt_init(&st, pstmt, queryString);
+	st.params = params;
 	ag_audit_utility(&st);		/* start time; may refuse when the log is stuck */
 
 	PG_TRY();
@@ -238,6 +246,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_policy_utility(&st); /* what */
 		ag_mask_utility(&st, &pstmt);	/* may replace a COPY */
 		n = pstmt->utilityStmt;
+		ag_approval_gate(&st);	/* what: approved, or refused or waiting */
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
@@ -278,6 +287,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 
 	stmt_init(&st, queryDesc->plannedstmt, queryDesc->sourceText);
 	st.qd = queryDesc;
+	st.params = queryDesc->params;
 	st.explain_only = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0;
 	ag_audit_executor_start(&st, eflags);	/* may refuse when the log is stuck */
 
@@ -291,6 +301,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 			prev_executor_start(queryDesc, eflags);
 		else
 			standard_ExecutorStart(queryDesc, eflags);
+		ag_approval_gate(&st);	/* once its relations and calls are decided */
 		ag_frame = saved_frame;
 		ag_stmt = st.parent;
 		ag_policy_executor_started(&st);

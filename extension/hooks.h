@@ -6,8 +6,8 @@
  *
  * Only hooks.c installs PostgreSQL hooks.  Each hook calls the concerns in
  * one order: who (identity: the session may still run statements, with its
- * stamp) before what (policy, agent code, policy calls; masking and
- * approvals go here) before record (audit).  See hooks.c for the table.
+ * stamp) before what (policy, agent code, policy calls, approvals; masking
+ * goes here) before record (audit).  See hooks.c for the table.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +54,7 @@ typedef struct AgStmt
 	const char *sql;			/* this statement's place in it */
 	int			sql_len;
 	bool		explain_only;	/* ExecutorStart for EXPLAIN without ANALYZE */
+	ParamListInfo params;		/* its bound parameters, or NULL */
 
 	/* identity */
 	char	   *keep_app;		/* application_name to put back afterwards */
@@ -64,6 +65,10 @@ typedef struct AgStmt
 	Oid			role_before;	/* current role when it started */
 	Bitmapset  *no_where_rtis;
 	List	   *deferred;		/* max_rows rules, in TopTransactionContext */
+
+	/* approvals */
+	struct AgApprovalNeed *approval;	/* what an approve rule asks */
+	bool		approval_gated; /* the gate ran: later needs are gated at once */
 
 	/* audit */
 	bool		audited;
@@ -117,6 +122,9 @@ extern void ag_policy_fmgr(FmgrHookEventType event, FmgrInfo *flinfo,
 extern void ag_policy_executor_started(AgStmt *st);
 extern void ag_policy_executor_run(QueryDesc *qd);
 extern void ag_policy_executor_end(QueryDesc *qd);
+
+/* approval.c */
+extern void ag_approval_gate(AgStmt *st);
 
 /* audit.c */
 extern void ag_audit_shmem_request(void);

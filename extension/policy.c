@@ -57,6 +57,7 @@
 
 #include "agentgate.h"
 #include "policy.h"
+#include "approval.h"
 #include "hooks.h"
 #include "verdict.h"
 
@@ -227,6 +228,23 @@ ag_policy_apply_outcome(AgEvent *ev, AgOutcome *out, int level)
 		}
 		ag_verdict_note(level, AG_DECISION_BLOCKED, out->rule_id);
 		refuse(ev, out);
+	}
+	if (out->decision == AG_DECISION_APPROVAL)
+	{
+		if (ag_policy_mode == AG_MODE_MONITOR)
+		{
+			ag_verdict_note(level, AG_DECISION_MONITORED, out->rule_id);
+			ereport(LOG,
+					(errmsg("agentgate: %s would need approval (monitor mode)",
+							ag_describe_event(ev)),
+					 errdetail("Rule %lld: %s", (long long) out->rule_id,
+							   out->reason ? out->reason : ""),
+					 errhidestmt(false)));
+			return;
+		}
+		ag_verdict_note(level, AG_DECISION_APPROVAL, out->rule_id);
+		ag_approval_needed(ev, &out->approval, level);	/* approval.c */
+		return;
 	}
 	if (out->decision == AG_DECISION_LOGGED)
 		ag_verdict_note(level, AG_DECISION_LOGGED,

@@ -34,10 +34,25 @@ typedef struct AgDeferred
 	char	   *reason;
 } AgDeferred;
 
+/* How an 'approve' rule asks for its approval (approval.c). */
+#define AG_APPROVAL_RETRY	0	/* refuse now; the identical retry runs */
+#define AG_APPROVAL_WAIT	1	/* the statement waits for the decision */
+
+typedef struct AgApprovalRule
+{
+	int64		rule_id;
+	int			mode;			/* AG_APPROVAL_* */
+	int64		timeout_ms;
+	Oid			approvers;
+	int32		min_approvals;
+	char	   *reason;
+} AgApprovalRule;
+
 /* The outcome for one event. */
 typedef struct AgOutcome
 {
-	AgDecision	decision;		/* ALLOWED, LOGGED or BLOCKED (before monitor) */
+	AgDecision	decision;		/* ALLOWED, LOGGED, APPROVAL or BLOCKED
+								 * (before monitor) */
 	int64		rule_id;		/* deciding rule, 0 = default */
 	int64		log_rule_id;	/* a 'log' rule that matched on the way */
 	bool		by_default;
@@ -45,6 +60,7 @@ typedef struct AgOutcome
 	AgCondition cond;			/* the deciding rule's condition */
 	char	   *reason;			/* palloc'd copy, or NULL */
 	List	   *deferred;		/* of AgDeferred, for max_rows */
+	AgApprovalRule approval;	/* decision APPROVAL: the approve rule */
 } AgOutcome;
 
 /*
@@ -74,6 +90,7 @@ typedef struct AgRule
 	char	   *fingerprint;	/* NULL: none; lower-case */
 	AgAction	action;
 	char	   *reason;
+	AgApprovalRule approval;	/* action approve: how (rule_id unset) */
 } AgRule;
 
 /* Where the columns a rule is decoded from are, in a deformed row. */
@@ -92,7 +109,11 @@ typedef struct AgRuleColumns
 				max_rows,
 				fingerprint,
 				action,
-				reason;
+				reason,
+				approval_mode,
+				approval_timeout,
+				approvers,
+				min_approvals;
 } AgRuleColumns;
 
 /*
@@ -132,6 +153,7 @@ extern void ag_rules_init(void);
 extern Oid	ag_schema_oid(void);
 extern bool ag_rules_have_function_rules(void);
 extern bool ag_rules_function_named(Oid funcid);
+extern uint64 ag_rules_generation(void);
 extern List *ag_rules_descendants_named(Oid relid);
 extern void ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out);
 extern int	ag_default_action;	/* AG_ACTION_ALLOW or AG_ACTION_BLOCK */

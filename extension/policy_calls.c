@@ -412,7 +412,9 @@ ag_calls_function_execute(Oid *funcid)
 	ev.builtin_call = true;
 	ag_policy_decide(GetSessionUserId(), &ev, &out);
 	level = ag_stmt_level();
-	if (out.rule_id != 0 && out.decision != AG_DECISION_BLOCKED)
+	/* an approval cannot be bound to arguments not seen: refused */
+	if (out.rule_id != 0 && out.decision != AG_DECISION_BLOCKED &&
+		out.decision != AG_DECISION_APPROVAL)
 	{
 		ag_verdict_note(level, out.decision, out.rule_id);
 		*funcid = InvalidOid;

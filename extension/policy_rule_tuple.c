@@ -21,7 +21,9 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -29,12 +31,9 @@
 #include "pgquery.h"
 #include "policy.h"
 
-/*
- * ag_table_attnum: the index in desc of column name of agentgate's table
- * table (rules, masks), for the caches that deform their rows.
- */
-int
-ag_table_attnum(TupleDesc desc, const char *table, const char *name)
+/* The index in desc of column name, or -1. */
+static int
+attnum_if_any(TupleDesc desc, const char *name)
 {
 	int			i;
 
@@ -45,11 +44,24 @@ ag_table_attnum(TupleDesc desc, const char *table, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return i;
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("agentgate.%s has no column \"%s\"", table, name),
-			 errhint("Update the agentgate extension.")));
-	return -1;					/* keep compiler quiet */
+	return -1;
+}
+
+/*
+ * ag_table_attnum: the index in desc of column name of agentgate's table
+ * table (rules, masks), for the caches that deform their rows.
+ */
+int
+ag_table_attnum(TupleDesc desc, const char *table, const char *name)
+{
+	int			i = attnum_if_any(desc, name);
+
+	if (i < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agentgate.%s has no column \"%s\"", table, name),
+				 errhint("Update the agentgate extension.")));
+	return i;
 }
 
 static int
@@ -76,6 +88,16 @@ ag_rule_columns(TupleDesc desc, AgRuleColumns *c)
 	c->fingerprint = attnum_of(desc, "fingerprint");
 	c->action = attnum_of(desc, "action");
 	c->reason = attnum_of(desc, "reason");
+
+	/*
+	 * The approval columns come after the rules table's first rows (the
+	 * baseline is inserted by an earlier part of the install script): -1
+	 * while they are not there, read as NULL.
+	 */
+	c->approval_mode = attnum_if_any(desc, "approval_mode");
+	c->approval_timeout = attnum_if_any(desc, "approval_timeout");
+	c->approvers = attnum_if_any(desc, "approvers");
+	c->min_approvals = attnum_if_any(desc, "min_approvals");
 }
 
 /* Upper-case, trimmed, single-spaced copy of a command name. */
@@ -184,6 +206,83 @@ refused(Decoding *dc, const char *msg, const char *detail, const char *hint)
 }
 
 /*
+ * How an approve rule asks (mode, timeout, approvers, min_approvals); the
+ * columns are for approve rules only.  Read fail-closed: an unknown mode is
+ * read as retry (refused at once), a missing approver role as one nobody
+ * is a member of.
+ */
+static void
+decode_approval(Decoding *dc, const AgRuleColumns *cols, Datum *values,
+				bool *isnull, AgRule *r)
+{
+	AgApprovalRule *a = &r->approval;
+	bool		mode_null = cols->approval_mode < 0 || isnull[cols->approval_mode];
+	bool		timeout_null = cols->approval_timeout < 0 || isnull[cols->approval_timeout];
+	bool		approvers_null = cols->approvers < 0 || isnull[cols->approvers];
+	bool		min_null = cols->min_approvals < 0 || isnull[cols->min_approvals];
+	bool		any = !mode_null || !timeout_null || !approvers_null || !min_null;
+
+	a->mode = AG_APPROVAL_RETRY;
+	a->timeout_ms = 5 * 60 * 1000;
+	a->approvers = InvalidOid;
+	a->min_approvals = 1;
+	if (r->action != AG_ACTION_APPROVE)
+	{
+		if (any)
+			refused(dc, "approval_mode, approval_timeout, approvers and min_approvals are for approve rules only",
+					NULL, "Use agentgate.require_approval() for a rule that asks for approval.");
+		return;
+	}
+	if (r->max_rows >= 0)
+		refused(dc, "an approve rule cannot have max_rows", NULL,
+				"The row count is known only after the statement ran; use a block rule with max_rows.");
+	if (!mode_null)
+	{
+		const char *m = TextDatumGetCString(values[cols->approval_mode]);
+
+		if (strcmp(m, "wait") == 0)
+			a->mode = AG_APPROVAL_WAIT;
+		else if (strcmp(m, "retry") != 0)
+			refused(dc, psprintf("unknown approval mode \"%s\"", m), NULL,
+					"An approval mode is retry or wait.");
+	}
+	if (!timeout_null)
+	{
+		Interval   *iv = DatumGetIntervalP(values[cols->approval_timeout]);
+		int64		us = iv->time + (int64) iv->day * USECS_PER_DAY +
+			(int64) iv->month * 30 * USECS_PER_DAY;
+
+		if (us < 1000 || iv->month < 0 || iv->day < 0)
+			refused(dc, "approval_timeout must be positive", NULL, NULL);
+		else
+			a->timeout_ms = Min(us / 1000, (int64) 366 * 24 * 3600 * 1000);
+	}
+	if (!approvers_null)
+	{
+		a->approvers = DatumGetObjectId(values[cols->approvers]);
+		if (!SearchSysCacheExists1(AUTHOID, values[cols->approvers]))
+			refused(dc, psprintf("role with OID %u does not exist", a->approvers),
+					NULL, NULL);
+	}
+	else
+	{
+		a->approvers = get_role_oid("agentgate_approver", true);
+		if (!OidIsValid(a->approvers))
+			refused(dc, "role \"agentgate_approver\" does not exist", NULL,
+					"Name the approvers' role in the rule's approvers column.");
+	}
+	if (!min_null)
+	{
+		a->min_approvals = DatumGetInt32(values[cols->min_approvals]);
+		if (a->min_approvals < 1)
+		{
+			refused(dc, "min_approvals must be at least 1", NULL, NULL);
+			a->min_approvals = 1;
+		}
+	}
+}
+
+/*
  * ag_rule_from_tuple decodes one deformed row of agentgate.rules (values
  * and isnull, laid out as cols says) into *r, calling fn for each flaw in
  * the order the validator checks them.  fn may raise an error (the
@@ -215,15 +314,14 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 		r->action = AG_ACTION_ALLOW;
 	else if (strcmp(s, "log") == 0)
 		r->action = AG_ACTION_LOG;
+	else if (strcmp(s, "approve") == 0)
+		r->action = AG_ACTION_APPROVE;
 	else
 		r->action = AG_ACTION_BLOCK;
-	if (strcmp(s, "approve") == 0)
-		refused(dc, "action \"approve\" is not available yet",
-				NULL, "Use \"block\" until approvals are installed.");
 	if (strcmp(s, "allow") != 0 && strcmp(s, "block") != 0 &&
-		strcmp(s, "log") != 0)
+		strcmp(s, "log") != 0 && strcmp(s, "approve") != 0)
 		refused(dc, psprintf("unknown action \"%s\"", s), NULL,
-				"An action is one of allow, block or log.");
+				"An action is one of allow, block, log or approve.");
 
 	/* applies_to: no role is read as every agent */
 	if (isnull[cols->applies_to])
@@ -407,4 +505,6 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 
 	r->reason = isnull[cols->reason] ? "" :
 		TextDatumGetCString(values[cols->reason]);
+
+	decode_approval(dc, cols, values, isnull, r);
 }

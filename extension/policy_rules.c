@@ -45,6 +45,7 @@ static MemoryContext rules_cxt = NULL;
 static AgRule *rules = NULL;
 static int	nrules = 0;
 static bool rules_valid = false;
+static uint64 rules_generation = 0;	/* counts invalidations of the rules */
 
 static Oid	rules_relid = InvalidOid;
 static Oid	schema_oid = InvalidOid;
@@ -81,6 +82,8 @@ static bool mine_valid = false;
 static void
 rules_relcache_cb(Datum arg, Oid relid)
 {
+	if (!OidIsValid(relid) || relid == rules_relid)
+		rules_generation++;
 	if (!rules_valid)
 		return;
 	if (!OidIsValid(relid) || relid == rules_relid)
@@ -106,6 +109,16 @@ rules_relcache_cb(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * Did the rules change since generation gen?  After a long wait (an
+ * approval) the caller first takes in the invalidations that arrived.
+ */
+uint64
+ag_rules_generation(void)
+{
+	return rules_generation;
+}
+
 static void
 rules_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -127,8 +140,12 @@ ag_rules_init(void)
 static int
 action_rank(AgAction a)
 {
-	/* 'log' rules are looked at first; then block beats allow on a tie */
-	return a == AG_ACTION_LOG ? 0 : (a == AG_ACTION_BLOCK ? 1 : 2);
+	/*
+	 * 'log' and 'approve' rules are looked at first (neither ends the
+	 * search); then block beats allow on a tie
+	 */
+	return (a == AG_ACTION_LOG || a == AG_ACTION_APPROVE) ? 0 :
+		(a == AG_ACTION_BLOCK ? 1 : 2);
 }
 
 static int
@@ -159,7 +176,8 @@ static void
 load_flaw(const AgRule *r, const AgRuleFlaw *f, void *arg)
 {
 	bool	   *skip = (bool *) arg;
-	bool		blocks = r->action == AG_ACTION_BLOCK;
+	bool		blocks = r->action == AG_ACTION_BLOCK ||
+		r->action == AG_ACTION_APPROVE;
 
 	if (f->kind == AG_RULE_FLAW_REFUSED || *skip)
 		return;
@@ -610,6 +628,24 @@ rule_matches(AgRule *r, AgEvent *ev)
 }
 
 /*
+ * An approve rule that matched turns an allowed event into one that needs
+ * an approval (an allow rule does not exempt it: approval is asked for
+ * where it was required, and applies_to narrows who must ask); a block
+ * still wins.
+ */
+static void
+needs_approval(AgOutcome *out)
+{
+	if (out->approval.rule_id == 0 || out->decision == AG_DECISION_BLOCKED)
+		return;
+	out->decision = AG_DECISION_APPROVAL;
+	out->rule_id = out->approval.rule_id;
+	out->reason = out->approval.reason;
+	out->by_default = false;
+	out->cond = AG_COND_NONE;
+}
+
+/*
  * ag_policy_decide finds the rule that decides ev for role `who`: the
  * first matching rule in order (priority, then block before allow, then
  * id).  'log' rules are noted and the search goes on; rules with max_rows
@@ -675,11 +711,23 @@ ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out)
 				out->log_rule_id = r->id;
 			continue;
 		}
+		if (r->action == AG_ACTION_APPROVE)
+		{
+			/* the first (strongest) one; a block found later still wins */
+			if (out->approval.rule_id == 0)
+			{
+				out->approval = r->approval;
+				out->approval.rule_id = r->id;
+				out->approval.reason = pstrdup(r->reason);
+			}
+			continue;
+		}
 		out->decision = r->action == AG_ACTION_BLOCK ? AG_DECISION_BLOCKED :
 			(out->log_rule_id ? AG_DECISION_LOGGED : AG_DECISION_ALLOWED);
 		out->rule_id = r->id;
 		out->cond = r->cond;
 		out->reason = pstrdup(r->reason);
+		needs_approval(out);
 		return;
 	}
 
@@ -692,4 +740,5 @@ ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out)
 		out->decision = out->log_rule_id ? AG_DECISION_LOGGED : AG_DECISION_ALLOWED;
 	else
 		out->decision = AG_DECISION_BLOCKED;
+	needs_approval(out);
 }

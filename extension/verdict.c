@@ -156,6 +156,7 @@ const AgDecisionInfo ag_decisions[AG_DECISION_COUNT] = {
 	[AG_DECISION_NONE] = {"none", NULL},
 	[AG_DECISION_ALLOWED] = {"allowed", "allowed"},
 	[AG_DECISION_LOGGED] = {"logged", "logged"},
+	[AG_DECISION_APPROVAL] = {"approval required", NULL},
 	[AG_DECISION_MONITORED] = {"monitored", "monitored"},
 	[AG_DECISION_BLOCKED] = {"blocked", "blocked"},
 	[AG_DECISION_ERROR] = {"error", "errors"},

@@ -56,6 +56,7 @@ DELETE FROM agentgate.audit_log;
 SET agentgate.audit_raw_statements = on;
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 
 SELECT command_tag, decision, nested, rows, sqlstate, statement, relations,
        error_message, normalized, truncated
@@ -109,6 +110,7 @@ SET SESSION AUTHORIZATION regress_audit_agent;
 SELECT id FROM regress_audit_t /* key sk-live-123 */ WHERE secret IN ('a', 'b') AND id > 0;
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 RESET agentgate.audit_normalizer;
 SELECT statement, normalized, truncated FROM agentgate.audit_log
  WHERE role_name = 'regress_audit_agent' AND statement LIKE '%IN (%';
@@ -119,6 +121,7 @@ SET SESSION AUTHORIZATION regress_audit_agent;
 SELECT 'raw text kept' AS raw;
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 RESET agentgate.audit_raw_statements;
 SELECT statement, normalized FROM agentgate.audit_log
  WHERE role_name = 'regress_audit_agent' AND statement LIKE '%raw text kept%';
@@ -130,9 +133,11 @@ SELECT format('SELECT length(%L) AS long_one', 'abcdefghij' || repeat('y', 5000)
 \set ECHO all
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 SELECT statement, truncated, normalized
   FROM agentgate.audit_log
  WHERE role_name = 'regress_audit_agent' AND command_tag = 'SELECT'
+   AND statement NOT LIKE '%audit_flush%'
  ORDER BY ts DESC, seq DESC LIMIT 2;
 
 -- policy verdicts reach the log with the rule that decided
@@ -148,6 +153,7 @@ SET SESSION AUTHORIZATION regress_audit_agent;
 UPDATE regress_audit_t SET secret = 'monitored' WHERE id = 1;
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 RESET agentgate.mode;
 SELECT command_tag, decision, rule_id = :block_rule AS block_rule, rule_id = :log_rule AS log_rule, sqlstate
   FROM agentgate.audit_log
@@ -173,6 +179,7 @@ SET SESSION AUTHORIZATION regress_audit_agent;
 SELECT count(*) AS after_schema_rename FROM regress_audit_s2."Renamed";
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 SELECT relations FROM agentgate.audit_log
  WHERE role_name = 'regress_audit_agent' AND relations::text LIKE '%regress_audit_s%'
  ORDER BY ts, seq;

@@ -61,6 +61,7 @@ SELECT s FROM (VALUES
 DO $$ DECLARE n text; BEGIN n := regress_a5_note('dosecret1'); PERFORM regress_a5_note('dosecret2'); END $$;
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 
 SELECT command_tag, decision, nested, sqlstate, statement, error_message, truncated
   FROM agentgate.audit_log
@@ -98,6 +99,7 @@ SELECT format('SELECT count(*) FROM regress_a5_s.%I, regress_a5_s.sep', 'odd' ||
 \set ECHO all
 SELECT agentgate.audit_flush();
 RESET SESSION AUTHORIZATION;
+SELECT agentgate.audit_flush() AS agent_flush_row_too \gset
 SELECT relations[1] AS first, array_length(relations, 1) AS n,
        relations[array_length(relations, 1)] IS NULL AS cut_marked,
        array_position(relations, NULL) = array_length(relations, 1) AS one_null

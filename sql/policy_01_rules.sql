@@ -23,8 +23,8 @@ SELECT count(*) >= 15 AS has_baseline FROM agentgate.rules WHERE baseline;
 
 -- error: unknown command tag
 INSERT INTO agentgate.rules (commands, action) VALUES ('{DELET}', 'block');
--- error: approvals are not installed yet
-INSERT INTO agentgate.rules (commands, action) VALUES ('{DELETE}', 'approve');
+-- error: an approve rule's mode is retry or wait (docs/approvals.md)
+INSERT INTO agentgate.rules (commands, action, approval_mode) VALUES ('{DELETE}', 'approve', 'later');
 -- error: unknown action
 INSERT INTO agentgate.rules (commands, action) VALUES ('{DELETE}', 'deny');
 -- error: bad regclass (the type input refuses it)
