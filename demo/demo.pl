@@ -170,6 +170,38 @@ step('the DBA revokes the identity: its next connection is refused');
 show_dba($s, q{SELECT agentgate.revoke('ci-agent-7', 'demo');});
 show_agent($s, $tok, q{SELECT 1;});
 
+step('a subagent acting on behalf of a person (RFC 8693 token exchange: sub = the person, act = the subagent)');
+my $deleg = $s->token(sub => 'dana@corp', act => ['report-subagent', 'nightly-pipeline'], ttl => 900);
+print "token claims: sub = dana\@corp, act = {sub: report-subagent, act: {sub: nightly-pipeline}}\n";
+my ($sub) = $s->proxy_login($deleg);
+sub live
+{
+	my ($sql) = @_;
+	print "${D}subagent (live session)\$${N} $sql\n";
+	for my $m ($sub->query($sql, 10))
+	{
+		if ($m->[0] eq 'E')
+		{
+			my $f = AgentGate::ProxyClient::error_fields($m->[1]);
+			print "${R}$f->{S}:  $f->{M}\nDETAIL:  $f->{D}${N}\n";
+		}
+		elsif ($m->[0] eq 'D')
+		{
+			print AgentGate::ProxyClient::first_value($m), "\n";
+		}
+	}
+}
+live(q{SELECT session_user;});
+live(q{SELECT count(*) FROM reports;});
+show_dba($s, q{SELECT actor, principal, chain, scopes FROM agentgate.delegated_sessions;});
+$s->admin_psql(q{SELECT agentgate.audit_flush()});
+show_dba($s, q{SELECT to_char(ts, 'HH24:MI:SS.MS') AS ts, role_name, chain, left(statement, 40) AS statement FROM agentgate.audit_log WHERE chain IS NOT NULL AND statement !~ '^SET application_name' ORDER BY ts, seq;});
+
+step('the person leaves: revoking dana@corp (no role, no agents row) stops the subagent at its next statement');
+show_dba($s, q{SELECT agentgate.revoke('dana@corp', 'offboarded');});
+live(q{SELECT count(*) FROM reports;});
+$sub->close;
+
 step('connect by hand');
 my $tok2 = $s->token(sub => 'you', ttl => 3600);
 print <<"EOT";

@@ -20,6 +20,7 @@
 
 #include "agentgate.h"
 #include "approval.h"
+#include "delegation.h"
 #include "hooks.h"
 #include "mask.h"
 #include "policy.h"
@@ -42,6 +43,7 @@ _PG_init(void)
 	ag_governed_init();
 	ag_auth_init();
 	ag_identity_init();
+	ag_delegation_init();
 	ag_policy_init();
 	ag_agent_code_init();
 	ag_mask_init();

@@ -87,6 +87,7 @@
 #include "audit.h"
 #include "audit_scan.h"
 #include "hooks.h"
+#include "delegation.h"
 #include "mask.h"
 #include "identity.h"
 #include "pgquery.h"
@@ -638,6 +639,7 @@ entry_of(AgAuditEntry *e, const char *raw)
 	e->err = e->stmt + e->hdr.stmt_len;
 	e->rels = e->err + e->hdr.err_len;
 	e->masked = e->rels + e->hdr.rel_len;
+	e->chain = e->masked + e->hdr.mask_len;
 }
 
 /* Hold e for the commit; false when it must take the ring instead. */
@@ -645,7 +647,7 @@ static bool
 hold_row(AgAuditEntry *e)
 {
 	Size		len = sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
-		e->hdr.rel_len + e->hdr.mask_len;
+		e->hdr.rel_len + e->hdr.mask_len + e->hdr.chain_len;
 	char	   *raw;
 
 	if (nheld > 0 &&
@@ -670,6 +672,8 @@ hold_row(AgAuditEntry *e)
 		   e->rels, e->hdr.rel_len);
 	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
 		   e->hdr.rel_len, e->masked, e->hdr.mask_len);
+	memcpy(raw + sizeof(AgAuditRecord) + e->hdr.stmt_len + e->hdr.err_len +
+		   e->hdr.rel_len + e->hdr.mask_len, e->chain, e->hdr.chain_len);
 	held[nheld] = raw;
 	held_stubbed[nheld] = false;
 	nheld++;
@@ -733,7 +737,7 @@ write_held(void)
 
 		entry_of(&e, held[i]);
 		e.hdr.flags |= AG_AUDIT_LOCAL;
-		e.hdr.stmt_len = e.hdr.err_len = e.hdr.rel_len = e.hdr.mask_len = 0;
+		e.hdr.stmt_len = e.hdr.err_len = e.hdr.rel_len = e.hdr.mask_len = e.hdr.chain_len = 0;
 		if (!append_record(&e, true, &rseq))
 		{
 			spill_held(true);	/* no ring, or dropped: no local row either */
@@ -961,6 +965,18 @@ build_entry(AgAuditEntry *e, RowArgs *a)
 	if (a->level > 0)
 		h->flags |= AG_AUDIT_NESTED;
 	strlcpy(h->session_id, session_id(), sizeof(h->session_id));
+	{
+		/* who the session acts for: from the same verified stamp */
+		static char chain[AG_DELEG_NAMES_LEN + 1];
+		int			n = ag_session_chain(sess_role, '\0', chain, AG_DELEG_NAMES_LEN);
+
+		if (n > 0)
+		{
+			chain[n] = '\0';
+			e->chain = chain;
+			h->chain_len = n + 1;
+		}
+	}
 	if (a->tag)
 		strlcpy(h->command_tag, a->tag, sizeof(h->command_tag));
 	if (a->funcname)

@@ -69,11 +69,12 @@ typedef struct AgAuditRecord
 	char		client_addr[AG_AUDIT_ADDR_LEN];
 	char		command_tag[AG_AUDIT_TAG_LEN];
 	char		fingerprint[AG_AUDIT_FP_LEN];
-	/* variable part: statement, error message, relations, masked columns */
+	/* variable part: statement, error message, relations, masked columns, chain */
 	uint32		stmt_len;
 	uint32		err_len;
 	uint32		rel_len;
 	uint32		mask_len;
+	uint32		chain_len;		/* delegation chain: names, each NUL-ended */
 } AgAuditRecord;
 
 StaticAssertDecl(sizeof(AgAuditRecord) <= AG_AUDIT_SLOT_SIZE,
@@ -87,6 +88,7 @@ typedef struct AgAuditEntry
 	const char *err;
 	const char *rels;
 	const char *masked;
+	const char *chain;
 } AgAuditEntry;
 
 /* audit_ring.c */

@@ -244,7 +244,7 @@ uint32
 ag_audit_slots_needed(AgAuditEntry *e)
 {
 	Size		total = sizeof(AgAuditRecord) + e->hdr.stmt_len +
-		e->hdr.err_len + e->hdr.rel_len + e->hdr.mask_len;
+		e->hdr.err_len + e->hdr.rel_len + e->hdr.mask_len + e->hdr.chain_len;
 
 	return (uint32) ((total + AG_AUDIT_SLOT_SIZE - 1) / AG_AUDIT_SLOT_SIZE);
 }
@@ -311,6 +311,9 @@ ag_audit_ring_append(AgAuditEntry *e, uint64 *rseq_out)
 	off += e->hdr.rel_len;
 	if (e->hdr.mask_len)
 		ring_copy_in(off, e->masked, e->hdr.mask_len);
+	off += e->hdr.mask_len;
+	if (e->hdr.chain_len)
+		ring_copy_in(off, e->chain, e->hdr.chain_len);
 	pg_write_barrier();
 	rec->ready = rseq + 1;
 
@@ -516,7 +519,7 @@ ag_audit_ring_take(AgAuditBatch *b, int max)
 		pg_read_barrier();
 		memcpy(&hdr, rec, sizeof(hdr));
 		len = sizeof(AgAuditRecord) + hdr.stmt_len + hdr.err_len + hdr.rel_len +
-			hdr.mask_len;
+			hdr.mask_len + hdr.chain_len;
 		if (hdr.nslots == 0 || hdr.nslots > ring->nslots ||
 			len > (Size) hdr.nslots * AG_AUDIT_SLOT_SIZE)
 			elog(PANIC, "agentgate audit ring corrupted at position " UINT64_FORMAT,

@@ -111,6 +111,7 @@ typedef enum AgAuditCol
 	COL_TRUNCATED,
 	COL_LOST,
 	COL_MASKED_COLUMNS,
+	COL_CHAIN,
 	AG_NCOLS
 } AgAuditCol;
 
@@ -120,7 +121,8 @@ typedef enum AgColConv
 	CONV_NONE,					/* collected as the table's type */
 	CONV_NAME,					/* text -> name */
 	CONV_INET,					/* text -> inet */
-	CONV_RELATIONS				/* NUL-separated names -> text[] */
+	CONV_RELATIONS				/* NUL-separated names -> text[] (relations,
+								 * chain) */
 } AgColConv;
 
 typedef struct AgAuditColInfo
@@ -155,6 +157,7 @@ static const AgAuditColInfo audit_cols[AG_NCOLS] = {
 	[COL_TRUNCATED] = {"truncated", BOOLOID, CONV_NONE},
 	[COL_LOST] = {"lost", INT8OID, CONV_NONE},
 	[COL_MASKED_COLUMNS] = {"masked_columns", TEXTOID, CONV_RELATIONS},
+	[COL_CHAIN] = {"chain", TEXTOID, CONV_RELATIONS},
 };
 
 /* the SQL cast of a conversion (relations travel as text[] literals) */
@@ -277,6 +280,8 @@ add_record(Columns *c, const char *raw)
 	col_set(c, COL_LOST, (Datum) 0, true);
 	col_text(c, COL_MASKED_COLUMNS,
 			 text + r->stmt_len + r->err_len + r->rel_len, r->mask_len);
+	col_text(c, COL_CHAIN,
+			 text + r->stmt_len + r->err_len + r->rel_len + r->mask_len, r->chain_len);
 	c->decision[c->n] = (uint8) d;
 	c->flags[c->n] = f;
 	c->n++;
@@ -359,6 +364,7 @@ typedef struct SessAgg
 	TimestampTz ended;
 	int64		statements;
 	int64		counts[AG_DECISION_COUNT];	/* by decision */
+	Datum		chain;			/* text[], the first in the batch; 0 when NULL */
 } SessAgg;
 
 /* The counters: the decisions with a summary column, in enum order. */
@@ -385,12 +391,14 @@ build_sessions_sql(void)
 	for (int k = 0; k < sess_ncounts; k++)
 		appendStringInfo(&sql, ", %s", quote_identifier(ag_decisions[sess_counted[k]].summary));
 	appendStringInfoString(&sql,
-						   ") VALUES ($1, $2, COALESCE($3::pg_catalog.name, ''), $4, $5, $6");
+						   ", chain) VALUES ($1, $2, COALESCE($3::pg_catalog.name, ''), $4, $5, $6");
 	for (int k = 0; k < sess_ncounts; k++)
 		appendStringInfo(&sql, ", $%d", 7 + k);
+	appendStringInfo(&sql, ", $%d", 7 + sess_ncounts);
 	appendStringInfoString(&sql,
 						   ") ON CONFLICT (role_name, session_id) DO UPDATE SET"
 						   " identity = LEAST(s.identity, excluded.identity),"
+						   " chain = COALESCE(s.chain, excluded.chain),"
 						   " started = LEAST(s.started, excluded.started),"
 						   " ended = GREATEST(s.ended, excluded.ended),"
 						   " statements = s.statements + excluded.statements");
@@ -458,13 +466,14 @@ update_sessions(Columns *c)
 	int			nagg = 0;
 	int			cap = 0;
 	int			last = -1;
-	Oid			types[6 + AG_DECISION_COUNT] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	Oid			types[7 + AG_DECISION_COUNT] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, INT8OID};
 
 	if (sessions_sql == NULL)
 		sessions_sql = MemoryContextStrdup(TopMemoryContext, build_sessions_sql());
 	for (int k = 0; k < sess_ncounts; k++)
 		types[6 + k] = INT8OID;
+	types[6 + sess_ncounts] = TEXTARRAYOID;
 
 	for (int i = 0; i < c->n; i++)
 	{
@@ -508,6 +517,9 @@ update_sessions(Columns *c)
 			a->identity = c->v[COL_IDENTITY][i];
 		if (!c->isnull[COL_ROLE_NAME][i] && a->role == (Datum) 0)
 			a->role = c->v[COL_ROLE_NAME][i];
+		/* the delegation chain: still the record's names here, not yet text[] */
+		if (!c->isnull[COL_CHAIN][i] && a->chain == (Datum) 0)
+			a->chain = relations_array(DatumGetTextPP(c->v[COL_CHAIN][i]));
 		if (!c->isnull[COL_DURATION_MS][i])
 			end = ts + (TimestampTz) (DatumGetFloat8(c->v[COL_DURATION_MS][i]) * 1000.0);
 		a->started = Min(a->started, ts);
@@ -518,8 +530,8 @@ update_sessions(Columns *c)
 
 	for (int k = 0; k < nagg; k++)
 	{
-		Datum		args[6 + AG_DECISION_COUNT];
-		char		nulls[6 + AG_DECISION_COUNT];
+		Datum		args[7 + AG_DECISION_COUNT];
+		char		nulls[7 + AG_DECISION_COUNT];
 
 		memset(nulls, ' ', sizeof(nulls));
 		args[0] = PointerGetDatum(cstring_to_text_with_len(agg[k].key + agg[k].sidoff,
@@ -533,7 +545,9 @@ update_sessions(Columns *c)
 		args[5] = Int64GetDatum(agg[k].statements);
 		for (int j = 0; j < sess_ncounts; j++)
 			args[6 + j] = Int64GetDatum(agg[k].counts[sess_counted[j]]);
-		if (SPI_execute_plan(kept_plan(&sessions_plan, sessions_sql, 6 + sess_ncounts, types),
+		args[6 + sess_ncounts] = agg[k].chain;
+		nulls[6 + sess_ncounts] = agg[k].chain == (Datum) 0 ? 'n' : ' ';
+		if (SPI_execute_plan(kept_plan(&sessions_plan, sessions_sql, 7 + sess_ncounts, types),
 							 args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "agentgate audit worker: updating audit_sessions failed");
 	}

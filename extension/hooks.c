@@ -25,7 +25,7 @@
  *
  *	 hook					who			what					record
  *	 ---------------------	----------	----------------------	-----------------
- *	 shmem_request/startup				approval waiters		ring, verdict slots
+ *	 shmem_request/startup	delegations	approval waiters		ring, verdict slots
  *	 ClientAuthentication	auth							governed at login
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
@@ -36,7 +36,7 @@
  *										COPY TO masked
  *	 ExecutorStart			identity	decide statement;		frame (or failure)
  *										approval gate
- *	 ExecutorCheckPerms					decide relations
+ *	 ExecutorCheckPerms		scope		decide relations
  *	 ExecutorRun/Finish					max_rows, role compared	failure captured
  *	 ExecutorEnd						max_rows forgotten		row
  *	 object_access						decide calls			rows of calls in DO
@@ -76,6 +76,7 @@
 #include "utils/memutils.h"
 
 #include "approval.h"
+#include "delegation.h"
 #include "hooks.h"
 #include "mask.h"
 
@@ -142,6 +143,7 @@ ag_shmem_request(void)
 		prev_shmem_request();
 	ag_audit_shmem_request();
 	ag_approval_shmem_request();
+	ag_delegation_shmem_request();
 }
 
 static void
@@ -151,6 +153,7 @@ ag_shmem_startup(void)
 		prev_shmem_startup();
 	ag_audit_shmem_startup();
 	ag_approval_shmem_startup();
+	ag_delegation_shmem_startup();
 }
 
 /* ---- login ---- */
@@ -394,6 +397,7 @@ ag_executor_end(QueryDesc *queryDesc)
 static bool
 ag_check_perms(List *rangeTable, bool ereport_on_violation)
 {
+	ag_delegation_check_perms(rangeTable);
 	ag_policy_check_perms(rangeTable);
 	if (prev_check_perms)
 		return prev_check_perms(rangeTable, ereport_on_violation);

@@ -69,6 +69,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/makefuncs.h"
+#include "port/pg_bswap.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
@@ -80,6 +81,7 @@
 #include "utils/syscache.h"
 
 #include "agentgate.h"
+#include "delegation.h"
 #include "policy.h"
 #include "hooks.h"
 #include "identity.h"
@@ -157,6 +159,7 @@ typedef enum AgStmtKind
 } AgStmtKind;
 
 PG_FUNCTION_INFO_V1(agentgate_session_stamp);
+PG_FUNCTION_INFO_V1(agentgate_session_stamp_bound);
 PG_FUNCTION_INFO_V1(agentgate_session_id);
 PG_FUNCTION_INFO_V1(agentgate_terminate_at_commit);
 PG_FUNCTION_INFO_V1(agentgate_role_unsafe_reason);
@@ -200,14 +203,23 @@ require_session_key(void)
 				 errhint("Write a key (for example the output of \"openssl rand -hex 32\") to a file only the server's OS user can read, set agentgate.session_key_file to its path and reload.")));
 }
 
-/* MAC of "ag1.<sid>.<role>" as 16 lower-case hex characters. */
+/*
+ * MAC of "ag1.<sid>.<role>" as 16 lower-case hex characters; for a
+ * delegated session (d not NULL) the MAC also covers its chain and scopes
+ * (ag_delegation_binding), so the stamp verifies only together with the
+ * delegation session_stamp() made for it.
+ */
 static bool
-stamp_mac(const char *sid, const char *role, char *out)
+stamp_mac(const char *sid, const char *role, const AgDelegation *d, char *out)
 {
 	pg_hmac_ctx *ctx;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char		bind[AG_DELEG_NAMES_LEN + 32];
+	int			bindlen = 0;
 	bool		ok;
 
+	if (d && (bindlen = ag_delegation_binding(d, bind, sizeof(bind))) < 0)
+		return false;
 	ctx = pg_hmac_create(PG_SHA256);
 	if (ctx == NULL)
 		return false;
@@ -216,6 +228,7 @@ stamp_mac(const char *sid, const char *role, char *out)
 		pg_hmac_update(ctx, (const uint8 *) sid, strlen(sid)) == 0 &&
 		pg_hmac_update(ctx, (const uint8 *) ".", 1) == 0 &&
 		pg_hmac_update(ctx, (const uint8 *) role, strlen(role)) == 0 &&
+		pg_hmac_update(ctx, (const uint8 *) bind, bindlen) == 0 &&
 		pg_hmac_final(ctx, digest, sizeof(digest)) == 0;
 	pg_hmac_free(ctx);
 	if (ok)
@@ -241,6 +254,8 @@ typedef struct StampCacheEntry
 	bool		valid;
 	char		role[NAMEDATALEN];
 	char		stamp[AG_STAMP_LEN + 1];
+	bool		delegated;		/* deleg is the session's delegation */
+	AgDelegation deleg;
 } StampCacheEntry;
 
 static StampCacheEntry verified_stamps[AG_STAMP_CACHE];
@@ -253,7 +268,7 @@ verified_stamps_reset(void)
 	verified_next = 0;
 }
 
-static bool
+static StampCacheEntry *
 verified_stamp_known(const char *stamp, const char *role)
 {
 	size_t		pub = strlen(AG_STAMP_PREFIX) + AG_STAMP_SID_HEX + 1;
@@ -268,40 +283,52 @@ verified_stamp_known(const char *stamp, const char *role)
 			continue;
 		for (size_t k = pub; k < AG_STAMP_LEN; k++)
 			diff |= e->stamp[k] ^ stamp[k];
-		return diff == 0;
+		return diff == 0 ? e : NULL;
 	}
-	return false;
+	return NULL;
 }
 
-static void
-verified_stamp_add(const char *stamp, const char *role)
+static StampCacheEntry *
+verified_stamp_add(const char *stamp, const char *role, const AgDelegation *d)
 {
 	StampCacheEntry *e;
 
 	if (strlen(role) >= NAMEDATALEN)
-		return;
+		return NULL;
 	e = &verified_stamps[verified_next];
 	verified_next = (verified_next + 1) % AG_STAMP_CACHE;
 	strlcpy(e->role, role, sizeof(e->role));
 	memcpy(e->stamp, stamp, AG_STAMP_LEN);
 	e->stamp[AG_STAMP_LEN] = '\0';
+	e->delegated = d != NULL;
+	if (d)
+		memcpy(&e->deleg, d, sizeof(AgDelegation));
 	e->valid = true;
+	return e;
 }
 
 /*
  * stamp_verify checks the stamp at the end of appname (after its last
  * space, or the whole value) for role.  On success copies the session id
- * into sid_out (AG_STAMP_SID_HEX + 1 bytes) when it is not NULL and returns
- * true.
+ * into sid_out (AG_STAMP_SID_HEX + 1 bytes) when it is not NULL, points
+ * *deleg_out (when not NULL) at the session's delegation or NULL, valid
+ * until the next call, and returns true.
  */
 static bool
-stamp_verify(const char *appname, const char *role, char *sid_out)
+stamp_verify(const char *appname, const char *role, char *sid_out,
+			 const AgDelegation **deleg_out)
 {
 	const char *stamp;
 	const char *p;
 	char		sid[AG_STAMP_SID_HEX + 1];
 	char		mac[AG_STAMP_MAC_BYTES * 2 + 1];
 	size_t		plen = strlen(AG_STAMP_PREFIX);
+	StampCacheEntry *e;
+	AgDelegation deleg;
+	bool		delegated;
+
+	if (deleg_out)
+		*deleg_out = NULL;
 
 	if (appname == NULL || role == NULL || !session_key_usable())
 		return false;
@@ -319,13 +346,17 @@ stamp_verify(const char *appname, const char *role, char *sid_out)
 		return false;
 	memcpy(sid, p, AG_STAMP_SID_HEX);
 	sid[AG_STAMP_SID_HEX] = '\0';
-	if (verified_stamp_known(stamp, role))
+	if ((e = verified_stamp_known(stamp, role)) != NULL)
 	{
 		if (sid_out)
 			strlcpy(sid_out, sid, AG_STAMP_SID_HEX + 1);
+		if (deleg_out && e->delegated)
+			*deleg_out = &e->deleg;
 		return true;
 	}
-	if (!stamp_mac(sid, role, mac))
+	/* a session id session_stamp() bound a delegation to needs it in the MAC */
+	delegated = ag_delegation_find(sid, &deleg);
+	if (!stamp_mac(sid, role, delegated ? &deleg : NULL, mac))
 		return false;
 	/* constant-time compare: the MAC is the only secret-dependent value */
 	{
@@ -337,9 +368,13 @@ stamp_verify(const char *appname, const char *role, char *sid_out)
 		if (diff != 0)
 			return false;
 	}
-	verified_stamp_add(stamp, role);
+	e = verified_stamp_add(stamp, role, delegated ? &deleg : NULL);
 	if (sid_out)
 		strlcpy(sid_out, sid, AG_STAMP_SID_HEX + 1);
+	if (deleg_out && delegated)
+		*deleg_out = e ? &e->deleg : NULL;
+	if (delegated && e == NULL)
+		return false;			/* no way to hand the delegation on */
 	return true;
 }
 
@@ -355,9 +390,55 @@ ag_session_id(const char *role)
 {
 	static char sid[AG_STAMP_SID_HEX + 1];
 
-	if (role == NULL || role[0] == '\0' || !stamp_verify(application_name, role, sid))
+	if (role == NULL || role[0] == '\0' || !stamp_verify(application_name, role, sid, NULL))
 		return NULL;
 	return sid;
+}
+
+/*
+ * The delegation of this session's verified stamp (for session_user), or
+ * NULL; valid until the next stamp check.  Needs a transaction (it looks
+ * the role's name up).
+ */
+const AgDelegation *
+ag_session_delegation(void)
+{
+	const AgDelegation *d;
+	const char *role = GetUserNameFromId(GetSessionUserId(), true);
+
+	if (role == NULL || !stamp_verify(application_name, role, NULL, &d))
+		return NULL;
+	return d;
+}
+
+/*
+ * ag_session_chain writes the delegation chain of the session's verified
+ * stamp for role into buf, the names separated by sep and the whole cut to
+ * buflen; returns its length, 0 when the session has no chain.  Like
+ * ag_session_id, it reads only backend-local state.
+ */
+int
+ag_session_chain(const char *role, char sep, char *buf, int buflen)
+{
+	const AgDelegation *d;
+	int			len = 0;
+
+	if (role == NULL || role[0] == '\0' || buflen <= 0 ||
+		!stamp_verify(application_name, role, NULL, &d) || d == NULL)
+		return 0;
+	for (int i = 0; i < d->nchain; i++)
+	{
+		const char *n = ag_delegation_name(d, i);
+		int			nl = strlen(n);
+
+		if (len + (i > 0) + nl > buflen)
+			break;
+		if (i > 0)
+			buf[len++] = sep;
+		memcpy(buf + len, n, nl);
+		len += nl;
+	}
+	return len;
 }
 
 /*
@@ -366,10 +447,9 @@ ag_session_id(const char *role)
  * proxy need not know the stamp's format.  EXECUTE is granted to
  * agentgate_proxy only.
  */
-Datum
-agentgate_session_stamp(PG_FUNCTION_ARGS)
+static Datum
+session_stamp_new(FunctionCallInfo fcinfo, const char *role, AgDelegation *d)
 {
-	Name		role = PG_GETARG_NAME(0);
 	uint8		raw[AG_STAMP_SID_HEX / 2];
 	char		sid[AG_STAMP_SID_HEX + 1];
 	char		mac[AG_STAMP_MAC_BYTES * 2 + 1];
@@ -389,14 +469,50 @@ agentgate_session_stamp(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random session id")));
 	hex_encode_lower(raw, sizeof(raw), sid);
-	if (!stamp_mac(sid, NameStr(*role), mac))
+	if (!stamp_mac(sid, role, d, mac))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute the session stamp")));
+	if (d)
+	{
+		memcpy(&d->sid, raw, sizeof(d->sid));
+		d->sid = pg_ntoh64(d->sid);	/* the number the hex spells */
+		ag_delegation_store(d);
+	}
 	values[0] = CStringGetTextDatum(psprintf("%s%s.%s", AG_STAMP_PREFIX, sid, mac));
 	values[1] = CStringGetTextDatum(sid);
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+agentgate_session_stamp(PG_FUNCTION_ARGS)
+{
+	return session_stamp_new(fcinfo, NameStr(*PG_GETARG_NAME(0)), NULL);
+}
+
+/*
+ * agentgate.session_stamp_bound(role name, chain text[], scopes text[],
+ * expires timestamptz, OUT stamp text, OUT session_id text): a stamp whose
+ * MAC also covers a delegation chain (current actor first, principal last)
+ * and scopes, kept for the new session id (delegation.c).  Called by
+ * agentgate.session_stamp(role, claims), which reads them from the token's
+ * claims; EXECUTE is revoked from PUBLIC.
+ */
+Datum
+agentgate_session_stamp_bound(PG_FUNCTION_ARGS)
+{
+	AgDelegation d;
+	bool		bind;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a delegated session stamp needs a role and an expiry")));
+	bind = ag_delegation_make(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+							  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+							  PG_GETARG_TIMESTAMPTZ(3), &d);
+	return session_stamp_new(fcinfo, NameStr(*PG_GETARG_NAME(0)), bind ? &d : NULL);
 }
 
 /*
@@ -708,7 +824,7 @@ session_key_file_assign(const char *newval, void *extra)
 static bool
 stamp_current_ok(const char *rolname, char *sid)
 {
-	return stamp_verify(application_name, rolname, sid);
+	return stamp_verify(application_name, rolname, sid, NULL);
 }
 
 /*
@@ -857,7 +973,7 @@ judge_set_appname(VariableSetStmt *vs, const char *rolname)
 		char		new_sid[AG_STAMP_SID_HEX + 1];
 
 		newval = appname_after(vs);
-		if (newval && stamp_verify(newval, rolname, new_sid))
+		if (newval && stamp_verify(newval, rolname, new_sid, NULL))
 		{
 			if (!have_cur || strcmp(new_sid, cur_sid) != 0)
 				xact_switched = true;
@@ -994,6 +1110,22 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 				 errmsg("agent role reaches a role agents may not hold"),
 				 errdetail("Role \"%s\" %s.", NameStr(rolname), why),
 				 errhint("Take that membership or attribute away (from the agent role or from the role mapped to its group); agentgate refuses the session's statements until then.")));
+
+	/*
+	 * A delegated session: every identity it acts for must still be off the
+	 * cluster-wide revoked list.  Checked whatever require_session_stamp
+	 * says, since the chain comes only with a verified stamp.  Not for
+	 * PgBouncer's re-stamping and the settings it sends before it: they run
+	 * nothing, and the stamp they replace may be another client's, whose
+	 * chain says nothing about the client being served next.
+	 */
+	if (kind == AG_STMT_ORDINARY)
+	{
+		const AgDelegation *d;
+
+		if (stamp_verify(application_name, NameStr(rolname), NULL, &d) && d)
+			ag_delegation_check(d);
+	}
 
 	if (!require_session_stamp)
 		return;

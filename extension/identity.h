@@ -15,6 +15,9 @@
 #define AG_STAMP_LEN		(4 + AG_STAMP_SID_HEX + 1 + AG_STAMP_MAC_BYTES * 2)
 
 extern const char *ag_session_id(const char *role);
+extern int	ag_session_chain(const char *role, char sep, char *buf, int buflen);
+struct AgDelegation;
+extern const struct AgDelegation *ag_session_delegation(void);
 extern char *ag_role_unsafe_reason(Oid role, Oid self);
 
 #endif							/* AG_IDENTITY_H */

@@ -88,6 +88,8 @@ typedef struct AgRule
 	AgCondition cond;
 	int64		max_rows;		/* -1: none */
 	char	   *fingerprint;	/* NULL: none; lower-case */
+	int			nscopes;		/* 0: every session; else only sessions */
+	char	  **scopes;			/* whose token's scope names one of these */
 	AgAction	action;
 	char	   *reason;
 	AgApprovalRule approval;	/* action approve: how (rule_id unset) */
@@ -113,7 +115,8 @@ typedef struct AgRuleColumns
 				approval_mode,
 				approval_timeout,
 				approvers,
-				min_approvals;
+				min_approvals,
+				scopes;
 } AgRuleColumns;
 
 /*

@@ -98,6 +98,8 @@ ag_rule_columns(TupleDesc desc, AgRuleColumns *c)
 	c->approval_timeout = attnum_if_any(desc, "approval_timeout");
 	c->approvers = attnum_if_any(desc, "approvers");
 	c->min_approvals = attnum_if_any(desc, "min_approvals");
+	/* added in 0.2.0: a server running 0.1.0's tables reads it as NULL */
+	c->scopes = attnum_if_any(desc, "scopes");
 }
 
 /* Upper-case, trimmed, single-spaced copy of a command name. */
@@ -501,6 +503,55 @@ ag_rule_from_tuple(const AgRuleColumns *cols, Datum *values, bool *isnull,
 								 fp, AG_PGQ_FINGERPRINT_LEN), NULL,
 					"Use agentgate.fingerprint('<statement>') to compute it.");
 		r->fingerprint = fp;
+	}
+
+	/*
+	 * scopes: the rule applies only to sessions whose token's scope names
+	 * one of them (docs/identity.md, "Scopes").  An entry that cannot be a
+	 * scope is refused; a block or approve rule with one is read as applying
+	 * to every session, other rules keep what they say (an entry no token can carry
+	 * matches nothing).
+	 */
+	if (cols->scopes >= 0 && !isnull[cols->scopes])
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(values[cols->scopes]);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		bool		flawed = false;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		r->scopes = palloc(sizeof(char *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			char	   *sc = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+			size_t		len = sc ? strlen(sc) : 0;
+			bool		good = len > 0 && len < NAMEDATALEN;
+
+			for (size_t k = 0; good && k < len; k++)
+				good = (unsigned char) sc[k] > 0x20 && sc[k] != 0x7f;
+			if (!good)
+			{
+				refused(dc, sc ? psprintf("scope \"%s\" is not a scope a token can carry", sc) :
+						pstrdup("scopes holds a null"), NULL,
+						"A scope is 1 to 63 bytes without spaces or control characters.");
+				flawed = true;
+				continue;
+			}
+			r->scopes[r->nscopes++] = sc;
+		}
+		if (n == 0)
+			refused(dc, "scopes is empty", NULL,
+					"Leave scopes NULL for a rule that applies to every session.");
+		if ((r->action == AG_ACTION_BLOCK || r->action == AG_ACTION_APPROVE) &&
+			(flawed || n == 0))
+			r->nscopes = 0;
+		else if (r->nscopes == 0)
+		{
+			/* nothing usable: a scope no token carries, so it matches nothing */
+			r->scopes[0] = "";
+			r->nscopes = 1;
+		}
 	}
 
 	r->reason = isnull[cols->reason] ? "" :

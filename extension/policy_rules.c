@@ -36,6 +36,8 @@
 #include "utils/syscache.h"
 
 #include "agentgate.h"
+#include "delegation.h"
+#include "identity.h"
 #include "pgquery.h"
 #include "policy.h"
 
@@ -571,6 +573,21 @@ fingerprint_matches(AgRule *r, AgEvent *ev)
 	return pg_strcasecmp(fp, r->fingerprint) == 0;
 }
 
+/* Does the session's token carry one of the rule's scopes? */
+static bool
+scopes_match(AgRule *r)
+{
+	const AgDelegation *d = ag_session_delegation();
+
+	if (d == NULL)
+		return false;
+	for (int i = d->nchain; i < d->nchain + d->nscopes; i++)
+		for (int k = 0; k < r->nscopes; k++)
+			if (strcmp(ag_delegation_name(d, i), r->scopes[k]) == 0)
+				return true;
+	return false;
+}
+
 static bool
 rule_matches(AgRule *r, AgEvent *ev)
 {
@@ -623,6 +640,8 @@ rule_matches(AgRule *r, AgEvent *ev)
 	if (r->ncols > 0 && (!OidIsValid(ev->relid) || !columns_match(r, ev)))
 		return false;
 	if (r->fingerprint != NULL && !fingerprint_matches(r, ev))
+		return false;
+	if (r->nscopes > 0 && !scopes_match(r))
 		return false;
 	return true;
 }

@@ -134,8 +134,14 @@ SELECT agentgate.revoke('bob');
 SELECT agentgate.login('bob', '{}');
 SELECT status, status_reason, status_changed IS NOT NULL AS changed
   FROM agentgate.agents WHERE identity = 'bob';
--- error: unknown identity, bad status
+-- an identity without an agents row (a principal of delegation chains)
+-- goes on the revoked list only; revoking and resuming keep the list
 SELECT agentgate.revoke('nobody');
+SELECT identity, status FROM agentgate.revoked_identities ORDER BY identity;
+SELECT agentgate.resume('nobody');
+SELECT identity, status FROM agentgate.revoked_identities ORDER BY identity;
+-- error: unknown identity, bad status
+SELECT agentgate.resume('nobody');
 SELECT agentgate.set_status('bob', 'paused');
 -- a DBA's direct UPDATE or DELETE is applied to the role too
 SELECT agentgate.resume('bob');

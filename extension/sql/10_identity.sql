@@ -406,41 +406,6 @@ CREATE TRIGGER agents_status_apply
     AFTER UPDATE OF status OR DELETE ON @extschema@.agents
     FOR EACH ROW EXECUTE FUNCTION @extschema@.agents_status_apply();
 
--- set_status changes an identity's status (the trigger above applies it).
-CREATE FUNCTION @extschema@.set_status(identity text, status text, reason text DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF status IS NULL OR status NOT IN ('active', 'suspended', 'revoked') THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('invalid agent status "%s"', status),
-            HINT = 'Use active, suspended or revoked.';
-    END IF;
-    UPDATE @extschema@.agents ag
-       SET status = set_status.status, status_changed = now(), status_reason = reason
-     WHERE ag.identity = set_status.identity;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = '42704',
-            MESSAGE = format('agent identity "%s" does not exist', identity),
-            HINT = 'See agentgate.agents for known identities.';
-    END IF;
-END
-$$;
-
-CREATE FUNCTION @extschema@.revoke(identity text, reason text DEFAULT NULL) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT @extschema@.set_status(identity, 'revoked', reason) $$;
-
-CREATE FUNCTION @extschema@.suspend(identity text, reason text DEFAULT NULL) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT @extschema@.set_status(identity, 'suspended', reason) $$;
-
-CREATE FUNCTION @extschema@.resume(identity text) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT @extschema@.set_status(identity, 'active', NULL) $$;
-
 -- Session stamps (identity.c).  The session id is a column of its own: the
 -- proxy takes it from here and never parses the stamp.
 CREATE FUNCTION @extschema@.session_stamp(role name, OUT stamp text, OUT session_id text)
@@ -471,10 +436,6 @@ $$;
 REVOKE ALL ON TABLE @extschema@.agents, @extschema@.group_roles FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.login(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.register(text, name) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.set_status(text, text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.revoke(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.suspend(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.resume(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.session_stamp(name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pgbouncer_auth(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.terminate_at_commit(oid) FROM PUBLIC;

@@ -37,7 +37,8 @@ CREATE TABLE @extschema@.audit_log (
     normalized      boolean NOT NULL DEFAULT false,
     truncated       boolean NOT NULL DEFAULT false,
     lost            bigint,                 -- gap rows: records lost (NULL: unknown)
-    masked_columns  text[]                  -- masked columns read (schema.table.column)
+    masked_columns  text[],                 -- masked columns read (schema.table.column)
+    chain           text[]                  -- delegation: acting identity first, principal last
 ) PARTITION BY RANGE (ts);
 COMMENT ON TABLE @extschema@.audit_log IS
     'agentgate: one row per statement of governed sessions; gap rows count records lost';
@@ -143,6 +144,7 @@ CREATE TABLE @extschema@.audit_sessions (
     masked      bigint NOT NULL DEFAULT 0,
     approved    bigint NOT NULL DEFAULT 0,
     denied      bigint NOT NULL DEFAULT 0,
+    chain       text[],                 -- delegation: acting identity first, principal last
     PRIMARY KEY (role_name, session_id)
 );
 CREATE INDEX audit_sessions_session ON @extschema@.audit_sessions (session_id);
@@ -152,7 +154,7 @@ COMMENT ON TABLE @extschema@.audit_sessions IS
 
 CREATE VIEW @extschema@.sessions AS
 SELECT session_id, identity, role_name, started, ended, statements,
-       allowed, blocked, errors, monitored, logged, masked, approved, denied
+       allowed, blocked, errors, monitored, logged, masked, approved, denied, chain
   FROM @extschema@.audit_sessions;
 COMMENT ON VIEW @extschema@.sessions IS
     'agentgate: one row per agent session with counts by decision';

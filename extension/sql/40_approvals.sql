@@ -199,7 +199,10 @@ BEGIN
                                        parameters, fingerprint, rule_id, mode, approvers,
                                        min_approvals, chain, expires_at)
     VALUES (ident, rn, nullif(sid, ''), current_database(), stmt, params, fp, rule, rmode,
-            approvers::regrole, min_approvals, ARRAY[ident],
+            approvers::regrole, min_approvals,
+            -- a delegated session's whole chain: nobody in it may approve
+            coalesce((SELECT d.chain FROM @extschema@.delegated_sessions() d
+                       WHERE d.session_id = nullif(sid, '')), ARRAY[ident]),
             now() + timeout_ms * interval '1 millisecond')
     RETURNING * INTO r;
     PERFORM @extschema@._approval_notify(r);

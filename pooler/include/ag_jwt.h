@@ -28,6 +28,10 @@
 #define AG_JWKS_MAX_BYTES		(1024 * 1024)	/* JWKS document size cap */
 #define AG_JWKS_MAX_KEYS		64		/* JWKs per document */
 #define AG_JWT_MAX_GROUPS		256		/* entries of the groups claim */
+#define AG_JWT_MAX_CHAIN		8		/* identities in a delegation chain:
+										 * the actors of "act", nested, and
+										 * the principal ("sub") */
+#define AG_JWT_MAX_SCOPES		32		/* entries of the scope claim */
 
 typedef struct ag_keyset ag_keyset;
 
@@ -63,6 +67,18 @@ typedef struct ag_jwt_result
 	char		kid[128];		/* kid of the key that verified it, or "" */
 	char		alg[8];
 	char	   *claims_json;	/* the payload, re-serialised compact JSON */
+
+	/*
+	 * Delegation (RFC 8693 "act"): chain[0] is the current actor (act.sub),
+	 * each next entry the actor it acts for (act.act.sub, ...), and the
+	 * last one the principal ("sub").  nchain is 0 for a token without
+	 * "act"; otherwise 2 to AG_JWT_MAX_CHAIN.
+	 */
+	char	  **chain;
+	int			nchain;
+	/* the "scope" claim split at spaces (RFC 8693 / RFC 6749 syntax) */
+	char	  **scopes;
+	int			nscopes;
 } ag_jwt_result;
 
 /* Return codes of ag_jwt_verify (0 is success). */

@@ -300,6 +300,155 @@ aud_ok(json_t *aud, const char *want)
 	return found;
 }
 
+/* strdup into list[(*n)++]; false when out of memory */
+static bool
+list_add(char **list, int *n, const char *s, size_t len)
+{
+	if ((list[*n] = malloc(len + 1)) == NULL)
+		return false;
+	memcpy(list[*n], s, len);
+	list[*n][len] = '\0';
+	(*n)++;
+	return true;
+}
+
+/*
+ * Delegation and scope.  An "act" claim (RFC 8693 section 4.1) names the
+ * current actor in its "sub" and, in a nested "act", the actor before it,
+ * and so on.  Every level must be an object whose "sub" is a name like the
+ * identity; other members of a level (iss, client_id...) are allowed but
+ * must not be containers, so that a level cannot hide a chain of its own.
+ * The whole chain is kept, current actor first, principal last; it is at
+ * most AG_JWT_MAX_CHAIN long, and an identity may not appear twice in it
+ * (a loop would make revocation reasoning and the audit log ambiguous).
+ *
+ * "scope" is a string of space-separated names (RFC 8693 section 4.2):
+ * each entry is a name, no empty entries (no leading, trailing or double
+ * spaces), at most AG_JWT_MAX_SCOPES of them, no duplicates.
+ */
+static ag_jwt_status
+check_delegation(json_t *payload, const char *idname, ag_jwt_result *out,
+				 char *err, size_t errlen)
+{
+	json_t	   *act = json_object_get(payload, "act");
+	json_t	   *scope = json_object_get(payload, "scope");
+
+	if (act != NULL)
+	{
+		char	   *tmp[AG_JWT_MAX_CHAIN];
+		int			n = 0;
+
+		if (strcmp(idname, "sub") != 0 &&
+			!name_ok(json_object_get(payload, "sub")))
+		{
+			ag_jwt_seterr(err, errlen, "a delegated token needs \"sub\", the principal, as a name");
+			return AG_JWT_BAD_CLAIMS;
+		}
+		while (act != NULL)
+		{
+			const char *key;
+			json_t	   *m;
+			json_t	   *sub;
+
+			if (!json_is_object(act))
+			{
+				ag_jwt_seterr(err, errlen, "claim \"act\" must be an object at depth %d", n + 1);
+				goto bad;
+			}
+			sub = json_object_get(act, "sub");
+			if (!name_ok(sub))
+			{
+				ag_jwt_seterr(err, errlen, "claim \"act\" at depth %d needs \"sub\" as a string of 1 to %d bytes of UTF-8 without control characters",
+							  n + 1, AG_JWT_MAX_IDENTITY);
+				goto bad;
+			}
+			json_object_foreach(act, key, m)
+			{
+				if (strcmp(key, "act") != 0 && (json_is_object(m) || json_is_array(m)))
+				{
+					ag_jwt_seterr(err, errlen, "claim \"act\" at depth %d has a nested member other than \"act\"", n + 1);
+					goto bad;
+				}
+			}
+			if (n == AG_JWT_MAX_CHAIN - 1)
+			{
+				ag_jwt_seterr(err, errlen, "delegation chain longer than %d identities", AG_JWT_MAX_CHAIN);
+				goto bad;
+			}
+			tmp[n++] = (char *) json_string_value(sub);
+			act = json_object_get(act, "act");
+		}
+		tmp[n++] = (char *) json_string_value(json_object_get(payload, "sub"));
+		for (int a = 0; a < n; a++)
+			for (int b = a + 1; b < n; b++)
+				if (strcmp(tmp[a], tmp[b]) == 0)
+				{
+					ag_jwt_seterr(err, errlen, "delegation chain names an identity twice");
+					goto bad;
+				}
+		if ((out->chain = calloc((size_t) n, sizeof(char *))) == NULL)
+			goto oom;
+		for (int a = 0; a < n; a++)
+			if (!list_add(out->chain, &out->nchain, tmp[a], strlen(tmp[a])))
+				goto oom;
+	}
+
+	if (scope != NULL)
+	{
+		const char *s;
+		size_t		len,
+					start = 0;
+
+		if (!json_is_string(scope))
+		{
+			ag_jwt_seterr(err, errlen, "claim \"scope\" must be a string");
+			goto bad;
+		}
+		s = json_string_value(scope);
+		len = json_string_length(scope);
+		if ((out->scopes = calloc(AG_JWT_MAX_SCOPES, sizeof(char *))) == NULL)
+			goto oom;
+		for (size_t i = 0; i <= len; i++)
+		{
+			json_t	   *one;
+			bool		good;
+
+			if (i < len && s[i] != ' ')
+				continue;
+			if (out->nscopes == AG_JWT_MAX_SCOPES)
+			{
+				ag_jwt_seterr(err, errlen, "claim \"scope\" has more than %d entries", AG_JWT_MAX_SCOPES);
+				goto bad;
+			}
+			one = json_stringn(s + start, i - start);
+			good = one != NULL && name_ok(one);
+			json_decref(one);
+			if (!good)
+			{
+				ag_jwt_seterr(err, errlen, "claim \"scope\" entry %d must be 1 to %d bytes of UTF-8 without control characters, one space between entries",
+							  out->nscopes + 1, AG_JWT_MAX_IDENTITY);
+				goto bad;
+			}
+			for (int k = 0; k < out->nscopes; k++)
+				if (strlen(out->scopes[k]) == i - start &&
+					memcmp(out->scopes[k], s + start, i - start) == 0)
+				{
+					ag_jwt_seterr(err, errlen, "claim \"scope\" names an entry twice");
+					goto bad;
+				}
+			if (!list_add(out->scopes, &out->nscopes, s + start, i - start))
+				goto oom;
+			start = i + 1;
+		}
+	}
+	return AG_JWT_OK;
+
+oom:
+	ag_jwt_seterr(err, errlen, "out of memory");
+bad:
+	return AG_JWT_BAD_CLAIMS;
+}
+
 static ag_jwt_status
 check_claims(json_t *payload, const ag_jwt_policy *pol, time_t now,
 			 ag_jwt_result *out, char *err, size_t errlen)
@@ -313,6 +462,7 @@ check_claims(json_t *payload, const ag_jwt_policy *pol, time_t now,
 	json_t	   *v,
 			   *groups;
 	size_t		i;
+	ag_jwt_status st;
 
 	if (!numeric_claim(payload, "exp", true, &exp))
 	{
@@ -389,6 +539,9 @@ check_claims(json_t *payload, const ag_jwt_policy *pol, time_t now,
 			out->ngroups++;
 		}
 	}
+
+	if ((st = check_delegation(payload, idname, out, err, errlen)) != AG_JWT_OK)
+		return st;
 
 	if (exp >= 9.2e18)
 		out->exp = INT64_MAX;
@@ -665,6 +818,12 @@ ag_jwt_result_free(ag_jwt_result *res)
 	for (int i = 0; i < res->ngroups; i++)
 		free(res->groups[i]);
 	free(res->groups);
+	for (int i = 0; i < res->nchain; i++)
+		free(res->chain[i]);
+	free(res->chain);
+	for (int i = 0; i < res->nscopes; i++)
+		free(res->scopes[i]);
+	free(res->scopes);
 	free(res->claims_json);
 	memset(res, 0, sizeof(*res));
 }

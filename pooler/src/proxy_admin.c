@@ -50,7 +50,7 @@
 #define LOGIN_SQL \
 	"SELECT r::text, (s.x).stamp, (s.x).session_id " \
 	"  FROM agentgate.login($1, $2::jsonb) AS r, " \
-	"       LATERAL (SELECT agentgate.session_stamp(r) AS x " \
+	"       LATERAL (SELECT agentgate.session_stamp(r, $2::jsonb) AS x " \
 	"                  FROM generate_series(1, $3::int) OFFSET 0) AS s"
 #define REVOCATION_CHANNEL "agentgate_revocations"
 #define PATTERNS_CHANNEL "agentgate_patterns"

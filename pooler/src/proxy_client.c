@@ -538,8 +538,24 @@ password_received(ag_client *c, const char *token, size_t toklen)
 		return;
 	}
 
-	snprintf(c->identity, sizeof(c->identity), "%s", res.identity);
+	/*
+	 * The role is the identity that connects: with delegation the current
+	 * actor (act.sub), not the principal it acts for.  The whole chain goes
+	 * to the server inside the claims, where session_stamp() binds it to
+	 * the session's stamp (docs/identity.md, "Delegation").
+	 */
+	snprintf(c->identity, sizeof(c->identity), "%s",
+			 res.nchain > 0 ? res.chain[0] : res.identity);
 	c->exp = res.exp;
+
+	/*
+	 * A delegated or scoped token is never cached: its stamps register the
+	 * chain in the server, and a revocation may name any identity of the
+	 * chain, not only the one that connects.
+	 */
+	if (res.nchain > 0 || res.nscopes > 0 ||
+		(res.claims_json && strstr(res.claims_json, "\"scope\"") != NULL))
+		c->cache_key.valid = 0;
 	c->claims = strdup(res.claims_json ? res.claims_json : "{}");
 	ag_jwt_result_free(&res);
 	if (c->claims == NULL)

@@ -53,6 +53,7 @@ usage(void)
 			"      reads one token on standard input (one trailing newline is stripped)\n"
 			"  agentgate-token mint (--key PEMFILE | --secret-file FILE) --alg ALG [--kid KID]\n"
 			"                       --sub S --iss I --aud A [--ttl SECONDS] [--groups g1,g2]\n"
+			"                       [--act actor1,actor2,...] [--scope 'read write']\n"
 			"                       [--claim name=jsonvalue ...] [--now EPOCH]\n"
 			"  agentgate-token jwks (--key PEMFILE | --secret-file FILE) --kid KID [--alg ALG]\n"
 			"  agentgate-token bench [--seconds N]\n");
@@ -214,6 +215,23 @@ cmd_verify(int argc, char **argv)
 						"exp", (json_int_t) res.exp,
 						"kid", res.kid[0] ? json_string(res.kid) : json_null(),
 						"alg", res.alg);
+		/* delegated tokens only, so that other output stays as it was */
+		if (res.nchain > 0)
+		{
+			json_t	   *chain = json_array();
+
+			for (int i = 0; i < res.nchain; i++)
+				json_array_append_new(chain, json_string(res.chain[i]));
+			json_object_set_new(out, "chain", chain);
+		}
+		if (res.nscopes > 0)
+		{
+			json_t	   *scopes = json_array();
+
+			for (int i = 0; i < res.nscopes; i++)
+				json_array_append_new(scopes, json_string(res.scopes[i]));
+			json_object_set_new(out, "scopes", scopes);
+		}
 		s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		printf("%s\n", s);
 		free(s);
@@ -308,6 +326,8 @@ cmd_mint(int argc, char **argv)
 		{"aud", required_argument, NULL, 'a'},
 		{"ttl", required_argument, NULL, 't'},
 		{"groups", required_argument, NULL, 'g'},
+		{"act", required_argument, NULL, 'x'},
+		{"scope", required_argument, NULL, 'o'},
 		{"claim", required_argument, NULL, 'c'},
 		{"now", required_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0}
@@ -319,7 +339,9 @@ cmd_mint(int argc, char **argv)
 			   *sub = NULL,
 			   *iss = NULL,
 			   *aud = NULL,
-			   *groups = NULL;
+			   *groups = NULL,
+			   *act = NULL,
+			   *scope = NULL;
 	int64_t		ttl = 300,
 				now = (int64_t) time(NULL);
 	json_t	   *claims = json_object(),
@@ -361,6 +383,12 @@ cmd_mint(int argc, char **argv)
 				break;
 			case 'g':
 				groups = optarg;
+				break;
+			case 'x':
+				act = optarg;
+				break;
+			case 'o':
+				scope = optarg;
 				break;
 			case 'n':
 				now = parse_int(optarg, "--now", 0, INT64_MAX / 4);
@@ -407,6 +435,36 @@ cmd_mint(int argc, char **argv)
 		json_object_set_new(claims, "groups", arr);
 		free(dup);
 	}
+	if (act)
+	{
+		/*
+		 * --act names the current actor first, then the actor it acts for,
+		 * and so on: "subagent-7,ci-pipeline" becomes
+		 * {"sub":"subagent-7","act":{"sub":"ci-pipeline"}} (RFC 8693 4.1).
+		 */
+		char	   *dup = strdup(act),
+				   *save = NULL;
+		json_t	   *outer = NULL,
+				   *inner = NULL;
+
+		for (char *x = strtok_r(dup, ",", &save); x; x = strtok_r(NULL, ",", &save))
+		{
+			json_t	   *lvl = json_object();
+
+			json_object_set_new(lvl, "sub", json_string(x));
+			if (inner)
+				json_object_set_new(inner, "act", lvl);
+			else
+				outer = lvl;
+			inner = lvl;
+		}
+		free(dup);
+		if (outer == NULL)
+			die("--act wants one or more comma-separated identities");
+		json_object_set_new(claims, "act", outer);
+	}
+	if (scope)
+		json_object_set_new(claims, "scope", json_string(scope));
 	json_object_update(claims, extra);	/* --claim wins, for crafting tests */
 	json_decref(extra);
 	payload = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -469,6 +469,38 @@ test_claims(void)
 	ag_jwt_result_free(&res);
 	free(t);
 
+	/* the chain comes back current actor first, principal last */
+	t = tok(hdr("RS256", "rsa1"),
+			"{" BASE ",\"sub\":\"contractor@corp\",\"scope\":\"read audit\","
+			"\"act\":{\"sub\":\"subagent-7\",\"act\":{\"sub\":\"ci-pipeline\"}}}",
+			&rsa1, "RS256");
+	ok(verify_len(t, strlen(t), &res, err) == AG_JWT_OK, "delegated token: %s", err);
+	ok(strcmp(res.identity, "contractor@corp") == 0 && res.nchain == 3 &&
+	   strcmp(res.chain[0], "subagent-7") == 0 && strcmp(res.chain[1], "ci-pipeline") == 0 &&
+	   strcmp(res.chain[2], "contractor@corp") == 0, "chain values");
+	ok(res.nscopes == 2 && strcmp(res.scopes[0], "read") == 0 &&
+	   strcmp(res.scopes[1], "audit") == 0, "scope values");
+	ag_jwt_result_free(&res);
+	free(t);
+	/* scope cap */
+	{
+		char		pay[4096];
+
+		for (int n = AG_JWT_MAX_SCOPES; n <= AG_JWT_MAX_SCOPES + 1; n++)
+		{
+			size_t		o = (size_t) snprintf(pay, sizeof(pay), "{" BASE ",\"sub\":\"a\",\"scope\":\"");
+
+			for (int i = 0; i < n; i++)
+				o += (size_t) snprintf(pay + o, sizeof(pay) - o, "%ss%d", i ? " " : "", i);
+			snprintf(pay + o, sizeof(pay) - o, "\"}");
+			t = tok(hdr("RS256", "rsa1"), pay, &rsa1, "RS256");
+			ok((verify_len(t, strlen(t), &res, err) == AG_JWT_OK) == (n == AG_JWT_MAX_SCOPES),
+			   "%d scopes: %s", n, err);
+			ag_jwt_result_free(&res);
+			free(t);
+		}
+	}
+
 	/* configurable claim names */
 	policy.identity_claim = "email";
 	policy.groups_claim = "https://example.com/groups";
@@ -543,6 +575,30 @@ test_claims(void)
 	P("groups control", "{" BASE ",\"sub\":\"a\",\"groups\":[\"a\\tb\"]}", AG_JWT_BAD_CLAIMS);
 	P("groups 64 bytes", "{" BASE ",\"sub\":\"a\",\"groups\":[\"1234567890123456789012345678901234567890123456789012345678901234\"]}", AG_JWT_BAD_CLAIMS);
 	P("groups empty array", "{" BASE ",\"sub\":\"a\",\"groups\":[]}", AG_JWT_OK);
+	/* delegation (act) and scope */
+	P("act chain of three", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\",\"act\":{\"sub\":\"a\"}}}", AG_JWT_OK);
+	P("act string", "{" BASE ",\"sub\":\"p\",\"act\":\"b\"}", AG_JWT_BAD_CLAIMS);
+	P("act null", "{" BASE ",\"sub\":\"p\",\"act\":null}", AG_JWT_BAD_CLAIMS);
+	P("act array", "{" BASE ",\"sub\":\"p\",\"act\":[{\"sub\":\"b\"}]}", AG_JWT_BAD_CLAIMS);
+	P("act without sub", "{" BASE ",\"sub\":\"p\",\"act\":{\"iss\":\"x\"}}", AG_JWT_BAD_CLAIMS);
+	P("act sub number", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":7}}", AG_JWT_BAD_CLAIMS);
+	P("act sub 64 bytes", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"1234567890123456789012345678901234567890123456789012345678901234\"}}", AG_JWT_BAD_CLAIMS);
+	P("act sub control", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"a\\nb\"}}", AG_JWT_BAD_CLAIMS);
+	P("act nested not object", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\",\"act\":true}}", AG_JWT_BAD_CLAIMS);
+	P("act member object", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\",\"x\":{\"sub\":\"c\"}}}", AG_JWT_BAD_CLAIMS);
+	P("act member scalar", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\",\"iss\":\"x\",\"n\":1}}", AG_JWT_OK);
+	P("act duplicate member", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\",\"sub\":\"c\"}}", AG_JWT_MALFORMED);
+	P("act loop", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\",\"act\":{\"sub\":\"p\"}}}", AG_JWT_BAD_CLAIMS);
+	P("act 7 deep (8 identities)", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"a1\",\"act\":{\"sub\":\"a2\",\"act\":{\"sub\":\"a3\",\"act\":{\"sub\":\"a4\",\"act\":{\"sub\":\"a5\",\"act\":{\"sub\":\"a6\",\"act\":{\"sub\":\"a7\"}}}}}}}}", AG_JWT_OK);
+	P("act 8 deep (9 identities)", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"a1\",\"act\":{\"sub\":\"a2\",\"act\":{\"sub\":\"a3\",\"act\":{\"sub\":\"a4\",\"act\":{\"sub\":\"a5\",\"act\":{\"sub\":\"a6\",\"act\":{\"sub\":\"a7\",\"act\":{\"sub\":\"a8\"}}}}}}}}}", AG_JWT_BAD_CLAIMS);
+	P("scope", "{" BASE ",\"sub\":\"a\",\"scope\":\"read write\"}", AG_JWT_OK);
+	P("scope array", "{" BASE ",\"sub\":\"a\",\"scope\":[\"read\"]}", AG_JWT_BAD_CLAIMS);
+	P("scope empty", "{" BASE ",\"sub\":\"a\",\"scope\":\"\"}", AG_JWT_BAD_CLAIMS);
+	P("scope double space", "{" BASE ",\"sub\":\"a\",\"scope\":\"read  write\"}", AG_JWT_BAD_CLAIMS);
+	P("scope trailing space", "{" BASE ",\"sub\":\"a\",\"scope\":\"read \"}", AG_JWT_BAD_CLAIMS);
+	P("scope tab", "{" BASE ",\"sub\":\"a\",\"scope\":\"read\\twrite\"}", AG_JWT_BAD_CLAIMS);
+	P("scope twice", "{" BASE ",\"sub\":\"a\",\"scope\":\"read read\"}", AG_JWT_BAD_CLAIMS);
+	P("scope 64 bytes", "{" BASE ",\"sub\":\"a\",\"scope\":\"1234567890123456789012345678901234567890123456789012345678901234\"}", AG_JWT_BAD_CLAIMS);
 	/* payload shape, after a good signature */
 	P("payload array", "[1,2]", AG_JWT_MALFORMED);
 	P("payload not JSON", "{\"sub\":", AG_JWT_MALFORMED);

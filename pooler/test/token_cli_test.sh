@@ -109,6 +109,16 @@ for alg in HS256 HS384 HS512; do
 	verify < tok;								expect "verify $alg" 0
 done
 
+# --- delegated tokens: --act nests actors (current first), --scope ---
+mint --key rsa.pem --alg RS256 --kid r1 --act subagent-7,ci-pipeline --scope 'read audit' > tok; rc=$?
+expect "mint --act --scope" 0
+verify < tok;									expect "verify delegated" 0
+grep -q '"chain":\["subagent-7","ci-pipeline","agent-7"\],"scopes":\["read","audit"\]' out &&
+	ok || bad "verify delegated output: $(cat out)"
+mint --key rsa.pem --alg RS256 --kid r1 --act a1,a2,a3,a4,a5,a6,a7,a8 > tok; rc=$?
+expect "mint 8 actors" 0
+verify < tok;									expect "verify 9 identities" 1 "longer than 8"
+
 # --- tokens signed by the openssl command, a third independent signer ---
 b64u() {
 	openssl base64 -A | tr '+/' '-_' | tr -d '='

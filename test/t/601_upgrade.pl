@@ -99,7 +99,8 @@ my %queries = (
 		       max_rows, fingerprint, action, reason, enabled
 		  FROM agentgate.rules WHERE baseline ORDER BY reason, commands::text},
 	'dumped tables' => q{
-		SELECT array(SELECT c::regclass::text FROM unnest(extconfig) c ORDER BY 1), extcondition
+		SELECT array(SELECT u.c::regclass::text || ' ' || u.w
+		               FROM unnest(extconfig, extcondition) AS u(c, w) ORDER BY 1)
 		  FROM pg_extension WHERE extname = 'agentgate'},
 	'roles' => q{
 		SELECT rolname, rolcanlogin, rolinherit FROM pg_roles WHERE rolname LIKE 'agentgate\_%' ORDER BY 1},

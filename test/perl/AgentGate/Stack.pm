@@ -491,7 +491,8 @@ sub restart_proxy
 =head2 token(%claims)
 
 Mints an RS256 token with the stack's key.  sub (required), groups (array
-ref), ttl (seconds, default 300), iss/aud (default the stack's), kid, now,
+ref), act (array ref of actors, current first), scope (string), ttl
+(seconds, default 300), iss/aud (default the stack's), kid, now,
 and claim => { name => JSON text } for anything else.
 
 =cut
@@ -505,6 +506,8 @@ sub token
 		'--iss', $c{iss} // $self->{issuer}, '--aud', $c{aud} // $self->{audience},
 		'--ttl', $c{ttl} // 300);
 	push @cmd, '--groups', join(',', @{ $c{groups} }) if $c{groups};
+	push @cmd, '--act', join(',', @{ $c{act} }) if $c{act};    # current actor first
+	push @cmd, '--scope', $c{scope} if defined $c{scope};
 	push @cmd, '--now', $c{now} if defined $c{now};
 	for my $n (sort keys %{ $c{claim} // {} })
 	{
@@ -555,6 +558,24 @@ sub agent_psql
 }
 
 # Environment for running a client by hand against the stack.
+=pod
+
+=head2 proxy_login($token, %params)
+
+A raw protocol client (AgentGate::ProxyClient) logged in to the proxy with
+$token (database: the stack's): returns ($client, $login_result).
+
+=cut
+
+sub proxy_login
+{
+	my ($self, $token, %p) = @_;
+	require AgentGate::ProxyClient;
+	my $c = AgentGate::ProxyClient->new(port => $self->{proxyport});
+	my $r = $c->login($token, database => $self->{db}, %p);
+	return ($c, $r);
+}
+
 sub agent_env
 {
 	my ($self, $token) = @_;

@@ -1,5 +1,7 @@
--- Audit, 0.1.0 -> 0.2.0: one new column, masked_columns (the masked
--- columns a statement read, see masks.sql); its partitions get it too.
+-- Audit, 0.1.0 -> 0.2.0: new columns masked_columns (the masked columns a
+-- statement read, see masks.sql) and chain (the delegation chain of the
+-- session, delegation.c); partitions get them too.  Rows written before
+-- the upgrade have neither.
 --
 -- audit_log.relations was already text[] in 0.1.0; what changed is how the
 -- backends fill it (every relation, target tables first, names never split
@@ -13,3 +15,11 @@
 --   UPDATE agentgate.audit_log SET error_message = NULL
 --    WHERE error_message IS NOT NULL AND decision <> 'gap';
 ALTER TABLE @extschema@.audit_log ADD COLUMN masked_columns text[];
+ALTER TABLE @extschema@.audit_log ADD COLUMN chain text[];
+
+-- The session summary carries the chain too.
+ALTER TABLE @extschema@.audit_sessions ADD COLUMN chain text[];
+CREATE OR REPLACE VIEW @extschema@.sessions AS
+SELECT session_id, identity, role_name, started, ended, statements,
+       allowed, blocked, errors, monitored, logged, masked, approved, denied, chain
+  FROM @extschema@.audit_sessions;

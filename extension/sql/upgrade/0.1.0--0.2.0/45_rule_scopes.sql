@@ -1,0 +1,1 @@
+../../45_rule_scopes.sql

@@ -1,0 +1,1 @@
+../../12_delegation.sql
