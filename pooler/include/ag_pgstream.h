@@ -63,6 +63,11 @@ typedef struct ag_buf
 extern int	ag_buf_add(ag_buf *b, const void *p, size_t n);
 extern void ag_buf_consume(ag_buf *b, size_t n);
 extern void ag_buf_free(ag_buf *b);
+/*
+ * Give an empty queue's memory back (the next add allocates again);
+ * returns how many bytes.
+ */
+extern size_t ag_buf_trim(ag_buf *b);
 
 typedef struct ag_pgs_limits
 {

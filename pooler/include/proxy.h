@@ -7,6 +7,8 @@
  *	  proxy_log.c		log lines on stderr
  *	  proxy_config.c	the configuration file
  *	  proxy_listen.c	TCP listeners and the TLS context
+ *	  proxy_tickets.c	TLS session ticket keys, rotated
+ *	  proxy_logincache.c verified tokens and login() results, briefly kept
  *	  proxy_client.c	per-connection state machine up to authentication
  *	  proxy_relay.c		the relay: both sockets and the protocol state
  *						(pgstream.c) of a logged-in connection
@@ -35,6 +37,7 @@
 #include "ag_pgproto.h"
 #include "ag_pgstream.h"
 #include "ag_patterns.h"
+#include "ag_tokcache.h"
 #include "proxy_config.h"
 
 /* Relay: stop reading a side when the queue to the other has this much. */
@@ -61,6 +64,14 @@ typedef enum ag_client_state
 struct ag_login_req;
 struct ag_dbcheck_req;
 typedef struct ag_relay ag_relay;	/* proxy_relay.c */
+
+/* A token's place in the login cache, kept from its check to login()'s answer. */
+typedef struct ag_login_key
+{
+	int			valid;
+	uint64_t	epoch;			/* the cache's, when the token came */
+	uint8_t		digest[AG_TOKCACHE_DIGEST];
+} ag_login_key;
 
 typedef struct ag_client
 {
@@ -89,6 +100,8 @@ typedef struct ag_client
 	struct ag_login_req *login; /* in flight on the admin connection */
 	struct ag_dbcheck_req *dbcheck; /* the database check in flight */
 	char	   *claims;			/* the token's claims, until login() */
+	ag_login_key cache_key;		/* where login()'s answer is cached */
+	int			cached;			/* role and stamp came from the cache */
 	int			awaiting_ready; /* auth_timeout still runs: no ReadyForQuery yet */
 	const char *close_reason;	/* for the log line when CLOSING ends */
 } ag_client;
@@ -131,6 +144,10 @@ extern int	ag_listen_open(const ag_proxy_config *cfg, char *err, size_t errlen);
 extern void ag_listen_close(void);
 extern void ag_listen_pause(void);
 
+/* proxy_tickets.c */
+extern void ag_tickets_setup(SSL_CTX *ctx, int lifetime);
+extern void ag_tickets_forget(void);
+
 /* proxy_client.c */
 extern void ag_client_accept(int fd, const struct sockaddr *sa, socklen_t salen);
 extern void ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
@@ -138,6 +155,7 @@ extern void ag_client_fatal(ag_client *c, const char *sqlstate, const char *msg,
 extern void ag_client_free(ag_client *c, const char *reason);
 extern int	ag_client_revoke(const char *identity);
 extern int	ag_client_shutdown_idle(void);
+extern size_t ag_client_trim_idle(void);
 
 /*
  * proxy_relay.c: a relay owns a logged-in connection's sockets, TLS
@@ -182,24 +200,39 @@ extern void ag_relay_end(ag_relay *r, const char *sqlstate, const char *msg,
 extern void ag_relay_free(ag_relay *r);
 extern int	ag_relay_idle(const ag_relay *r);
 extern int	ag_relay_ready_seen(const ag_relay *r);
+extern size_t ag_relay_trim(ag_relay *r);
 
 /* proxy_cancel.c */
 extern int	ag_cancel_forward(const uint8_t *packet, size_t len);
 extern int	ag_pgbouncer_addr(struct sockaddr_storage *ss, socklen_t *len);
 
-/* proxy_admin.c */
+/*
+ * proxy_admin.c.  A login asks for nstamps session stamps (1 for the
+ * connection, more for the login cache); stamps[0] is the connection's.
+ */
 typedef void (*ag_login_cb) (void *arg, int ok, const char *sqlstate,
 							 const char *msg, const char *detail,
-							 const char *role, const char *stamp,
-							 const char *session);
+							 const char *role, const ag_tokcache_stamp *stamps,
+							 int nstamps);
 
 extern void ag_admin_start(void);
 extern void ag_admin_stop(void);
 extern int	ag_admin_ready(void);
 extern struct ag_login_req *ag_admin_login(const char *identity,
-										   const char *claims_json,
+										   const char *claims_json, int nstamps,
 										   ag_login_cb cb, void *arg);
 extern void ag_admin_forget(struct ag_login_req *req);
+
+/* proxy_logincache.c */
+extern void ag_logincache_reset(void);
+extern void ag_logincache_free(void);
+extern int	ag_logincache_take(const char *token, size_t len, ag_login_key *key,
+							   ag_tokcache_hit *hit);
+extern void ag_logincache_store(const ag_login_key *key, const char *identity,
+								const char *role, int64_t exp,
+								const ag_tokcache_stamp *stamps, int n);
+extern void ag_logincache_revoked(const char *identity);
+extern void ag_logincache_clear(void);
 
 /* proxy_dbcheck.c */
 typedef struct ag_dbcheck_result

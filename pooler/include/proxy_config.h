@@ -17,6 +17,7 @@ typedef struct ag_proxy_config
 	char	   *tls_cert_file;
 	char	   *tls_key_file;
 	char	   *tls_min_version;	/* TLSv1.2 or TLSv1.3 */
+	int			tls_ticket_lifetime;	/* seconds; 0 = no session tickets */
 	char	   *pgbouncer_socket_dir;
 	int			pgbouncer_port;
 	char	   *admin_conninfo;
@@ -43,6 +44,8 @@ typedef struct ag_proxy_config
 	int			max_prepared_statements;	/* named, per connection */
 	int			max_prepared_bytes;
 	int			auth_timeout;
+	int			login_cache_seconds;	/* 0 = no cache of verified tokens */
+	int			login_cache_size;
 	int			shutdown_timeout;
 	char	   *pid_file;
 } ag_proxy_config;

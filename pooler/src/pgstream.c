@@ -81,6 +81,17 @@ ag_buf_free(ag_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+size_t
+ag_buf_trim(ag_buf *b)
+{
+	size_t		cap = b->cap;
+
+	if (b->len != 0 || b->data == NULL)
+		return 0;
+	ag_buf_free(b);
+	return cap;
+}
+
 /* ------------------------------------------------------------ the state */
 
 /* PostgreSQL compares statement names on their first NAMEDATALEN - 1 bytes. */

@@ -39,10 +39,19 @@
 #include <time.h>
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 
+/*
+ * One round trip: the login and $3 fresh stamps for its role, the first for
+ * the connection, the others for the token's next connections (the login
+ * cache).  OFFSET 0 keeps the subquery whole, so session_stamp() runs once
+ * per row and each row's stamp and session id belong together.
+ */
 #define LOGIN_SQL \
-	"SELECT r::text, s.stamp, s.session_id " \
-	"  FROM agentgate.login($1, $2::jsonb) AS r, agentgate.session_stamp(r, $2::jsonb) AS s"
+	"SELECT r::text, (s.x).stamp, (s.x).session_id " \
+	"  FROM agentgate.login($1, $2::jsonb) AS r, " \
+	"       LATERAL (SELECT agentgate.session_stamp(r, $2::jsonb) AS x " \
+	"                  FROM generate_series(1, $3::int) OFFSET 0) AS s"
 #define REVOCATION_CHANNEL "agentgate_revocations"
 #define PATTERNS_CHANNEL "agentgate_patterns"
 #define STATUS_SQL \
@@ -52,6 +61,7 @@
 #define BACKOFF_MIN_MS	500
 #define BACKOFF_MAX_MS	30000
 #define MAX_ADMIN		64
+#define MAX_STAMPS		(1 + AG_TOKCACHE_STAMPS)
 
 typedef struct ag_login_req
 {
@@ -60,6 +70,7 @@ typedef struct ag_login_req
 	void	   *arg;
 	char	   *identity;
 	char	   *claims;
+	int			want;			/* stamps asked for, 1..MAX_STAMPS */
 	/* outcome */
 	int			have_result;
 	int			ok;
@@ -67,8 +78,8 @@ typedef struct ag_login_req
 	char		msg[200];
 	char		detail[300];
 	char		role[AG_PGPROTO_NAMELEN + 1];
-	char		stamp[AG_PGPROTO_MAX_STAMP + 1];
-	char		session[AG_PGPROTO_MAX_STAMP + 1];
+	int			nstamps;
+	ag_tokcache_stamp stamps[MAX_STAMPS];
 } ag_login_req;
 
 typedef enum
@@ -164,6 +175,7 @@ req_free(ag_login_req *r)
 		memset(r->claims, 0, strlen(r->claims));
 		free(r->claims);
 	}
+	OPENSSL_cleanse(r->stamps, sizeof(r->stamps));
 	free(r);
 }
 
@@ -188,10 +200,10 @@ deliver(ag_login_req *r)
 	if (r->cb)
 	{
 		if (r->ok)
-			r->cb(r->arg, 1, NULL, NULL, NULL, r->role, r->stamp, r->session);
+			r->cb(r->arg, 1, NULL, NULL, NULL, r->role, r->stamps, r->nstamps);
 		else
 			r->cb(r->arg, 0, r->sqlstate, r->msg, r->detail[0] ? r->detail : NULL,
-				  NULL, NULL, NULL);
+				  NULL, NULL, 0);
 	}
 	req_free(r);
 }
@@ -269,7 +281,11 @@ connection_lost(admin_conn *a, const char *why)
 	if (r)
 		fail_one(r);
 	if (a->index == 0)
+	{
+		/* revocation notices may be missed until it is back */
+		ag_logincache_clear();
 		fail_queue();
+	}
 	if (!stopped)
 	{
 		struct timeval tv = {a->backoff_ms / 1000, (a->backoff_ms % 1000) * 1000};
@@ -534,15 +550,18 @@ dispatch(void)
 	{
 		admin_conn *a = &admins[(k + 1) % nadmins];
 		ag_login_req *r;
-		const char *values[2];
+		const char *values[3];
+		char		want[12];
 
 		if (a->state != ADM_READY || a->inflight || a->status_inflight ||
 			a->patterns_inflight)
 			continue;
 		r = queue_pop();
+		snprintf(want, sizeof(want), "%d", r->want);
 		values[0] = r->identity;
 		values[1] = r->claims;
-		if (!PQsendQueryParams(a->conn, LOGIN_SQL, 2, NULL, values, NULL, NULL, 0))
+		values[2] = want;
+		if (!PQsendQueryParams(a->conn, LOGIN_SQL, 3, NULL, values, NULL, NULL, 0))
 		{
 			/* back to the head of the queue for another connection */
 			r->next = queue_head;
@@ -559,24 +578,49 @@ dispatch(void)
 }
 
 /* Record what one PGresult says about the login in flight. */
+/* 1 if every row names the same usable role and a usable stamp. */
+static int
+rows_usable(const ag_login_req *r, PGresult *res)
+{
+	int			n = PQntuples(res);
+	int			i;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || n < 1 || n > r->want ||
+		PQnfields(res) != 3)
+		return 0;
+	for (i = 0; i < n; i++)
+	{
+		if (PQgetisnull(res, i, 0) || PQgetisnull(res, i, 1) || PQgetisnull(res, i, 2) ||
+			strlen(PQgetvalue(res, i, 0)) > AG_PGPROTO_NAMELEN ||
+			strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, 0, 0)) != 0 ||
+			strlen(PQgetvalue(res, i, 1)) > AG_PGPROTO_MAX_STAMP ||
+			strlen(PQgetvalue(res, i, 2)) > AG_PGPROTO_MAX_STAMP)
+			return 0;
+	}
+	return 1;
+}
+
 static void
 take_result(ag_login_req *r, PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
+	int			i;
 
 	if (r->have_result)
 		return;
 	r->have_result = 1;
-	if (st == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 3 &&
-		!PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1) && !PQgetisnull(res, 0, 2) &&
-		strlen(PQgetvalue(res, 0, 0)) <= AG_PGPROTO_NAMELEN &&
-		strlen(PQgetvalue(res, 0, 1)) <= AG_PGPROTO_MAX_STAMP &&
-		strlen(PQgetvalue(res, 0, 2)) <= AG_PGPROTO_MAX_STAMP)
+	if (res && rows_usable(r, res))
 	{
 		r->ok = 1;
 		snprintf(r->role, sizeof(r->role), "%s", PQgetvalue(res, 0, 0));
-		snprintf(r->stamp, sizeof(r->stamp), "%s", PQgetvalue(res, 0, 1));
-		snprintf(r->session, sizeof(r->session), "%s", PQgetvalue(res, 0, 2));
+		r->nstamps = PQntuples(res);
+		for (i = 0; i < r->nstamps; i++)
+		{
+			snprintf(r->stamps[i].stamp, sizeof(r->stamps[i].stamp), "%s",
+					 PQgetvalue(res, i, 1));
+			snprintf(r->stamps[i].session, sizeof(r->stamps[i].session), "%s",
+					 PQgetvalue(res, i, 2));
+		}
 		return;
 	}
 	r->ok = 0;
@@ -617,7 +661,11 @@ handle_notifies(admin_conn *a)
 	while ((n = PQnotifies(a->conn)) != NULL)
 	{
 		if (strcmp(n->relname, REVOCATION_CHANNEL) == 0 && n->extra && n->extra[0])
+		{
+			/* cached logins of the identity end now, whatever the status says */
+			ag_logincache_revoked(n->extra);
 			(void) ag_ident_mark(ag_proxy_g.idents, n->extra);
+		}
 		else if (strcmp(n->relname, PATTERNS_CHANNEL) == 0)
 			patterns_stale = 1;
 		PQfreemem(n);
@@ -885,8 +933,8 @@ ag_admin_ready(void)
 }
 
 struct ag_login_req *
-ag_admin_login(const char *identity, const char *claims_json, ag_login_cb cb,
-			   void *arg)
+ag_admin_login(const char *identity, const char *claims_json, int nstamps,
+			   ag_login_cb cb, void *arg)
 {
 	ag_login_req *r;
 
@@ -897,6 +945,7 @@ ag_admin_login(const char *identity, const char *claims_json, ag_login_cb cb,
 		return NULL;
 	r->cb = cb;
 	r->arg = arg;
+	r->want = nstamps < 1 ? 1 : nstamps > MAX_STAMPS ? MAX_STAMPS : nstamps;
 	r->identity = strdup(identity);
 	r->claims = strdup(claims_json);
 	if (r->identity == NULL || r->claims == NULL)

@@ -418,9 +418,10 @@ pretls_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void login_done(void *arg, int ok, const char *sqlstate, const char *msg,
-					   const char *detail, const char *role, const char *stamp,
-					   const char *session);
+					   const char *detail, const char *role,
+					   const ag_tokcache_stamp *stamps, int nstamps);
 static void database_checked(ag_client *c, const ag_dbcheck_result *dres);
+static void identity_checked(ag_client *c);
 static void dbcheck_done(void *arg, const ag_dbcheck_result *res);
 
 /* Claims may name the identity's groups: wiped before they are freed. */
@@ -490,8 +491,27 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	ag_jwt_result res;
 	ag_jwt_status st;
 	char		err[AG_JWT_ERRLEN];
+	ag_tokcache_hit hit;
 
 	memset(&res, 0, sizeof(res));
+
+	/*
+	 * The same token logged in here a moment ago: its identity, exp and
+	 * login() answer are known, and one of the stamps fetched with that
+	 * login is this connection's (proxy_logincache.c says when not).
+	 */
+	if (ag_logincache_take(token, toklen, &c->cache_key, &hit) > 0)
+	{
+		c->cached = 1;
+		snprintf(c->identity, sizeof(c->identity), "%s", hit.identity);
+		snprintf(c->role, sizeof(c->role), "%s", hit.role);
+		snprintf(c->stamp, sizeof(c->stamp), "%s", hit.stamp.stamp);
+		snprintf(c->session, sizeof(c->session), "%s", hit.stamp.session);
+		c->exp = hit.exp;
+		OPENSSL_cleanse(&hit, sizeof(hit));
+		identity_checked(c);
+		return;
+	}
 	ks = ag_keysource_get(g->keys);
 	if (ks == NULL)
 	{
@@ -529,6 +549,30 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	c->exp = res.exp;
 
 	/*
+	 * A delegated or scoped token is never cached: its stamps register the
+	 * chain in the server, and a revocation may name any identity of the
+	 * chain, not only the one that connects.
+	 */
+	if (res.nchain > 0 || res.nscopes > 0 ||
+		(res.claims_json && strstr(res.claims_json, "\"scope\"") != NULL))
+		c->cache_key.valid = 0;
+	c->claims = strdup(res.claims_json ? res.claims_json : "{}");
+	ag_jwt_result_free(&res);
+	if (c->claims == NULL)
+	{
+		refuse(c, "53200", "out of memory", NULL, NULL);
+		return;
+	}
+	identity_checked(c);
+}
+
+/* The token names an identity (verified now or cached): admit and log in. */
+static void
+identity_checked(ag_client *c)
+{
+	ag_proxy   *g = &ag_proxy_g;
+
+	/*
 	 * Every connection past this point becomes one of PgBouncer's clients
 	 * (max_client_conn) and holds two of the proxy's descriptors: one token
 	 * may not take them all.  Counted before agentgate.login(), so a flood
@@ -545,7 +589,6 @@ password_received(ag_client *c, const char *token, size_t toklen)
 				char		msg[100];
 				char		detail[200];
 
-				ag_jwt_result_free(&res);
 				snprintf(msg, sizeof(msg), "too many connections (max_connections = %d)",
 						 g->cfg->max_connections);
 				snprintf(detail, sizeof(detail),
@@ -560,7 +603,6 @@ password_received(ag_client *c, const char *token, size_t toklen)
 				char		msg[AG_JWT_MAX_IDENTITY + 100];
 				char		detail[200];
 
-				ag_jwt_result_free(&res);
 				snprintf(msg, sizeof(msg),
 						 "too many connections for identity \"%s\" (max_connections_per_identity = %d)",
 						 c->identity, g->cfg->max_connections_per_identity);
@@ -571,25 +613,16 @@ password_received(ag_client *c, const char *token, size_t toklen)
 				return;
 			}
 		case AG_IDENT_NOMEM:
-			ag_jwt_result_free(&res);
 			refuse(c, "53200", "out of memory", NULL, NULL);
 			return;
 	}
 	if (!ag_admin_ready())
 	{
-		ag_jwt_result_free(&res);
 		ag_log(AG_LOG_WARNING, c, "login refused: admin connection is down, or the content patterns have not loaded");
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
 	c->state = AG_CS_LOGIN;
-	c->claims = strdup(res.claims_json ? res.claims_json : "{}");
-	ag_jwt_result_free(&res);
-	if (c->claims == NULL)
-	{
-		refuse(c, "53200", "out of memory", NULL, NULL);
-		return;
-	}
 
 	/*
 	 * The database first: PgBouncer would make the client wait for
@@ -642,7 +675,20 @@ database_checked(ag_client *c, const ag_dbcheck_result *dres)
 		refuse(c, "08006", "login failed", NULL, NULL);
 		return;
 	}
-	c->login = ag_admin_login(c->identity, claims, login_done, c);
+	if (c->cached)
+	{
+		char		role[sizeof(c->role)];
+		ag_tokcache_stamp st;
+
+		/* login() answered for this token a moment ago */
+		memcpy(role, c->role, sizeof(role));
+		memcpy(st.stamp, c->stamp, sizeof(st.stamp));
+		memcpy(st.session, c->session, sizeof(st.session));
+		login_done(c, 1, NULL, NULL, NULL, role, &st, 1);
+		return;
+	}
+	c->login = ag_admin_login(c->identity, claims,
+							  c->cache_key.valid ? 1 + AG_TOKCACHE_STAMPS : 1, login_done, c);
 	free_claims(claims);
 	if (c->login == NULL)
 		refuse(c, "08006", "login failed", NULL, NULL);
@@ -800,19 +846,26 @@ startup_read_cb(struct bufferevent *bev, void *arg)
 
 static void
 login_done(void *arg, int ok, const char *sqlstate, const char *msg,
-		   const char *detail, const char *role, const char *stamp,
-		   const char *session)
+		   const char *detail, const char *role,
+		   const ag_tokcache_stamp *stamps, int nstamps)
 {
 	ag_client  *c = arg;
 	uint8_t		pkt[1024];
 	int			len;
+	const char *stamp;
+	const char *session;
 
 	c->login = NULL;
-	if (!ok)
+	if (!ok || nstamps < 1)
 	{
-		refuse(c, sqlstate, msg, detail, NULL);
+		refuse(c, ok ? "28000" : sqlstate, ok ? "login failed" : msg, ok ? NULL : detail, NULL);
 		return;
 	}
+	stamp = stamps[0].stamp;
+	session = stamps[0].session;
+	/* the other stamps serve this token's next connections */
+	if (!c->cached && nstamps > 1)
+		ag_logincache_store(&c->cache_key, c->identity, role, c->exp, stamps + 1, nstamps - 1);
 	snprintf(c->role, sizeof(c->role), "%s", role);
 	snprintf(c->stamp, sizeof(c->stamp), "%s", stamp);
 	/* the extension owns the stamp's format: the session id is its own column */
@@ -825,8 +878,11 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 		refuse(c, "28000", "login failed", NULL, NULL);
 		return;
 	}
-	ag_log(AG_LOG_INFO, c, "login: role=%s database=%s client_user=%s peer=%s", c->role,
-		   c->params.database, c->params.user ? c->params.user : "", c->peer);
+	ag_log(AG_LOG_INFO, c, "login%s: role=%s database=%s client_user=%s tls=%s peer=%s",
+		   c->cached ? " (cached)" : "", c->role,
+		   c->params.database, c->params.user ? c->params.user : "",
+		   SSL_session_reused(bufferevent_openssl_get_ssl(c->cbev)) ? "resumed" : "full",
+		   c->peer);
 
 	/* the startup packet is no longer needed; params are copied by now */
 	c->state = AG_CS_RELAY;
@@ -959,6 +1015,22 @@ ag_client_revoke(const char *identity)
 	}
 	ag_log(AG_LOG_INFO, NULL, "revocation of \"%s\": %d connection(s) closed", identity, n);
 	return n;
+}
+
+/*
+ * Every few seconds: relays give back the memory of their empty queues.
+ * Returns how many bytes.
+ */
+size_t
+ag_client_trim_idle(void)
+{
+	ag_client  *c;
+	size_t		freed = 0;
+
+	for (c = ag_proxy_g.clients; c; c = c->next)
+		if (c->relay)
+			freed += ag_relay_trim(c->relay);
+	return freed;
 }
 
 /*

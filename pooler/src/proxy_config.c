@@ -28,6 +28,7 @@ static const ag_conf_key keys[] = {
 	S(tls_cert_file, NULL),
 	S(tls_key_file, NULL),
 	S(tls_min_version, "TLSv1.2"),
+	I(tls_ticket_lifetime, "3600", 0, 86400),
 	S(pgbouncer_socket_dir, NULL),
 	I(pgbouncer_port, "6433", 1, 65535),
 	S(admin_conninfo, NULL),
@@ -54,6 +55,8 @@ static const ag_conf_key keys[] = {
 	I(max_prepared_statements, "1000", 0, 1000000),
 	I(max_prepared_bytes, "1048576", 0, 1073741823),
 	I(auth_timeout, "10", 1, 600),
+	I(login_cache_seconds, "10", 0, 60),
+	I(login_cache_size, "1000", 1, 1000000),
 	I(shutdown_timeout, "30", 0, 3600),
 	S(pid_file, NULL),
 };

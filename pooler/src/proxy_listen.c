@@ -49,14 +49,20 @@ ag_tls_context_new(const ag_proxy_config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, strcmp(cfg->tls_min_version, "TLSv1.3") == 0
 								  ? TLS1_3_VERSION : TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-						SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+						SSL_OP_CIPHER_SERVER_PREFERENCE);
 
 	/*
-	 * libpq never resumes TLS sessions, so session tickets and the session
-	 * cache would only cost CPU and bytes on every connection.
+	 * Session tickets for clients that connect again (proxy_tickets.c);
+	 * tls_ticket_lifetime = 0 turns them off.
 	 */
-	SSL_CTX_set_num_tickets(ctx, 0);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	ag_tickets_setup(ctx, cfg->tls_ticket_lifetime);
+
+	/*
+	 * An idle connection should cost no TLS buffers: OpenSSL frees a
+	 * session's read and write buffers (about 34 KiB) whenever they are
+	 * empty and allocates them again on the next record.
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
 	/*
 	 * Fast and strong first, with the server's preference: X25519 key

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -184,12 +185,38 @@ reload(void)
 	g->cfg = cfg;
 	set_policy(cfg);
 	ag_proxy_config_free(old);
+	/* issuer, audience, claims or keys may have changed: verify again */
+	ag_logincache_reset();
 	if (admin_changed)
 	{
 		ag_admin_stop();
 		ag_admin_start();
 	}
 	ag_log(AG_LOG_INFO, NULL, "configuration reloaded");
+}
+
+/* Idle connections' queue memory, given back every TRIM_SECONDS. */
+#define TRIM_SECONDS 5
+static struct event *trim_timer;
+static const struct timeval trim_every = {TRIM_SECONDS, 0};
+
+static void
+trim_tick(evutil_socket_t fd, short what, void *arg)
+{
+	static uint64_t last_id;
+	size_t		freed = ag_client_trim_idle();
+
+	/*
+	 * Handshakes and logins leave freed memory between the blocks that
+	 * connections keep; glibc gives whole free pages inside the heap back
+	 * only when asked.  Asked when connections came or queues were freed
+	 * since the last tick, so an idle proxy does no work here.
+	 */
+	if (ag_proxy_g.next_id != last_id || freed > 0)
+	{
+		last_id = ag_proxy_g.next_id;
+		malloc_trim(0);
+	}
 }
 
 static void
@@ -389,9 +416,11 @@ main(int argc, char **argv)
 		ag_log(AG_LOG_FATAL, NULL, "%s", err);
 		return 1;
 	}
+	ag_logincache_reset();
 	if (check_only)
 	{
 		fprintf(stderr, "configuration file \"%s\" is valid\n", g->config_path);
+		ag_logincache_free();
 		keysource_close(&keys_now);
 		SSL_CTX_free(g->ssl_ctx);
 		ag_proxy_config_free(g->cfg);
@@ -434,6 +463,8 @@ main(int argc, char **argv)
 		sigs[i] = evsignal_new(g->base, signums[i], signal_cb, NULL);
 		event_add(sigs[i], NULL);
 	}
+	trim_timer = event_new(g->base, -1, EV_PERSIST, trim_tick, NULL);
+	event_add(trim_timer, &trim_every);
 	ag_admin_start();
 	ag_log(AG_LOG_INFO, NULL, "agentgate-proxy listening on %s port %d (TLS required), pooler %s/.s.PGSQL.%d",
 		   g->cfg->listen_addr, g->cfg->listen_port, g->cfg->pgbouncer_socket_dir,
@@ -452,6 +483,10 @@ main(int argc, char **argv)
 		event_free(sigs[i]);
 	if (shutdown_timer)
 		event_free(shutdown_timer);
+	if (trim_timer)
+		event_free(trim_timer);
+	ag_logincache_free();
+	ag_tickets_forget();
 	keysource_close(&keys_now);
 	SSL_CTX_free(g->ssl_ctx);
 	ag_proxy_config_free(g->cfg);

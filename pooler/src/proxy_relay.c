@@ -115,6 +115,19 @@ ag_relay_idle(const ag_relay *r)
 		r->early.len == 0 && SSL_pending(r->ssl) == 0;
 }
 
+/*
+ * Give back the memory of queues that are empty: an idle connection should
+ * cost its TLS session and state, not 16 KiB per queue.  Called for every
+ * relay every few seconds, so a busy one still allocates nothing per
+ * exchange and an idle one keeps its queues no longer than that.
+ */
+size_t
+ag_relay_trim(ag_relay *r)
+{
+	return ag_buf_trim(&r->to_server) + ag_buf_trim(&r->to_client) +
+		ag_buf_trim(&r->early) + ag_buf_trim(&r->from_ps);
+}
+
 /* PgBouncer's first ReadyForQuery has passed: the login is over. */
 int
 ag_relay_ready_seen(const ag_relay *r)

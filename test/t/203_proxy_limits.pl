@@ -124,7 +124,8 @@ is(AgentGate::Stack::_slurp($pidfile) =~ s/\s+//gr, $s->pid_of('proxy'), 'pid_fi
 		'-U', 'postgres', '-d', $db, '-c', $sql ], '>', \my $o, '2>', \my $e);
 	sleep 0.5;
 	my $w = AgentGate::ProxyClient->new(port => $port);
-	my $r = $w->login($st, database => $db);
+	# another token of the identity: the login cache would answer for $st
+	my $r = $w->login($s->token(sub => 'stuck', ttl => 299), database => $db);
 	is($r->{error}{M}, 'authentication timeout', 'a hanging login() ends in authentication timeout');
 	my $other = AgentGate::ProxyClient->new(port => $port);
 	ok($other->login($tok, database => $db)->{ok}, 'other identities still log in meanwhile');
@@ -138,10 +139,11 @@ is(AgentGate::Stack::_slurp($pidfile) =~ s/\s+//gr, $s->pid_of('proxy'), 'pid_fi
 	ok($seen, 'the stuck admin connection is dropped and rebuilt');
 	$h->finish;
 	my $ok = 0;
+	my $fresh = $s->token(sub => 'stuck', ttl => 298);    # not one the cache knows
 	for (1 .. 50)
 	{
 		my $n = AgentGate::ProxyClient->new(port => $port);
-		if ($n->login($st, database => $db)->{ok}) { $ok = 1; $n->close; last; }
+		if ($n->login($fresh, database => $db)->{ok}) { $ok = 1; $n->close; last; }
 		sleep 0.2;
 	}
 	ok($ok, '"stuck" logs in again once the lock is gone');

@@ -51,12 +51,20 @@ sub new
 		my $a = $self->read_bytes(1, 10);
 		die "no answer to SSLRequest\n" unless defined $a;
 		die "SSLRequest refused: $a\n" unless $a eq 'S';
+		# ssl => { ... } adds IO::Socket::SSL options (a session cache, say)
 		IO::Socket::SSL->start_SSL($sock, SSL_verify_mode => SSL_VERIFY_NONE,
-			SSL_hostname => '', Timeout => 10)
+			SSL_hostname => '', Timeout => 10, %{ $o{ssl} // {} })
 		  or die "TLS handshake failed: $IO::Socket::SSL::SSL_ERROR\n";
 		$self->{tls} = 1;
 	}
 	return $self;
+}
+
+# 1 if the TLS session was resumed from an earlier connection's ticket.
+sub tls_resumed
+{
+	my ($self) = @_;
+	return $self->{tls} && $self->{sock}->get_session_reused ? 1 : 0;
 }
 
 sub write_raw
