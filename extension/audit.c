@@ -1449,6 +1449,23 @@ ag_audit_executor_start(AgStmt *st, int eflags)
  * ExecutorStart, Run or Finish failed (called from PG_CATCH): capture the
  * statement's row; it is written when the error is reported.
  */
+/* What a row of an executor statement takes from its frame. */
+static void
+frame_row_args(RowArgs *a, QueryDesc *qd, StmtFrame *f)
+{
+	a->src = qd->sourceText;
+	a->location = qd->plannedstmt->stmt_location;
+	a->len = qd->plannedstmt->stmt_len;
+	a->parsed = true;
+	a->tag = GetCommandTagName(CreateCommandTag((Node *) qd->plannedstmt));
+	a->start = f->start;
+	a->level = f->level;
+	a->rels = f->rels;
+	a->rels_len = f->rels_len;
+	a->masked = f->masked;
+	a->masked_len = f->masked_len;
+}
+
 void
 ag_audit_executor_failed(QueryDesc *qd)
 {
@@ -1457,17 +1474,7 @@ ag_audit_executor_failed(QueryDesc *qd)
 
 	if (f == NULL)
 		return;
-	a.src = qd->sourceText;
-	a.location = qd->plannedstmt->stmt_location;
-	a.len = qd->plannedstmt->stmt_len;
-	a.parsed = true;
-	a.tag = GetCommandTagName(CreateCommandTag((Node *) qd->plannedstmt));
-	a.start = f->start;
-	a.level = f->level;
-	a.rels = f->rels;
-	a.rels_len = f->rels_len;
-	a.masked = f->masked;
-	a.masked_len = f->masked_len;
+	frame_row_args(&a, qd, f);
 	capture_failure(&a);
 	drop_frame(f);
 }
@@ -1482,17 +1489,7 @@ ag_audit_executor_end(QueryDesc *queryDesc)
 	if (f == NULL)
 		return;
 	copy = *f;
-	a.src = queryDesc->sourceText;
-	a.location = queryDesc->plannedstmt->stmt_location;
-	a.len = queryDesc->plannedstmt->stmt_len;
-	a.parsed = true;
-	a.tag = GetCommandTagName(CreateCommandTag((Node *) queryDesc->plannedstmt));
-	a.start = f->start;
-	a.level = f->level;
-	a.rels = f->rels;
-	a.rels_len = f->rels_len;
-	a.masked = f->masked;
-	a.masked_len = f->masked_len;
+	frame_row_args(&a, queryDesc, f);
 	a.has_rows = true;
 	a.rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
 	frames = list_delete_ptr(frames, f);
