@@ -147,7 +147,7 @@ show_dba($s, q{SELECT agentgate.require_approval(commands => '{DELETE}', relatio
 	}
 	print "${Y}(the agent's DELETE is waiting for an approver)${N}\n";
 	show_dba($s, q{SELECT id, identity, statement, mode, expires_at FROM agentgate.pending_approvals;});
-	my $id = $s->admin_psql(q{SELECT max(id) FROM agentgate.pending_approvals});
+	my $id = $s->admin_psql(q{SELECT max(id) FROM agentgate.pending_approvals WHERE mode = 'wait'});
 	print "${D}dba_alice\$${N} SELECT agentgate.approve($id, 'one-off cleanup');\n";
 	my ($rc, $out, $err) = $s->admin_psql("SELECT agentgate.approve($id, 'one-off cleanup')",
 		user => 'dba_alice', ok_fail => 1);

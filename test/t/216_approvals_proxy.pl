@@ -49,12 +49,14 @@ sub run_query
 		AgentGate::ProxyClient::first_value(@m));
 }
 
-# the request a held statement waits for, once it is waited for
+# the request a held statement waits for, once it is waited for (the
+# retry block leaves a pending request of its own: only wait mode counts)
 sub waiting_id
 {
 	for (1 .. 300)
 	{
-		my $id = $s->admin_psql('SELECT max(id) FROM agentgate.pending_approvals');
+		my $id = $s->admin_psql(
+			"SELECT max(id) FROM agentgate.pending_approvals WHERE mode = 'wait'");
 		return $id if $id;
 		usleep(50_000);
 	}
