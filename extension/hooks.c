@@ -236,6 +236,20 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 /* ---- utility statements ---- */
 
 static void
+next_process_utility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+static void
 ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 				   bool readOnlyTree, ProcessUtilityContext context,
 				   ParamListInfo params, QueryEnvironment *queryEnv,
@@ -257,12 +271,8 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 		ag_pool_in_carrier = true;
 		PG_TRY();
 		{
-			if (prev_process_utility)
-				prev_process_utility(pstmt, queryString, readOnlyTree, context,
-									 params, queryEnv, dest, qc);
-			else
-				standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-										params, queryEnv, dest, qc);
+			next_process_utility(pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
 		}
 		PG_FINALLY();
 		{
@@ -288,12 +298,8 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
+		next_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
 		ag_nesting_level = st.level;
 		ag_frame = saved_frame;
 		ag_stmt = st.parent;
