@@ -97,7 +97,7 @@ trusted_here(void)
 static inline bool
 foreign_to(Oid owner)
 {
-	return (GetSessionUserId() != owner || GetUserId() != owner) && !trusted_here();
+	return (ag_session_role() != owner || GetUserId() != owner) && !trusted_here();
 }
 
 void
@@ -154,7 +154,7 @@ static void
 refuse(Oid owner, int level, AgentCodeKind kind, const char *name)
 {
 	char	   *who = GetUserNameFromId(owner, true);
-	char	   *session = GetUserNameFromId(GetSessionUserId(), true);
+	char	   *session = GetUserNameFromId(ag_session_role(), true);
 	char	   *current = GetUserNameFromId(GetUserId(), true);
 	char	   *msg;
 	const char *why;

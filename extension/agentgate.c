@@ -24,6 +24,7 @@
 #include "hooks.h"
 #include "mask.h"
 #include "policy.h"
+#include "pool.h"
 
 PG_MODULE_MAGIC;
 
@@ -42,6 +43,7 @@ _PG_init(void)
 
 	ag_governed_init();
 	ag_auth_init();
+	ag_pool_init();
 	ag_identity_init();
 	ag_delegation_init();
 	ag_policy_init();

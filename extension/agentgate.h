@@ -17,6 +17,7 @@
 #define AG_AGENT_ROLE		"agentgate_agent"	/* every governed role is a member */
 #define AG_PROXY_ROLE		"agentgate_proxy"	/* may call agentgate.login() */
 #define AG_PGBOUNCER_ROLE	"agentgate_pgbouncer"	/* PgBouncer's auth_user */
+#define AG_POOL_ROLE		"agentgate_pool"	/* the shared pool's login (pool.c) */
 
 /* agentgate.c */
 extern void _PG_init(void);
@@ -24,6 +25,7 @@ extern void _PG_init(void);
 /* governed.c: who is governed (members of agentgate_agent, by session_user) */
 extern void ag_governed_init(void);
 extern bool ag_session_is_governed(void);
+extern Oid	ag_session_role(void);
 extern bool ag_role_is_governed(Oid roleid);
 extern bool ag_owner_is_governed(Oid roleid);
 extern Oid	ag_agent_role_oid(void);

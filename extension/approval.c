@@ -312,7 +312,7 @@ fingerprint(const char *sql, int len, List *params, bool *nulls,
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	Oid			ids[2] = {GetSessionUserId(), MyDatabaseId};
+	Oid			ids[2] = {ag_session_role(), MyDatabaseId};
 	ListCell   *lc;
 	int			i = 0;
 
@@ -582,7 +582,7 @@ gate(AgApprovalNeed *need, const char *sql, int sql_len, ParamListInfo params,
 
 	memset(&job, 0, sizeof(job));
 	job.op = AG_APPROVAL_OP_REQUEST;
-	job.roleid = GetSessionUserId();
+	job.roleid = ag_session_role();
 	job.mode = need->rule.mode;
 	job.rule_id = need->rule.rule_id;
 	job.timeout_ms = need->rule.timeout_ms;

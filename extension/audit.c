@@ -340,7 +340,7 @@ session_audited(void)
 		return false;
 	if (IsTransactionState())
 	{
-		Oid			su = GetSessionUserId();
+		Oid			su = ag_session_role();
 
 		governed_cached = ag_session_is_governed();
 		governed_known = true;

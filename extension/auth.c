@@ -106,7 +106,8 @@ ag_auth_client_authentication(Port *port, int status)
 	if (!OidIsValid(roleid))
 		return;
 	restricted = ag_role_is_governed(roleid) ||
-		strcmp(port->user_name, AG_PGBOUNCER_ROLE) == 0;
+		strcmp(port->user_name, AG_PGBOUNCER_ROLE) == 0 ||
+		strcmp(port->user_name, AG_POOL_ROLE) == 0;
 	if (!restricted)
 		return;
 

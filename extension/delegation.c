@@ -932,7 +932,7 @@ ag_delegation_check_perms(List *rangeTable)
 	d = ag_session_delegation();
 	if (d == NULL || d->nscopes == 0)
 		return;
-	su = GetSessionUserId();
+	su = ag_session_role();
 
 	foreach(lc, rangeTable)
 	{

@@ -2,7 +2,8 @@
  *
  * governed.c
  *	  Who is governed: every role that is a member, directly or through other
- *	  roles, of agentgate_agent, judged by session_user.
+ *	  roles, of agentgate_agent, judged by session_user (in the shared pool:
+ *	  by the identity bound for the client's turn, see pool.c).
  *
  * session_user is what the pooler logged in as; SECURITY DEFINER functions,
  * SET ROLE and whatever an earlier client of a pooled backend did cannot
@@ -26,6 +27,7 @@
 #include "utils/syscache.h"
 
 #include "agentgate.h"
+#include "pool.h"
 
 static Oid	agent_role_oid = InvalidOid;
 static bool agent_role_valid = false;
@@ -118,6 +120,21 @@ ag_owner_is_governed(Oid roleid)
 }
 
 /*
+ * ag_session_role: the role agentgate governs the session as.  That is
+ * session_user, except in a shared-pool backend (pool.c), where it is the
+ * agent identity bound for the client's turn (session_user is the pool's
+ * login role there).  Unbound, the login role: it holds no privilege, and
+ * identity refuses its statements.
+ */
+Oid
+ag_session_role(void)
+{
+	Oid			bound = ag_pool_bound_role();
+
+	return OidIsValid(bound) ? bound : GetSessionUserId();
+}
+
+/*
  * ag_session_is_governed answers for the current session_user.  It must be
  * called inside a transaction (it may read pg_auth_members).
  */
@@ -125,6 +142,10 @@ bool
 ag_session_is_governed(void)
 {
 	Oid			session = GetSessionUserId();
+
+	/* a shared-pool backend is governed, bound to an identity or not */
+	if (ag_pool_session())
+		return true;
 
 	if (!cached_valid || cached_session_user != session)
 	{

@@ -27,6 +27,9 @@
  *	 ---------------------	----------	----------------------	-----------------
  *	 shmem_request/startup	delegations	approval waiters		ring, verdict slots
  *	 ClientAuthentication	auth							governed at login
+ *	 (all of the below)		shared pool: a bound backend may not change role;
+ *							its carrier (CALL agentgate.assume) is pool.c's
+ *							alone; DISCARD ALL drops the identity first
  *	 post_parse_analyze										statement text seen
  *	 planner							identity compared,		failure captured
  *										built-in calls replaced,
@@ -79,6 +82,7 @@
 #include "delegation.h"
 #include "hooks.h"
 #include "mask.h"
+#include "pool.h"
 
 int			ag_nesting_level = 0;
 AgStmt	   *ag_stmt = NULL;
@@ -200,7 +204,10 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 {
 	PlannedStmt *result;
 	AgFrame		saved_frame = ag_frame;
-	bool		audited = ag_audit_planner_start();
+	bool		audited;
+
+	ag_pool_enter();			/* who: a bound backend may not change role */
+	audited = ag_audit_planner_start();
 
 	PG_TRY();
 	{
@@ -229,6 +236,20 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 /* ---- utility statements ---- */
 
 static void
+next_process_utility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+static void
 ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 				   bool readOnlyTree, ProcessUtilityContext context,
 				   ParamListInfo params, QueryEnvironment *queryEnv,
@@ -237,6 +258,30 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 	AgStmt		st;
 	AgFrame		saved_frame = ag_frame;
 	Node	   *n = pstmt->utilityStmt;
+
+	/*
+	 * The shared pool's carrier binds the backend to an identity (pool.c)
+	 * and is decided there; no other concern looks at it.  Ending a turn
+	 * (DISCARD ALL) drops the identity before anything else.
+	 */
+	ag_pool_enter();
+	if (context == PROCESS_UTILITY_TOPLEVEL && ag_pool_session() &&
+		ag_pool_is_carrier(n))
+	{
+		ag_pool_in_carrier = true;
+		PG_TRY();
+		{
+			next_process_utility(pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
+		}
+		PG_FINALLY();
+		{
+			ag_pool_in_carrier = false;
+		}
+		PG_END_TRY();
+		return;
+	}
+	ag_pool_utility(n);
 
 	stmt_init(&st, pstmt, queryString);
 	st.params = params;
@@ -253,12 +298,8 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 		ag_frame = (IsA(n, DoStmt) || IsA(n, CallStmt)) ? AG_FRAME_DO : AG_FRAME_OTHER;
 		ag_nesting_level++;
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
+		next_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
 		ag_nesting_level = st.level;
 		ag_frame = saved_frame;
 		ag_stmt = st.parent;
@@ -288,6 +329,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 	AgStmt		st;
 	AgFrame		saved_frame = ag_frame;
 
+	ag_pool_enter();			/* who: a bound backend may not change role */
 	stmt_init(&st, queryDesc->plannedstmt, queryDesc->sourceText);
 	st.qd = queryDesc;
 	st.params = queryDesc->params;
@@ -412,6 +454,8 @@ ag_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
+	if (ag_pool_in_carrier)
+		return;					/* the carrier's own call */
 	ag_policy_object_access(access, classId, objectId, subId, arg);
 	ag_audit_object_access(access, classId, objectId, subId, arg);
 }

@@ -85,6 +85,7 @@
 #include "policy.h"
 #include "hooks.h"
 #include "identity.h"
+#include "pool.h"
 
 /*
  * agentgate.session_key_file and agentgate.session_key: where the HMAC key
@@ -308,6 +309,18 @@ verified_stamp_add(const char *stamp, const char *role, const AgDelegation *d)
 }
 
 /*
+ * Where the session's stamp is: the one a shared-pool backend was bound
+ * with (pool.c), or the end of application_name.
+ */
+static const char *
+stamp_source(void)
+{
+	const char *s = ag_pool_stamp();
+
+	return s ? s : application_name;
+}
+
+/*
  * stamp_verify checks the stamp at the end of appname (after its last
  * space, or the whole value) for role.  On success copies the session id
  * into sid_out (AG_STAMP_SID_HEX + 1 bytes) when it is not NULL, points
@@ -390,7 +403,7 @@ ag_session_id(const char *role)
 {
 	static char sid[AG_STAMP_SID_HEX + 1];
 
-	if (role == NULL || role[0] == '\0' || !stamp_verify(application_name, role, sid, NULL))
+	if (role == NULL || role[0] == '\0' || !stamp_verify(stamp_source(), role, sid, NULL))
 		return NULL;
 	return sid;
 }
@@ -404,9 +417,9 @@ const AgDelegation *
 ag_session_delegation(void)
 {
 	const AgDelegation *d;
-	const char *role = GetUserNameFromId(GetSessionUserId(), true);
+	const char *role = GetUserNameFromId(ag_session_role(), true);
 
-	if (role == NULL || !stamp_verify(application_name, role, NULL, &d))
+	if (role == NULL || !stamp_verify(stamp_source(), role, NULL, &d))
 		return NULL;
 	return d;
 }
@@ -424,7 +437,7 @@ ag_session_chain(const char *role, char sep, char *buf, int buflen)
 	int			len = 0;
 
 	if (role == NULL || role[0] == '\0' || buflen <= 0 ||
-		!stamp_verify(application_name, role, NULL, &d) || d == NULL)
+		!stamp_verify(stamp_source(), role, NULL, &d) || d == NULL)
 		return 0;
 	for (int i = 0; i < d->nchain; i++)
 	{
@@ -522,7 +535,7 @@ agentgate_session_stamp_bound(PG_FUNCTION_ARGS)
 Datum
 agentgate_session_id(PG_FUNCTION_ARGS)
 {
-	const char *sid = ag_session_id(GetUserNameFromId(GetSessionUserId(), true));
+	const char *sid = ag_session_id(GetUserNameFromId(ag_session_role(), true));
 
 	if (sid == NULL)
 		PG_RETURN_NULL();
@@ -824,7 +837,7 @@ session_key_file_assign(const char *newval, void *extra)
 static bool
 stamp_current_ok(const char *rolname, char *sid)
 {
-	return stamp_verify(application_name, rolname, sid, NULL);
+	return stamp_verify(stamp_source(), rolname, sid, NULL);
 }
 
 /*
@@ -1057,7 +1070,33 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 	 */
 	AcceptInvalidationMessages();
 
-	roleid = GetSessionUserId();
+	/*
+	 * A shared-pool backend between two clients' turns holds no identity:
+	 * it runs the carrier that binds one (pool.c), and what PgBouncer sends
+	 * between turns (DISCARD ALL, RESET ALL, its tracked settings), which
+	 * run nothing; everything else is refused.  Once bound, application_name
+	 * carries nothing (the stamp came with the carrier): PgBouncer's SETs are
+	 * let through, and the checks below are the bound identity's.
+	 */
+	if (ag_pool_session())
+	{
+		if (!OidIsValid(ag_pool_bound_role()))
+		{
+			if (kind == AG_STMT_NO_STAMP || kind == AG_STMT_SET_APPNAME ||
+				ag_pool_is_carrier(parsetree))
+				return;
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("no agent identity on this shared server connection"),
+					 errdetail("A backend of role \"%s\" runs statements only for the agent identity the proxy bound it to for the client's turn; DISCARD ALL ends the turn.",
+							   AG_POOL_ROLE),
+					 errhint("Connect through the agentgate proxy with shared_pool = on, and do not run DISCARD ALL inside a turn.")));
+		}
+		if (kind == AG_STMT_NO_STAMP || kind == AG_STMT_SET_APPNAME)
+			return;
+	}
+
+	roleid = ag_session_role();
 	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
 	if (!HeapTupleIsValid(tup))
 	{
@@ -1123,7 +1162,7 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 	{
 		const AgDelegation *d;
 
-		if (stamp_verify(application_name, NameStr(rolname), NULL, &d) && d)
+		if (stamp_verify(stamp_source(), NameStr(rolname), NULL, &d) && d)
 			ag_delegation_check(d);
 	}
 
@@ -1165,6 +1204,23 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
  * Called by hooks.c before policy decides: a revoked identity's statement
  * is refused as revoked.
  */
+/*
+ * The statement checks of the session's identity, now (pool.c, right after
+ * binding a shared-pool backend to an identity).
+ */
+void
+ag_identity_check_now(void)
+{
+	identity_check(AG_STMT_ORDINARY, NULL, NULL, NULL);
+}
+
+/* Is stamp a valid stamp of agentgate's for role?  (pool.c's carrier) */
+bool
+ag_identity_stamp_ok(const char *stamp, const char *role)
+{
+	return stamp_verify(stamp, role, NULL, NULL);
+}
+
 void
 ag_identity_executor_start(AgStmt *st)
 {

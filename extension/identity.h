@@ -19,5 +19,7 @@ extern int	ag_session_chain(const char *role, char sep, char *buf, int buflen);
 struct AgDelegation;
 extern const struct AgDelegation *ag_session_delegation(void);
 extern char *ag_role_unsafe_reason(Oid role, Oid self);
+extern bool ag_identity_stamp_ok(const char *stamp, const char *role);
+extern void ag_identity_check_now(void);
 
 #endif							/* AG_IDENTITY_H */

@@ -108,7 +108,7 @@ exempt_context(void)
 {
 	Oid			user = GetUserId();
 
-	if (user == GetSessionUserId() || user == GetOuterUserId())
+	if (user == ag_session_role() || user == GetOuterUserId())
 		return false;
 	if (!InLocalUserIdChange() && !InSecurityRestrictedOperation())
 		return false;
@@ -234,7 +234,7 @@ static bool
 masking_now(void)
 {
 	return governed() && !exempt_context() && !in_real_trigger() &&
-		ag_masks_any_for(GetSessionUserId());
+		ag_masks_any_for(ag_session_role());
 }
 
 static char *
@@ -682,9 +682,9 @@ ag_mask_planner_start(Query *parse)
 	hashfn = ag_mask_hash_func();
 	if (OidIsValid(hashfn))
 		hash_call_walker((Node *) parse, &hashfn);
-	if (!ag_masks_any_for(GetSessionUserId()))
+	if (!ag_masks_any_for(ag_session_role()))
 		return;
-	cx.roleid = GetSessionUserId();
+	cx.roleid = ag_session_role();
 	cx.apply = true;
 	cx.described = NIL;
 	mask_query(parse, &cx);
@@ -730,7 +730,7 @@ ag_mask_needs_fmgr(Oid fn_oid)
 	bool		sql;
 
 	if (fn_oid < FirstNormalObjectId || !governed() ||
-		!ag_masks_any_for(GetSessionUserId()))
+		!ag_masks_any_for(ag_session_role()))
 		return false;
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
@@ -770,7 +770,7 @@ ag_mask_utility(AgStmt *st, PlannedStmt **pstmt)
 		return;
 	relid = RangeVarGetRelid(cs->relation, AccessShareLock, true);
 	if (!OidIsValid(relid) ||
-		ag_masks_for_rel(GetSessionUserId(), relid) == NULL)
+		ag_masks_for_rel(ag_session_role(), relid) == NULL)
 		return;
 	relkind = get_rel_relkind(relid);
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
@@ -857,7 +857,7 @@ ag_mask_read_columns(PlannedStmt *pstmt)
 
 		if (rte->rtekind != RTE_RELATION || !(rte->requiredPerms & ACL_SELECT))
 			continue;
-		mr = ag_masks_for_rel(GetSessionUserId(), rte->relid);
+		mr = ag_masks_for_rel(ag_session_role(), rte->relid);
 		if (mr == NULL)
 			continue;
 		whole = bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber,

@@ -410,7 +410,7 @@ ag_calls_function_execute(Oid *funcid)
 	ag_event_init(&ev, AG_TAG_FUNCTION_CALL, AG_CLASS_NONE);
 	ev.funcid = *funcid;
 	ev.builtin_call = true;
-	ag_policy_decide(GetSessionUserId(), &ev, &out);
+	ag_policy_decide(ag_session_role(), &ev, &out);
 	level = ag_stmt_level();
 	/* an approval cannot be bound to arguments not seen: refused */
 	if (out.rule_id != 0 && out.decision != AG_DECISION_BLOCKED &&
@@ -552,7 +552,7 @@ decide_large_object(int tag, Oid loid)
 	if (!calls_governed() || !large_object_owner(loid, &owner))
 		return;
 	ag_event_init(&ev, tag, ag_tag_class(tag));
-	ev.not_owner = (owner != GetSessionUserId());
+	ev.not_owner = (owner != ag_session_role());
 	ag_policy_decide_call(&ev);
 }
 
@@ -642,7 +642,7 @@ decide_setval(Oid seqid)
 		return;					/* the built-in reports it */
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
-	if (owner == GetSessionUserId())
+	if (owner == ag_session_role())
 		return;
 	ag_event_init(&ev, CMDTAG_ALTER_SEQUENCE, ag_tag_class(CMDTAG_ALTER_SEQUENCE));
 	ev.relid = seqid;

@@ -80,7 +80,7 @@ ag_policy_role_judged(void)
 {
 	if (OidIsValid(judged_override))
 		return judged_override;
-	return GetSessionUserId();
+	return ag_session_role();
 }
 
 /* Does the function carry a SET role or SET session_authorization clause? */
