@@ -6,7 +6,7 @@
 #
 # Part 1, a pool of ONE server connection, so that two identities are sure
 # to share a backend (checked with pg_backend_pid()): nothing crosses from
-# identity a to identity b — a temp table granted to PUBLIC, a prepared
+# identity a to identity b — a temp table, a prepared
 # statement, a WITH HOLD cursor, lastval(), an advisory lock, LISTEN, a
 # session SET and search_path; every way out of the identity is refused
 # (RESET ROLE, SET ROLE, a function's SET role clause, SET SESSION
@@ -210,8 +210,10 @@ sub same_backend
 	ok(defined $pa && defined $pb && $pa eq $pb, "$what: a and b on one backend");
 }
 
-# --- a temp table granted to PUBLIC does not catch b's unqualified INSERT
-my $r = ask($ca, q{CREATE TEMP TABLE cross_t (who text); GRANT ALL ON cross_t TO PUBLIC;
+# --- a temp table does not catch b's unqualified INSERT (pg_temp comes
+# first in the search path; agents may not GRANT, so a's temp table would
+# refuse b's row rather than take it, and public.cross_t would miss it)
+my $r = ask($ca, q{CREATE TEMP TABLE cross_t (who text);
 	INSERT INTO cross_t VALUES ('a'); SELECT count(*) FROM pg_temp.cross_t});
 is(val($r), '1', "a's temp table cross_t exists in a's window (and shadows public.cross_t)");
 $r = ask($cb, q{INSERT INTO cross_t VALUES ('b'); SELECT who FROM cross_t});
@@ -274,6 +276,13 @@ is(val($r), 'pg_catalog', "a's SET search_path applies in its window");
 is(val(ask($cb, 'SHOW search_path')), '"$user", public', "a's search_path does not apply to b");
 is(val(ask($cb, 'SHOW work_mem')), '4MB', "a's SET work_mem does not apply to b");
 same_backend('SET');
+
+# --- a statement that must run outside a transaction block, first in its
+# window (the carrier before it must not make it part of a pipeline)
+$r = ask($ca, 'CREATE TABLE a_own (v int)');
+is(errmsg($r), '', 'a creates a table of its own');
+$r = ask($ca, 'VACUUM a_own');
+is(errmsg($r), '', 'a VACUUMs its own table, as it could on a pool of its own');
 
 # --- the ways out of an identity
 my $stamp_b = $s->admin_psql("SELECT (agentgate.session_stamp('$role_b')).stamp");
