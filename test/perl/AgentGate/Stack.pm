@@ -361,9 +361,7 @@ sub start_pgbouncer
 {
 	my ($self) = @_;
 	my $b = $self->{base};
-	# agentgate_pool: the shared pool's login role (proxy shared_pool = on);
-	# not an agent role, so the auth_query does not return it
-	_spew("$b/pgbouncer.auth", qq{"agentgate_pgbouncer" ""\n"agentgate_pool" ""\n}, 0600);
+	_spew("$b/pgbouncer.auth", qq{"agentgate_pgbouncer" ""\n}, 0600);
 	my $extra = $self->{pgbouncer_conf} // '';
 	my $listen = '';
 	if ($self->{pgbouncer_tls})
