@@ -202,6 +202,27 @@ show_dba($s, q{SELECT agentgate.revoke('dana@corp', 'offboarded');});
 live(q{SELECT count(*) FROM reports;});
 $sub->close;
 
+step('many identities, one server connection: the shared pool (a second stack, PgBouncer capped at 1 server connection)');
+{
+	my $p = AgentGate::Stack->new(name => 'demo-pool', audience => 'agentgate-demo',
+		proxy_conf => "shared_pool = on\n",
+		pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\nmax_db_connections = 1\ndefault_pool_size = 1\n");
+	$p->start;
+	$p->admin_psql(q{CREATE TABLE notes (who text DEFAULT current_user, note text); GRANT SELECT, INSERT ON notes TO agentgate_agent;});
+	for my $who (qw(planner executor-1 executor-2))
+	{
+		my $t = $p->token(sub => $who, ttl => 900);
+		print "${D}$who\$${N} INSERT INTO notes (note) VALUES ('hello from $who'); SELECT session_user, current_user, pg_backend_pid()\n";
+		my ($rc, $out, $err) = $p->agent_psql($t, qq{INSERT INTO notes (note) VALUES ('hello from $who'); SELECT session_user, current_user, pg_backend_pid();});
+		print $rc == 0 ? "$out\n" : "${R}$err${N}";
+	}
+	show_dba($p, q{SELECT usename, count(*) AS server_connections FROM pg_stat_activity WHERE usename = 'agentgate_pool' GROUP BY 1;});
+	show_dba($p, q{SELECT who, note FROM notes ORDER BY note;});
+	$p->admin_psql(q{SELECT agentgate.audit_flush()});
+	show_dba($p, q{SELECT role_name, left(statement, 50) AS statement FROM agentgate.audit_log WHERE statement LIKE 'INSERT INTO notes%' ORDER BY ts, seq;});
+	$p->stop;
+}
+
 step('connect by hand');
 my $tok2 = $s->token(sub => 'you', ttl => 3600);
 print <<"EOT";

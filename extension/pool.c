@@ -55,8 +55,11 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "pgstat.h"
 #include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
 
@@ -151,6 +154,31 @@ ag_pool_stamp(void)
 	return bound.valid ? bound.stamp : NULL;
 }
 
+/*
+ * What pg_stat_activity shows for a shared-pool backend: its usename is the
+ * login role for every client, so application_name (the activity entry
+ * only, not the setting: PgBouncer and the client see no change) names the
+ * identity and session the backend serves now.
+ */
+static void
+report_binding(void)
+{
+	char		buf[NAMEDATALEN * 2];
+	const char *sid = NULL;
+
+	if (!bound.valid)
+	{
+		pgstat_report_appname(application_name ? application_name : "");
+		return;
+	}
+	if (strlen(bound.stamp) == AG_STAMP_LEN &&
+		strncmp(bound.stamp, AG_STAMP_PREFIX, strlen(AG_STAMP_PREFIX)) == 0)
+		sid = bound.stamp + strlen(AG_STAMP_PREFIX);
+	snprintf(buf, sizeof(buf), "%s %.*s", bound.rolname,
+			 sid ? AG_STAMP_SID_HEX : 0, sid ? sid : "");
+	pgstat_report_appname(buf);
+}
+
 /* Remember what an abort of this transaction must restore, once. */
 static void
 binding_will_change(void)
@@ -242,6 +270,7 @@ ag_pool_utility(Node *parsetree)
 	binding_will_change();
 	bound.valid = false;
 	SetUserIdAndSecContext(GetSessionUserId(), 0);
+	report_binding();
 }
 
 static void
@@ -265,7 +294,10 @@ pool_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 			/* PostgreSQL puts back the user id; put back its binding */
 			if (xact_changed)
+			{
 				bound = xact_start_binding;
+				report_binding();
+			}
 			xact_changed = false;
 			break;
 		default:
@@ -349,6 +381,7 @@ agentgate_assume(PG_FUNCTION_ARGS)
 	strlcpy(bound.stamp, stamp, sizeof(bound.stamp));
 	GetUserIdAndSecContext(&user, &ctx);
 	SetUserIdAndSecContext(roleid, ctx | SECURITY_LOCAL_USERID_CHANGE);
+	report_binding();
 
 	/*
 	 * The identity's own checks, now: revoked, suspended, reaching a role

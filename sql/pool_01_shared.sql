@@ -45,6 +45,8 @@ SELECT 1;
 CALL agentgate.assume(:'ra', :'sa');
 SELECT session_user, current_user = :'ra' AS agent, agentgate.session_role() = :'ra' AS governed_as;
 SELECT agentgate.session_id() = :'sida' AS own_session;
+SELECT application_name = :'ra' || ' ' || :'sida' AS shows_identity
+  FROM pg_stat_activity WHERE pid = pg_backend_pid();
 SELECT * FROM pool_t;
 -- the same carrier again is nothing; another identity over it is refused
 CALL agentgate.assume(:'ra', :'sa');

@@ -430,7 +430,8 @@ AS $$
       FROM pg_roles r
      WHERE r.rolname = p_usename
        AND r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolreplication
-       AND pg_has_role(r.oid, 'agentgate_agent', 'MEMBER')
+       AND (pg_has_role(r.oid, 'agentgate_agent', 'MEMBER')
+            OR r.rolname = 'agentgate_pool')
 $$;
 
 REVOKE ALL ON TABLE @extschema@.agents, @extschema@.group_roles FROM PUBLIC;

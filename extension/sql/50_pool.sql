@@ -15,6 +15,9 @@ $$;
 COMMENT ON ROLE agentgate_pool IS
     'agentgate: the shared pool''s login role; runs statements only as the agent identity bound for each client''s turn';
 
+-- PgBouncer's auth_query admits the login role with the agent roles
+-- (extension/sql/10_identity.sql; the upgrade from 0.1.0 replaces it).
+
 -- The carrier: CALL agentgate.assume(role, stamp), pipelined by the proxy at
 -- the start of each client's turn with the stamp session_stamp() issued for
 -- that client connection, as a bound parameter.
