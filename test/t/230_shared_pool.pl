@@ -110,6 +110,7 @@ sub ask
 }
 
 sub val { my $r = shift; return @{ $r->{rows} } ? $r->{rows}[0][0] : undef; }
+sub last_val { my $r = shift; return @{ $r->{rows} } ? $r->{rows}[-1][0] : undef; }
 sub errmsg { my $r = shift; return $r->{err} ? "$r->{err}{C} $r->{err}{M}" : ''; }
 
 # extended-protocol messages (unnamed statement and portal)
@@ -251,16 +252,16 @@ same_backend('lastval');
 # --- an advisory lock
 $r = ask($ca, q{SELECT pg_advisory_lock(4242);
 	SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND pid = pg_backend_pid()});
-is(val($r), '1', 'a holds session advisory lock 4242 in its window');
+is(last_val($r), '1', 'a holds session advisory lock 4242 in its window');
 is($s->admin_psql(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242}), '0',
 	"a's session lock is gone after its window");
 $r = ask($cb, 'SELECT pg_advisory_unlock(4242)');
 is(val($r), 'f', "b cannot release a's advisory lock (it holds none)");
 same_backend('advisory lock');
 
-# --- LISTEN
-$r = ask($ca, q{LISTEN a_chan; SELECT pg_listening_channels()});
-is(errmsg($r) . (val($r) // ''), 'a_chan', 'a listens on a_chan in its window');
+# --- LISTEN (it takes effect at commit: the window commits, then looks)
+$r = ask($ca, q{LISTEN a_chan; COMMIT; SELECT pg_listening_channels()});
+is(errmsg($r) . (last_val($r) // ''), 'a_chan', 'a listens on a_chan in its window');
 $s->admin_psql(q{NOTIFY a_chan, 'for a'});
 $r = ask($cb, 'SELECT pg_listening_channels()');
 is(scalar @{ $r->{rows} }, 0, "b's window listens on nothing");
