@@ -92,10 +92,55 @@ for my $i (1 .. $many)
 close $tf;
 printf "minted %d tokens in %.1f s\n", $many, time - $t0;
 
+# CPU seconds (user + system) so far of a process, or of the postmaster
+# and every child of it, from /proc
+sub cpu_of
+{
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/stat" or return 0;
+	my $st = <$fh>;
+	close $fh;
+	$st =~ s/^.*\) //;
+	my @f = split / /, $st;
+	return ($f[11] + $f[12]) / 100;    # utime, stime in clock ticks (USER_HZ = 100)
+}
+
+sub postgres_cpu
+{
+	open my $fh, '<', $s->base . '/pgdata/postmaster.pid' or return 0;
+	my $pm = <$fh>;
+	chomp $pm;
+	my $t = cpu_of($pm);
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open my $sf, '<', $stat or next;
+		my $line = <$sf> // next;
+		my ($ppid) = $line =~ /\) \S+ (\d+)/;
+		$t += cpu_of($stat =~ m{/proc/(\d+)/} ? $1 : 0) if $ppid && $ppid == $pm;
+	}
+	return $t;
+}
+
+sub cpu_now
+{
+	return { proxy => cpu_of($s->pid_of('proxy')), pgbouncer => cpu_of($s->pid_of('pgbouncer')),
+		postgres => postgres_cpu() };
+}
+
+# One psql session samples the server connections in use, so that sampling
+# costs no backend start and hardly any CPU of its own
+my ($sq_in, $sq_out, $n_sample) = ('', '', 0);
+my $sampler = start([ $s->_pg('psql'), '-X', '-A', '-t', '-q', '-h', $s->pg_socket_dir, '-p', $s->pg_port,
+	'-U', 'postgres', '-d', $s->db ], '<', \$sq_in, '>', \$sq_out, '2>', \my $sq_err);
 sub server_connections
 {
-	return $s->admin_psql(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentgate_pool'
-		OR usename IN (SELECT role_name FROM agentgate.agents)});
+	my $mark = 'sample-' . ++$n_sample;
+	$sq_in .= "SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentgate_pool'"
+	  . " OR usename IN (SELECT role_name FROM agentgate.agents);\n\\echo $mark\n";
+	$sampler->pump until $sq_out =~ /(\d+)\n$mark\n/;
+	my $c = $1;
+	$sq_out = '';
+	return $c;
 }
 
 # One run of N identities: the client's figures and the most server
@@ -107,6 +152,7 @@ sub load
 	my $h = start([ "$dir/pool_client", '127.0.0.1', $s->proxy_port, $s->db, "$dir/tokens",
 		$n, $seconds, 1000, 64 ], '>', \$out, '2>', \$err);
 	my $peak = 0;
+	my $cpu0 = cpu_now();
 	while ($h->pumpable)
 	{
 		my $c = server_connections();
@@ -114,18 +160,37 @@ sub load
 		sleep 0.5;
 		$h->pump_nb;
 	}
+	my $cpu1 = cpu_now();
 	$h->finish or die "pool_client ($n) failed: $err$out";
 	my %r = $out =~ /(\w+) ([\d.]+)/g;
+	# CPU per statement, microseconds (PostgreSQL's includes its background
+	# workers, the audit writer among them, and the sampling session)
+	for my $p (qw(proxy pgbouncer postgres))
+	{
+		$r{"us_$p"} = $r{statements} ? 1e6 * ($cpu1->{$p} - $cpu0->{$p}) / $r{statements} : 0;
+	}
+	$r{us_client} = $r{statements} ? 1e6 * $r{cpu_s} / $r{statements} : 0;
 	die "no figures from pool_client:\n$out$err" unless defined $r{p99_ms};
 	$r{servers} = $peak;
 	$r{stderr} = $err;
 	printf "  %5d identities: connected %d failed %d statements %d errors %d late %d"
 	  . " p50 %.2f ms p99 %.2f ms max %.1f ms, server connections %d\n",
 	  $n, @r{qw(connected failed statements errors late p50_ms p99_ms max_ms servers)};
+	printf "    CPU per statement: proxy %.0f us, PgBouncer %.0f us, PostgreSQL %.0f us, client %.0f us\n",
+	  @r{qw(us_proxy us_pgbouncer us_postgres us_client)};
 	print "    $_\n" for grep { length } split /\n/, $err;
 	return \%r;
 }
 
+sub loadavg { open my $fh, '<', '/proc/loadavg' or return '?'; my $l = <$fh>; return join(' ', (split / /, $l)[0 .. 2]); }
+my $load_before = loadavg();
+# what the processes use with no load at all (PostgreSQL's background
+# workers, the audit writer among them): to be read against the figures
+# per statement
+my $idle0 = cpu_now();
+sleep 5;
+my $idle1 = cpu_now();
+my %idle = map { $_ => 1000 * ($idle1->{$_} - $idle0->{$_}) / 5 } keys %$idle0;
 my %runs;
 for my $r (1 .. $rounds)
 {
@@ -157,8 +222,16 @@ printf "%-34s %12d %12d\n", 'statements (all rounds)', sum($few, 'statements'), 
 printf "%-34s %12d %12d\n", 'connection errors (all rounds)', sum($few, 'failed'), sum($many, 'failed');
 printf "%-34s %12d %12d\n", 'statement errors (all rounds)', sum($few, 'errors'), sum($many, 'errors');
 printf "%-34s %12d %12d\n", 'late (turns skipped, all rounds)', sum($few, 'late'), sum($many, 'late');
+for my $p (qw(proxy pgbouncer postgres client))
+{
+	printf "%-34s %12.0f %12.0f\n", "CPU per statement, $p, us", med($few, "us_$p"), med($many, "us_$p");
+}
 printf "%-34s %12d %12d\n", 'server connections in use (peak)',
   median(map { $_->{servers} } @{ $runs{$few} }), median(map { $_->{servers} } @{ $runs{$many} });
+printf "load average (1, 5, 15 min) before %s, after %s, on %d CPUs\n", $load_before, loadavg(),
+  scalar(() = `cat /proc/cpuinfo` =~ /^processor/mg);
+printf "CPU with no load, ms per second: proxy %.1f, PgBouncer %.1f, PostgreSQL %.1f\n",
+  @idle{qw(proxy pgbouncer postgres)};
 my @ratio = map { $runs{$many}[$_]{p99_ms} / $runs{$few}[$_]{p99_ms} } 0 .. $rounds - 1;
 printf "p99(%d) / p99(%d), per round: %s; median %.2f (goal: at most 2)\n",
   $many, $few, join(' ', map { sprintf '%.2f', $_ } @ratio), median(@ratio);
@@ -168,4 +241,6 @@ if ($per_identity)
 	  . " statement errors %d, late %d, server connections %d\n",
 	  $many, @{$per_identity}{qw(p50_ms p99_ms failed errors late servers)};
 }
+$sq_in .= "\\q\n";
+$sampler->finish;
 $s->stop;

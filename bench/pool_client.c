@@ -16,7 +16,8 @@
  *	  pool_client HOST PORT DATABASE TOKEN_FILE N SECONDS INTERVAL_MS CONNECTING
  *
  * Prints one line:
- *	  connected C failed F statements S errors E late L p50_ms P p99_ms Q max_ms M
+ *	  connected C failed F statements S errors E late L p50_ms P p99_ms Q max_ms M cpu_s U
+ * (cpu_s: its own user + system CPU seconds during the steady load).
  *
  * It raises its own open file limit to the hard limit (one descriptor per
  * connection, plus a few).
@@ -58,6 +59,16 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static double
+cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 +
+		(double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
 }
 
 static int
@@ -159,6 +170,7 @@ main(int argc, char **argv)
 	size_t		nlat = 0,
 				caplat;
 	double		t_end;
+	double		cpu0;
 
 	if (argc != 9)
 	{
@@ -244,6 +256,7 @@ main(int argc, char **argv)
 	}
 
 	/* the steady load */
+	cpu0 = cpu_seconds();
 	{
 		double		t0 = now();
 
@@ -351,11 +364,12 @@ main(int argc, char **argv)
 	}
 
 	qsort(lat, nlat, sizeof(double), cmp_double);
-	printf("connected %d failed %d statements %zu errors %d late %d p50_ms %.3f p99_ms %.3f max_ms %.3f\n",
+	printf("connected %d failed %d statements %zu errors %d late %d p50_ms %.3f p99_ms %.3f max_ms %.3f cpu_s %.3f\n",
 		   connected, failed, nlat, errors, late,
 		   nlat ? lat[nlat / 2] * 1000.0 : 0.0,
 		   nlat ? lat[(size_t) ((nlat - 1) * 0.99)] * 1000.0 : 0.0,
-		   nlat ? lat[nlat - 1] * 1000.0 : 0.0);
+		   nlat ? lat[nlat - 1] * 1000.0 : 0.0,
+		   cpu_seconds() - cpu0);
 	fflush(stdout);
 	for (int i = 0; i < n; i++)
 		if (cl[i].conn)
