@@ -105,27 +105,37 @@ sub cpu_of
 	return ($f[11] + $f[12]) / 100;    # utime, stime in clock ticks (USER_HZ = 100)
 }
 
+# PostgreSQL's CPU, split: the shared pool's backends (process title
+# "postgres: agentgate_pool ...") and every other process (the postmaster,
+# the audit writer and other workers, agents' own backends); backends that
+# exited meanwhile are not counted
 sub postgres_cpu
 {
-	open my $fh, '<', $s->base . '/pgdata/postmaster.pid' or return 0;
+	my %t = (backends => 0, others => 0);
+	open my $fh, '<', $s->base . '/pgdata/postmaster.pid' or return \%t;
 	my $pm = <$fh>;
 	chomp $pm;
-	my $t = cpu_of($pm);
+	$t{others} = cpu_of($pm);
 	for my $stat (glob '/proc/[0-9]*/stat')
 	{
 		open my $sf, '<', $stat or next;
 		my $line = <$sf> // next;
-		my ($ppid) = $line =~ /\) \S+ (\d+)/;
-		$t += cpu_of($stat =~ m{/proc/(\d+)/} ? $1 : 0) if $ppid && $ppid == $pm;
+		my ($pid, $ppid) = $line =~ /^(\d+) .*\) \S+ (\d+)/;
+		next unless $ppid && $ppid == $pm;
+		open my $cf, '<', "/proc/$pid/cmdline" or next;
+		my $title = <$cf> // '';
+		$t{ $title =~ /^postgres: agentgate_pool / ? 'backends' : 'others' } += cpu_of($pid);
 	}
-	return $t;
+	return \%t;
 }
 
 sub cpu_now
 {
+	my $pg = postgres_cpu();
 	return { proxy => cpu_of($s->pid_of('proxy')), pgbouncer => cpu_of($s->pid_of('pgbouncer')),
-		postgres => postgres_cpu() };
+		pool_backends => $pg->{backends}, postgres_other => $pg->{others} };
 }
+my @cpu_parts = qw(proxy pgbouncer pool_backends postgres_other);
 
 # One psql session samples the server connections in use, so that sampling
 # costs no backend start and hardly any CPU of its own
@@ -165,7 +175,7 @@ sub load
 	my %r = $out =~ /(\w+) ([\d.]+)/g;
 	# CPU per statement, microseconds (PostgreSQL's includes its background
 	# workers, the audit writer among them, and the sampling session)
-	for my $p (qw(proxy pgbouncer postgres))
+	for my $p (@cpu_parts)
 	{
 		$r{"us_$p"} = $r{statements} ? 1e6 * ($cpu1->{$p} - $cpu0->{$p}) / $r{statements} : 0;
 	}
@@ -176,8 +186,9 @@ sub load
 	printf "  %5d identities: connected %d failed %d statements %d errors %d late %d"
 	  . " p50 %.2f ms p99 %.2f ms max %.1f ms, server connections %d\n",
 	  $n, @r{qw(connected failed statements errors late p50_ms p99_ms max_ms servers)};
-	printf "    CPU per statement: proxy %.0f us, PgBouncer %.0f us, PostgreSQL %.0f us, client %.0f us\n",
-	  @r{qw(us_proxy us_pgbouncer us_postgres us_client)};
+	printf "    CPU per statement: proxy %.0f us, PgBouncer %.0f us, agentgate_pool backends %.0f us,"
+	  . " other PostgreSQL processes %.0f us, client %.0f us\n",
+	  @r{qw(us_proxy us_pgbouncer us_pool_backends us_postgres_other us_client)};
 	print "    $_\n" for grep { length } split /\n/, $err;
 	return \%r;
 }
@@ -222,24 +233,26 @@ printf "%-34s %12d %12d\n", 'statements (all rounds)', sum($few, 'statements'), 
 printf "%-34s %12d %12d\n", 'connection errors (all rounds)', sum($few, 'failed'), sum($many, 'failed');
 printf "%-34s %12d %12d\n", 'statement errors (all rounds)', sum($few, 'errors'), sum($many, 'errors');
 printf "%-34s %12d %12d\n", 'late (turns skipped, all rounds)', sum($few, 'late'), sum($many, 'late');
-for my $p (qw(proxy pgbouncer postgres client))
+my %cpu_label = (proxy => 'proxy', pgbouncer => 'PgBouncer', pool_backends => 'pool backends',
+	postgres_other => 'other PG processes', client => 'client');
+for my $p (@cpu_parts, 'client')
 {
-	printf "%-34s %12.0f %12.0f\n", "CPU per statement, $p, us", med($few, "us_$p"), med($many, "us_$p");
+	printf "%-34s %12.0f %12.0f\n", "CPU/statement, $cpu_label{$p}, us", med($few, "us_$p"), med($many, "us_$p");
 }
 printf "%-34s %12d %12d\n", 'server connections in use (peak)',
   median(map { $_->{servers} } @{ $runs{$few} }), median(map { $_->{servers} } @{ $runs{$many} });
 printf "load average (1, 5, 15 min) before %s, after %s, on %d CPUs\n", $load_before, loadavg(),
   scalar(() = `cat /proc/cpuinfo` =~ /^processor/mg);
-printf "CPU with no load, ms per second: proxy %.1f, PgBouncer %.1f, PostgreSQL %.1f\n",
-  @idle{qw(proxy pgbouncer postgres)};
+printf "CPU with no load, ms per second: proxy %.1f, PgBouncer %.1f, agentgate_pool backends %.1f,"
+  . " other PostgreSQL processes %.1f\n", @idle{@cpu_parts};
 my @ratio = map { $runs{$many}[$_]{p99_ms} / $runs{$few}[$_]{p99_ms} } 0 .. $rounds - 1;
 printf "p99(%d) / p99(%d), per round: %s; median %.2f (goal: at most 2)\n",
   $many, $few, join(' ', map { sprintf '%.2f', $_ } @ratio), median(@ratio);
 if ($per_identity)
 {
 	printf "per-identity pools, %d identities: p50 %.2f ms, p99 %.2f ms, connection errors %d,"
-	  . " statement errors %d, late %d, server connections %d\n",
-	  $many, @{$per_identity}{qw(p50_ms p99_ms failed errors late servers)};
+	  . " statement errors %d, late %d, server connections %d, statements %d\n",
+	  $many, @{$per_identity}{qw(p50_ms p99_ms failed errors late servers statements)};
 }
 $sq_in .= "\\q\n";
 $sampler->finish;
