@@ -879,14 +879,14 @@ carrier_place(ag_pgstream *s, uint8_t t, size_t mark, size_t qmark, ag_buf *to_s
 	return AG_PGS_OK;
 }
 
+static const uint8_t sync_msg[5] = {'S', 0, 0, 0, 4};
+
 /*
  * The server refused the carrier (ErrorResponse, passed to the client)
  * and skips messages until Sync.  The carrier's entries go; a Query
  * behind it gets the proxy's Sync, whose ReadyForQuery answers it; an
  * extended group is skipped to the client's own Sync.
  */
-static const uint8_t sync_msg[5] = {'S', 0, 0, 0, 4};
-
 static ag_pgs_status
 carrier_failed(ag_pgstream *s, ag_buf *to_server)
 {
