@@ -52,15 +52,16 @@
  * with no Sync, so PgBouncer keeps the same server connection and no
  * round trip is added.  Only when nothing of the client's is outstanding
  * and the last ReadyForQuery said idle (or none came yet): never inside
- * a transaction block, never behind an unanswered request (pipelined
- * windows get none, and the extension refuses them: fail closed).  The
- * carrier's ParseComplete, BindComplete and CommandComplete are dropped;
+ * a transaction block.  A group the client pipelines behind an
+ * unanswered one waits until those answers are in (they say whether it
+ * needs a carrier, and PgBouncer may give it another server connection
+ * then).  The carrier's ParseComplete, BindComplete and CommandComplete are dropped;
  * its ErrorResponse goes to the client.  The server then skips messages
  * until Sync: an extended group's own Sync ends that, and for a simple
  * Query the proxy sends a Sync itself, whose ReadyForQuery ends the
  * client's Query.  So that nothing else lands among the skipped
- * messages, a client's next message waits until the carrier before a
- * Query has been answered.  The carrier takes the server's unnamed
+ * messages, any next message waits until the carrier before a Query has
+ * been answered.  The carrier takes the server's unnamed
  * statement, so a client's Bind or Describe of the unnamed statement
  * before its own Parse in the window is refused, as for a replayed named
  * statement.  ParameterStatus(application_name) with the pool's value

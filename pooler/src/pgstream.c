@@ -826,6 +826,20 @@ window_check(ag_pgstream *s, uint8_t t)
 		s->in_group = 1;
 }
 
+/*
+ * A shared client's message of type t would begin a group while an
+ * earlier request is unanswered (pipelining): it waits.  Sent on at once,
+ * it could get no carrier (the state it will meet is not known: idle, or
+ * inside a transaction block, or failed), and PgBouncer may hand it to
+ * another server connection once the earlier answers are in.
+ */
+static int
+window_waits(const ag_pgstream *s, uint8_t t)
+{
+	return s->shared && starts_group(t) && !s->in_group && !s->skipping &&
+		ag_pgs_outstanding(s);
+}
+
 /* Insert n bytes at offset at of b's contents (p is not in b). */
 static int
 buf_insert(ag_buf *b, size_t at, const uint8_t *p, size_t n)
@@ -879,14 +893,14 @@ carrier_place(ag_pgstream *s, uint8_t t, size_t mark, size_t qmark, ag_buf *to_s
 	return AG_PGS_OK;
 }
 
+static const uint8_t sync_msg[5] = {'S', 0, 0, 0, 4};
+
 /*
  * The server refused the carrier (ErrorResponse, passed to the client)
  * and skips messages until Sync.  The carrier's entries go; a Query
  * behind it gets the proxy's Sync, whose ReadyForQuery answers it; an
  * extended group is skipped to the client's own Sync.
  */
-static const uint8_t sync_msg[5] = {'S', 0, 0, 0, 4};
-
 static ag_pgs_status
 carrier_failed(ag_pgstream *s, ag_buf *to_server)
 {
@@ -1613,8 +1627,12 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consu
 			size_t		mark = to_server->len;
 			size_t		qmark = s->qcount;
 
-			/* nothing may land among what a refused carrier would skip */
-			if (s->carrier_query)
+			/*
+			 * Nothing may land among what a refused carrier would skip; and
+			 * a shared client's next window waits for the answers of the
+			 * one before, which say whether it needs a carrier.
+			 */
+			if (s->carrier_query || window_waits(s, t))
 			{
 				s->stalled = 1;
 				break;

@@ -993,23 +993,46 @@ shared(int bw)
 	query_answer(&y, 'I');
 	from_server(&c, &y);
 
-	/* --- two Queries at once: the second waits for the carrier's answer */
+	/* --- two Queries at once: the second window waits for the first's answer */
 	x.n = 0;
 	tagged(&x, 'Q', "SELECT 1");
 	tagged(&x, 'Q', "SELECT 2");
 	from_client(&c, &x);
-	expect(&c.to_server, "PBEQ", "only the first Query goes with the carrier", bw);
+	expect(&c.to_server, "PBEQ", "only the first Query goes, with its carrier", bw);
 	ok(c.held.len > 0 || bw, "the second is held");
 	y.n = 0;
 	carrier_ok(&y);
 	from_server(&c, &y);
-	expect(&c.to_server, "Q", "then the second, behind an unanswered one: no carrier", bw);
+	expect(&c.to_server, "", "still held after the carrier's answer", bw);
 	expect(&c.to_client, "", "nothing for the client yet", bw);
 	y.n = 0;
 	query_answer(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "TCZ", "the first answered", bw);
+	expect(&c.to_server, "PBEQ", "then the second, idle again: its own carrier", bw);
+	y.n = 0;
+	carrier_ok(&y);
 	query_answer(&y, 'I');
 	from_server(&c, &y);
-	expect(&c.to_client, "TCZTCZ", "both answered", bw);
+	expect(&c.to_client, "TCZ", "the second answered", bw);
+	ok(ag_pgs_idle(c.s), "idle");
+
+	/* --- BEGIN pipelined with the next Query: no carrier for it after 'T' */
+	x.n = 0;
+	tagged(&x, 'Q', "BEGIN");
+	tagged(&x, 'Q', "SELECT 2");
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEQ", "BEGIN with its carrier", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	tagged(&y, 'C', "BEGIN");
+	ready(&y, 'T');
+	from_server(&c, &y);
+	expect(&c.to_server, "Q", "the held Query inside the block: none", bw);
+	y.n = 0;
+	tagged(&y, 'C', "COMMIT");
+	ready(&y, 'I');
+	from_server(&c, &y);
 	ok(ag_pgs_idle(c.s), "idle");
 
 	/* --- an extended group: one carrier, not again before its Sync */
@@ -1029,18 +1052,23 @@ shared(int bw)
 	from_server(&c, &y);
 	expect(&c.to_client, "12CZ", "the group's answers only", bw);
 
-	/* --- pipelined groups: only the first has a carrier */
+	/* --- pipelined groups: each waits for the one before, then its carrier */
 	x.n = 0;
 	unnamed_group(&x, "SELECT 1");
 	unnamed_group(&x, "SELECT 2");
 	from_client(&c, &x);
-	expect(&c.to_server, "PBEPBESPBES", "no carrier behind an unanswered group", bw);
+	expect(&c.to_server, "PBEPBES", "the first group with its carrier; the second held", bw);
 	y.n = 0;
 	carrier_ok(&y);
 	group_answer(&y);
+	from_server(&c, &y);
+	expect(&c.to_client, "12CZ", "the first answered", bw);
+	expect(&c.to_server, "PBEPBES", "then the second with its own carrier", bw);
+	y.n = 0;
+	carrier_ok(&y);
 	group_answer(&y);
 	from_server(&c, &y);
-	expect(&c.to_client, "12CZ12CZ", "both groups answered", bw);
+	expect(&c.to_client, "12CZ", "the second answered", bw);
 
 	/* --- the carrier holds the unnamed statement: binding it is refused
 	 * (the client's own unnamed Parse was the last before this window) */
@@ -1166,13 +1194,17 @@ shared(int bw)
 	ok(from_server(&c, &y) == AG_PGS_OK, "carrier error accepted");
 	expect(&c.to_client, "E", "the error goes to the client", bw);
 	ok(strcmp(first_code(&c.to_client), "42501") == 0, "as the server sent it");
-	/* the held second Query follows the proxy's Sync */
-	expect(&c.to_server, "SQ", "the proxy's Sync, then the held Query", bw);
+	expect(&c.to_server, "S", "the proxy's Sync; the second Query still held", bw);
 	y.n = 0;
 	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "Z", "the Sync's ReadyForQuery ends the first Query", bw);
+	expect(&c.to_server, "PBEQ", "the second Query with a carrier of its own", bw);
+	y.n = 0;
+	carrier_ok(&y);
 	query_answer(&y, 'I');
 	from_server(&c, &y);
-	expect(&c.to_client, "ZTCZ", "the Sync's ReadyForQuery ends the first Query", bw);
+	expect(&c.to_client, "TCZ", "and answered", bw);
 	ok(ag_pgs_idle(c.s), "idle after the refusal");
 	/* refused after its ParseComplete: the same */
 	x.n = 0;
