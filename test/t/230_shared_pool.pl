@@ -322,6 +322,16 @@ ok($r->{err} && !@{ $r->{rows} }, 'DISCARD ALL then SELECT in one pipeline: refu
   or diag(explain($r));
 is(val(ask($ca, 'SELECT current_user')), $role_a, 'and a is itself in its next window');
 
+# --- pipelined simple queries: the second has no carrier of its own; it
+# runs as a (same window) or is refused (no identity), never as anyone else
+$ca->write_raw(join('', map { 'Q' . pack('N', 5 + length $_) . "$_\0" }
+	'SELECT current_user, 1', 'SELECT current_user, 2', 'SELECT current_user, 3'));
+my @answers = map { digest(read_until_ready($ca)) } 1 .. 3;
+my @wrong_role = grep { !$_->{err} && (!@{ $_->{rows} } || $_->{rows}[0][0] ne $role_a) } @answers;
+is(scalar(@wrong_role), 0, 'three pipelined queries: each ran as a or was refused');
+is(val($answers[0]), $role_a, 'the first of them ran as a');
+is(val(ask($ca, 'SELECT current_user')), $role_a, 'a is itself afterwards');
+
 # --- policy per identity: a rule for b only
 $s->admin_psql(qq{SELECT agentgate.block(commands => '{READ}', relation => 'pol_t',
 	applies_to => '$role_b', reason => 'tap: b may not read pol_t')});
