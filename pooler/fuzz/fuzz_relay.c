@@ -1,13 +1,15 @@
 /*
  * fuzz_relay.c
  *	  libFuzzer target: the relay's protocol state (pgstream.c), both
- *	  directions.  The first byte picks a chunk size; the rest is split at
+ *	  directions.  The first byte picks a chunk size (its low six bits) and
+ *	  the shared pool's carrier mode (bit 6); the rest is split at
  *	  the first "\n--\n" into a client stream and a server stream, which
  *	  are fed alternately in chunks, the way the relay reads them.
  *	  Checked: nothing crashes or leaks (ASan), a chunked run and a whole
  *	  run end the same way with the same output, FunctionCall never
  *	  reaches the server, the statement table stays within its limits, and
- *	  every message the proxy sends either way is well framed.
+ *	  every message the proxy sends either way is well framed (the
+ *	  carrier and the proxy's Sync included).
  */
 #include "ag_pgstream.h"
 #include "ag_pgproto.h"
@@ -45,7 +47,8 @@ typedef struct outcome
 } outcome;
 
 static void
-run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, outcome *o)
+run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, int shared,
+	outcome *o)
 {
 	ag_pgstream *ps = ag_pgs_new(&lim);
 	ag_buf		held = {0};
@@ -56,6 +59,8 @@ run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, 
 
 	memset(o, 0, sizeof(*o));
 	if (ps == NULL)
+		abort();
+	if (shared && ag_pgs_set_shared(ps, "agent", "ag1.s.mac", "app") < 0)
 		abort();
 	while ((cp < clen && o->cst == AG_PGS_OK) || (sp < slen && o->sst == AG_PGS_OK))
 	{
@@ -80,7 +85,7 @@ run(const uint8_t *c, size_t clen, const uint8_t *s, size_t slen, size_t chunk, 
 		{
 			size_t		n = slen - sp < chunk ? slen - sp : chunk;
 
-			o->sst = ag_pgs_from_server(ps, s + sp, n, &o->to_client);
+			o->sst = ag_pgs_from_server(ps, s + sp, n, &o->to_client, &o->to_server);
 			sp += n;
 			if (held.len > 0 && o->cst == AG_PGS_OK && o->sst == AG_PGS_OK)
 			{
@@ -110,12 +115,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t		clen;
 	size_t		slen;
 	size_t		chunk;
+	int			shared;
 	outcome		whole;
 	outcome		part;
 
 	if (size < 1)
 		return 0;
 	chunk = 1 + data[0] % 64;
+	shared = (data[0] & 0x40) != 0;
 	data++;
 	size--;
 	sep = memmem(data, size, "\n--\n", 4);
@@ -130,8 +137,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * server's answers meet, so only the client's own stream is compared
 	 * when there is no server stream.
 	 */
-	run(c, clen, s, slen, (size_t) -1 / 2, &whole);
-	run(c, clen, s, slen, chunk, &part);
+	run(c, clen, s, slen, (size_t) -1 / 2, shared, &whole);
+	run(c, clen, s, slen, chunk, shared, &part);
 	check_framing(&whole.to_server, 1);
 	check_framing(&part.to_server, 1);
 	check_framing(&whole.to_client, 0);

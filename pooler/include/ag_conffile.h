@@ -19,7 +19,8 @@
 typedef enum ag_conf_type
 {
 	AG_CONF_STR,				/* char *, malloc'd; "" = unset (NULL) */
-	AG_CONF_INT					/* int, within [min, max] */
+	AG_CONF_INT,				/* int, within [min, max] */
+	AG_CONF_BOOL				/* int 0/1: on/off, true/false, yes/no, 1/0 */
 } ag_conf_type;
 
 typedef struct ag_conf_key
@@ -34,6 +35,7 @@ typedef struct ag_conf_key
 
 #define AG_CONF_S(T, f, d)			{#f, AG_CONF_STR, offsetof(T, f), d, 0, 0}
 #define AG_CONF_I(T, f, d, lo, hi)	{#f, AG_CONF_INT, offsetof(T, f), d, lo, hi}
+#define AG_CONF_B(T, f, d)			{#f, AG_CONF_BOOL, offsetof(T, f), d, 0, 1}
 
 /*
  * Set the defaults of keys[] in cfg, then the values of the file at path.

@@ -108,6 +108,19 @@ extern int	ag_pgproto_build_startup(const ag_pg_client_params *p,
 									 const char *role, const char *stamp,
 									 uint8_t *buf, size_t bufsize);
 
+/*
+ * The shared pool (proxy setting shared_pool): every agent logs into
+ * PgBouncer as AG_PGPROTO_POOL_ROLE with application_name
+ * AG_PGPROTO_POOL_APPNAME (one value for all, so PgBouncer never SETs it
+ * between clients); the identity travels in each window's carrier
+ * (ag_pgstream.h).  Database and settings as in ag_pgproto_build_startup.
+ */
+#define AG_PGPROTO_POOL_ROLE	"agentgate_pool"
+#define AG_PGPROTO_POOL_APPNAME "agentgate"
+
+extern int	ag_pgproto_build_shared_startup(const ag_pg_client_params *p,
+											uint8_t *buf, size_t bufsize);
+
 /* The application_name sent to PgBouncer (exposed for tests). */
 extern void ag_pgproto_app_name(const char *client_app, const char *stamp,
 								char *out, size_t outsize);

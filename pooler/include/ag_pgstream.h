@@ -40,6 +40,33 @@
  * message is buffered whole only when it must be rewritten: a named
  * Parse, a Describe, a Close).  FunctionCall is refused.
  *
+ * Shared pool (ag_pgs_set_shared): every agent of a database logs into
+ * PgBouncer as one role, and the identity travels per transaction window
+ * (from the first message after an idle ReadyForQuery to the next idle
+ * one) in a carrier the proxy puts in front of the window's first
+ * message bound for the server:
+ *
+ *	  Parse("", "CALL agentgate.assume($1, $2)"), Bind("", "", text
+ *	  params role and stamp), Execute("", 0)
+ *
+ * with no Sync, so PgBouncer keeps the same server connection and no
+ * round trip is added.  Only when nothing of the client's is outstanding
+ * and the last ReadyForQuery said idle (or none came yet): never inside
+ * a transaction block.  A group the client pipelines behind an
+ * unanswered one waits until those answers are in (they say whether it
+ * needs a carrier, and PgBouncer may give it another server connection
+ * then).  The carrier's ParseComplete, BindComplete and CommandComplete are dropped;
+ * its ErrorResponse goes to the client.  The server then skips messages
+ * until Sync: an extended group's own Sync ends that, and for a simple
+ * Query the proxy sends a Sync itself, whose ReadyForQuery ends the
+ * client's Query.  So that nothing else lands among the skipped
+ * messages, any next message waits until the carrier before a Query has
+ * been answered.  The carrier takes the server's unnamed
+ * statement, so a client's Bind or Describe of the unnamed statement
+ * before its own Parse in the window is refused, as for a replayed named
+ * statement.  ParameterStatus(application_name) with the pool's value
+ * reaches the client as the client's own application_name.
+ *
  * Nothing here does I/O: bytes go in, bytes for each side come out in
  * ag_buf queues, so the whole module is unit tested and fuzzed alone.
  *
@@ -113,9 +140,13 @@ extern ag_pgs_status ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size
 										ag_buf *to_client);
 extern int	ag_pgs_client_stalled(const ag_pgstream *s);
 
-/* Bytes from the server: likewise, into to_client. */
+/*
+ * Bytes from the server: likewise, into to_client; to_server gets what
+ * the proxy must send the server in answer (the Sync after a refused
+ * carrier, in shared mode).
+ */
 extern ag_pgs_status ag_pgs_from_server(ag_pgstream *s, const uint8_t *buf, size_t len,
-										ag_buf *to_client);
+										ag_buf *to_client, ag_buf *to_server);
 
 /* The error that ended the stream: SQLSTATE, message, detail, hint. */
 extern void ag_pgs_fatal(const ag_pgstream *s, const char **sqlstate, const char **msg,
@@ -136,6 +167,28 @@ extern int	ag_pgs_ready_seen(const ag_pgstream *s);
  * session's stamp) ends the stream with a FATAL 42501.  -1 if too long.
  */
 extern int	ag_pgs_set_stamp(ag_pgstream *s, const char *stamp);
+
+/* The procedure the carrier calls (shared mode). */
+#define AG_PGS_CARRIER_QUERY	"CALL agentgate.assume($1, $2)"
+
+/*
+ * Shared pool: from now on a carrier of (role, stamp) goes in front of
+ * each window (see above), there is no stamp check on ParameterStatus,
+ * and a ParameterStatus for application_name with AG_PGPROTO_POOL_APPNAME
+ * reaches the client with client_app instead ("" for none).  -1 if a
+ * value is too long or out of memory.
+ */
+extern int	ag_pgs_set_shared(ag_pgstream *s, const char *role, const char *stamp,
+							  const char *client_app);
+
+/*
+ * Something the client asked has not been answered in full (the login
+ * aside): a cancel may concern this connection only then.
+ */
+extern int	ag_pgs_outstanding(const ag_pgstream *s);
+
+/* PgBouncer's BackendKeyData for this client (8 bytes): 1 if seen. */
+extern int	ag_pgs_cancel_key(const ag_pgstream *s, uint8_t key[8]);
 
 /*
  * Between transactions: every message has had its answer, the last

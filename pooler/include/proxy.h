@@ -96,6 +96,8 @@ typedef struct ag_client
 	char		role[AG_PGPROTO_NAMELEN + 1];
 	char		stamp[AG_PGPROTO_MAX_STAMP + 1];
 	char		session[AG_PGPROTO_MAX_STAMP + 1];	/* session id, from session_stamp() */
+	int			shared;			/* logged into PgBouncer's shared pool */
+	char		client_app[AG_PGPROTO_NAMELEN + 1]; /* shared pool: shown to it */
 	int64_t		exp;
 	struct ag_login_req *login; /* in flight on the admin connection */
 	struct ag_dbcheck_req *dbcheck; /* the database check in flight */
@@ -185,6 +187,8 @@ typedef struct ag_relay_args
 	const uint8_t *early_in;	/* what the client sent after its password */
 	size_t		early_in_len;
 	const char *stamp;			/* the session stamp the client must keep */
+	int			shared;			/* shared pool: stamp and role go in carriers */
+	const char *client_app;		/* shared pool: application_name shown */
 } ag_relay_args;
 
 /* NULL with errno on failure (nothing was taken over then). */
@@ -200,10 +204,13 @@ extern void ag_relay_end(ag_relay *r, const char *sqlstate, const char *msg,
 extern void ag_relay_free(ag_relay *r);
 extern int	ag_relay_idle(const ag_relay *r);
 extern int	ag_relay_ready_seen(const ag_relay *r);
+extern int	ag_relay_cancel_matches(const ag_relay *r, const uint8_t key[8],
+									int only_outstanding);
 extern size_t ag_relay_trim(ag_relay *r);
 
 /* proxy_cancel.c */
 extern int	ag_cancel_forward(const uint8_t *packet, size_t len);
+extern ag_client *ag_cancel_target(const uint8_t *packet, size_t len);
 extern int	ag_pgbouncer_addr(struct sockaddr_storage *ss, socklen_t *len);
 
 /*

@@ -47,6 +47,7 @@ typedef struct ag_proxy_config
 	int			login_cache_seconds;	/* 0 = no cache of verified tokens */
 	int			login_cache_size;
 	int			shutdown_timeout;
+	int			shared_pool;	/* one PgBouncer pool per database (bool) */
 	char	   *pid_file;
 } ag_proxy_config;
 

@@ -14,6 +14,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* on/off and the spellings PostgreSQL also takes; -1 for anything else */
+static int
+parse_bool(const char *v)
+{
+	static const char *const yes[] = {"on", "true", "yes", "1"};
+	static const char *const no[] = {"off", "false", "no", "0"};
+	size_t		i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+	{
+		if (strcasecmp(v, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(v, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
 
 static int
 set_value(void *cfg, const ag_conf_key *k, const char *value,
@@ -27,6 +46,19 @@ set_value(void *cfg, const ag_conf_key *k, const char *value,
 
 		free(*slot);
 		*slot = (value[0] != '\0') ? strdup(value) : NULL;
+		return 0;
+	}
+	else if (k->type == AG_CONF_BOOL)
+	{
+		int			b = parse_bool(value);
+
+		if (b < 0)
+		{
+			snprintf(err, errlen, "invalid value for %s: \"%s\" (expected on or off)",
+					 k->name, value);
+			return -1;
+		}
+		*(int *) (base + k->offset) = b;
 		return 0;
 	}
 	else

@@ -297,27 +297,21 @@ put_pair(uint8_t *buf, size_t bufsize, size_t pos, const char *name,
 	return (long) (pos + nl + vl);
 }
 
-int
-ag_pgproto_build_startup(const ag_pg_client_params *p, const char *role,
-						 const char *stamp, uint8_t *buf, size_t bufsize)
+/* The packet: user, database, application_name, the client's settings. */
+static int
+build_startup(const ag_pg_client_params *p, const char *user, const char *app,
+			  uint8_t *buf, size_t bufsize)
 {
-	char		app[AG_PGPROTO_APPNAME_KEEP + 1 + AG_PGPROTO_MAX_STAMP + 1];
 	const char *names[3] = {"client_encoding", "DateStyle", "TimeZone"};
 	const char *values[3];
 	long		pos;
 	int			i;
 
-	if (role == NULL || !valid_name(role) || stamp == NULL ||
-		strlen(stamp) > AG_PGPROTO_MAX_STAMP || !valid_text(stamp, AG_PGPROTO_MAX_STAMP) ||
-		strchr(stamp, ' ') != NULL || p->database == NULL || !valid_name(p->database))
-		return -1;
 	if (bufsize < 9)
 		return -1;
-
-	ag_pgproto_app_name(p->application_name, stamp, app, sizeof(app));
 	ag_pg_put32(buf + 4, AG_PG_PROTO_V3);
 	pos = 8;
-	if ((pos = put_pair(buf, bufsize, (size_t) pos, "user", role)) < 0 ||
+	if ((pos = put_pair(buf, bufsize, (size_t) pos, "user", user)) < 0 ||
 		(pos = put_pair(buf, bufsize, (size_t) pos, "database", p->database)) < 0 ||
 		(pos = put_pair(buf, bufsize, (size_t) pos, "application_name", app)) < 0)
 		return -1;
@@ -334,6 +328,28 @@ ag_pgproto_build_startup(const ag_pg_client_params *p, const char *role,
 	buf[pos++] = '\0';
 	ag_pg_put32(buf, (uint32_t) pos);
 	return (int) pos;
+}
+
+int
+ag_pgproto_build_startup(const ag_pg_client_params *p, const char *role,
+						 const char *stamp, uint8_t *buf, size_t bufsize)
+{
+	char		app[AG_PGPROTO_APPNAME_KEEP + 1 + AG_PGPROTO_MAX_STAMP + 1];
+
+	if (role == NULL || !valid_name(role) || stamp == NULL ||
+		strlen(stamp) > AG_PGPROTO_MAX_STAMP || !valid_text(stamp, AG_PGPROTO_MAX_STAMP) ||
+		strchr(stamp, ' ') != NULL || p->database == NULL || !valid_name(p->database))
+		return -1;
+	ag_pgproto_app_name(p->application_name, stamp, app, sizeof(app));
+	return build_startup(p, role, app, buf, bufsize);
+}
+
+int
+ag_pgproto_build_shared_startup(const ag_pg_client_params *p, uint8_t *buf, size_t bufsize)
+{
+	if (p->database == NULL || !valid_name(p->database))
+		return -1;
+	return build_startup(p, AG_PGPROTO_POOL_ROLE, AG_PGPROTO_POOL_APPNAME, buf, bufsize);
 }
 
 /* Append a field: code byte, text (control characters masked), NUL. */

@@ -100,6 +100,7 @@ ag_buf_trim(ag_buf *b)
 #define MAX_TAG				64
 #define STAMP_CAP			128 /* a session stamp, NUL included */
 #define PS_CAP				256 /* a ParameterStatus checked for the stamp */
+#define APP_CAP				64	/* the client's application_name, NUL included */
 /* Queries up to this long are read for DISCARD ALL / DEALLOCATE ALL. */
 #define MAX_CLEAR_QUERY		256
 
@@ -135,7 +136,10 @@ typedef enum qkind
 	Q_SYNTH_EXEC_DEALLOC,		/* the same through the extended protocol:
 								 * CommandComplete of its Execute */
 	Q_SYNTH_MSG,				/* msg, an answer of ours */
-	Q_FAIL						/* the server's error replaced by msg */
+	Q_FAIL,						/* the server's error replaced by msg */
+	Q_CARRIER_PARSE,			/* the carrier's ParseComplete: dropped */
+	Q_CARRIER_BIND,				/* its BindComplete: dropped */
+	Q_CARRIER_EXEC				/* its CommandComplete: dropped */
 } qkind;
 
 typedef struct qentry
@@ -160,7 +164,7 @@ typedef enum
 
 typedef enum
 {
-	A_NONE, A_POP, A_ERROR, A_FAIL
+	A_NONE, A_POP, A_ERROR, A_FAIL, A_CARRIER_ERROR
 } saction;
 
 struct ag_pgstream
@@ -211,6 +215,28 @@ struct ag_pgstream
 	 * stamp (see ag_pgs_set_stamp).
 	 */
 	char		stamp[STAMP_CAP];
+
+	/*
+	 * Shared pool: the carrier's three messages, the client's own
+	 * application_name, whether the client is inside an extended group
+	 * (a message other than Query since its last Sync), whether the
+	 * window's carrier is still to go (before the next message bound for
+	 * the server), and whether a carrier sent before a Query is not
+	 * answered yet (the client's next message waits).
+	 */
+	int			shared;
+	uint8_t    *carrier;
+	size_t		carrier_len;
+	char		app[APP_CAP];
+	int			in_group;
+	int			carrier_due;
+	int			carrier_query;
+	int			sync_owed;		/* the proxy's Sync waits for the end of the
+								 * client's Query, still being streamed */
+
+	/* PgBouncer's BackendKeyData for this client */
+	uint8_t		cancel_key[8];
+	int			have_key;
 
 	/* expected answers: a ring */
 	qentry	   *q;
@@ -305,6 +331,7 @@ ag_pgs_free(ag_pgstream *s)
 	free(s->buckets);
 	free(s->q);
 	free(s->g);
+	free(s->carrier);
 	free(s);
 }
 
@@ -385,6 +412,118 @@ param_status_keeps_stamp(const ag_pgstream *s, const uint8_t *b, size_t len)
 	if (vlen < sl || memcmp(value + vlen - sl, s->stamp, sl) != 0)
 		return 0;
 	return vlen == sl || value[vlen - sl - 1] == ' ';
+}
+
+/* Append a big-endian int16 / int32 and bytes to a message being built. */
+static uint8_t *
+put_bytes(uint8_t *p, const void *src, size_t n)
+{
+	memcpy(p, src, n);
+	return p + n;
+}
+
+static uint8_t *
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t) (v >> 8);
+	p[1] = (uint8_t) v;
+	return p + 2;
+}
+
+static uint8_t *
+put32(uint8_t *p, uint32_t v)
+{
+	ag_pg_put32(p, v);
+	return p + 4;
+}
+
+int
+ag_pgs_set_shared(ag_pgstream *s, const char *role, const char *stamp,
+				  const char *client_app)
+{
+	static const char query[] = AG_PGS_CARRIER_QUERY;
+	size_t		rl,
+				sl;
+	size_t		plen,
+				blen,
+				elen;
+	uint8_t    *c,
+			   *p;
+
+	if (role == NULL || stamp == NULL)
+		return -1;
+	rl = strlen(role);
+	sl = strlen(stamp);
+	if (rl == 0 || rl > KEYLEN || sl == 0 || sl >= STAMP_CAP ||
+		(client_app && strlen(client_app) >= sizeof(s->app)))
+		return -1;
+	/* Parse: "" query int16(0); Bind: "" "" 0 formats, 2 params, 0 results */
+	plen = 4 + 1 + sizeof(query) + 2;
+	blen = 4 + 1 + 1 + 2 + 2 + 4 + rl + 4 + sl + 2;
+	elen = 4 + 1 + 4;
+	c = malloc(3 + plen + blen + elen);
+	if (c == NULL)
+		return -1;
+	p = c;
+	*p++ = 'P';
+	p = put32(p, (uint32_t) plen);
+	*p++ = 0;
+	p = put_bytes(p, query, sizeof(query));
+	p = put16(p, 0);
+	*p++ = 'B';
+	p = put32(p, (uint32_t) blen);
+	*p++ = 0;
+	*p++ = 0;
+	p = put16(p, 0);
+	p = put16(p, 2);
+	p = put32(p, (uint32_t) rl);
+	p = put_bytes(p, role, rl);
+	p = put32(p, (uint32_t) sl);
+	p = put_bytes(p, stamp, sl);
+	p = put16(p, 0);
+	*p++ = 'E';
+	p = put32(p, (uint32_t) elen);
+	*p++ = 0;
+	p = put32(p, 0);
+	free(s->carrier);
+	s->carrier = c;
+	s->carrier_len = (size_t) (p - c);
+	snprintf(s->app, sizeof(s->app), "%s", client_app ? client_app : "");
+	s->stamp[0] = '\0';			/* no stamp in application_name to check */
+	s->shared = 1;
+	return 0;
+}
+
+int
+ag_pgs_cancel_key(const ag_pgstream *s, uint8_t key[8])
+{
+	if (!s->have_key)
+		return 0;
+	memcpy(key, s->cancel_key, 8);
+	return 1;
+}
+
+static int
+is_synth(qkind k)
+{
+	return k == Q_SYNTH_CLOSE || k == Q_SYNTH_DEALLOC || k == Q_SYNTH_EXEC_DEALLOC ||
+		k == Q_SYNTH_MSG;
+}
+
+int
+ag_pgs_outstanding(const ag_pgstream *s)
+{
+	size_t		i;
+
+	/* answers of the proxy's own wait only for their turn */
+	for (i = 0; i < s->qcount; i++)
+	{
+		qkind		k = s->q[(s->qhead + i) % s->qcap].kind;
+
+		if (k != Q_LOGIN && !is_synth(k))
+			return 1;
+	}
+	return 0;
 }
 
 int
@@ -648,6 +787,141 @@ q_skip_to_sync(ag_pgstream *s)
 		q_pop(s);
 	if (s->qcount == 0)
 		s->skipping = 1;
+}
+
+/* ------------------------------------------------------------ carrier */
+
+/* The messages that begin a group: the window's carrier goes before one. */
+static int
+starts_group(uint8_t t)
+{
+	return t == 'Q' || t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C';
+}
+
+/*
+ * A client message of type t begins (its header is in): does it open a
+ * window that needs the carrier?  Only when nothing of the client's is
+ * outstanding and the last ReadyForQuery said idle.  From here the
+ * server's unnamed statement counts as the proxy's: the carrier's Parse
+ * takes it, and a Bind of it must not bind the carrier's CALL.
+ */
+static void
+window_check(ag_pgstream *s, uint8_t t)
+{
+	if (!s->shared)
+		return;
+	if (t == 'S')
+	{
+		s->in_group = 0;
+		return;
+	}
+	if (!starts_group(t))
+		return;
+	if (!s->in_group && !s->skipping && s->status == 'I' && !ag_pgs_outstanding(s))
+	{
+		s->carrier_due = 1;
+		s->unnamed_ours = 1;
+	}
+	if (t != 'Q')
+		s->in_group = 1;
+}
+
+/*
+ * A shared client's message of type t would begin a group while an
+ * earlier request is unanswered (pipelining): it waits.  Sent on at once,
+ * it could get no carrier (the state it will meet is not known: idle, or
+ * inside a transaction block, or failed), and PgBouncer may hand it to
+ * another server connection once the earlier answers are in.
+ */
+static int
+window_waits(const ag_pgstream *s, uint8_t t)
+{
+	return s->shared && starts_group(t) && !s->in_group && !s->skipping &&
+		ag_pgs_outstanding(s);
+}
+
+/* Insert n bytes at offset at of b's contents (p is not in b). */
+static int
+buf_insert(ag_buf *b, size_t at, const uint8_t *p, size_t n)
+{
+	size_t		tail = b->len - at;
+	uint8_t    *base;
+
+	if (ag_buf_add(b, p, n) < 0)
+		return -1;
+	base = b->data + b->off;
+	memmove(base + at + n, base + at, tail);
+	memcpy(base + at, p, n);
+	return 0;
+}
+
+/*
+ * A client message of type t has been handled as far as it goes now:
+ * when it was the first of the window to send the server something (at
+ * offset mark of to_server, its answers from queue position qmark on),
+ * the carrier and its three answers go in before it.  A Query or Sync
+ * that sent nothing (answered here) closes the window without one.
+ */
+static ag_pgs_status
+carrier_place(ag_pgstream *s, uint8_t t, size_t mark, size_t qmark, ag_buf *to_server)
+{
+	static const qkind kinds[3] = {Q_CARRIER_PARSE, Q_CARRIER_BIND, Q_CARRIER_EXEC};
+	qentry		moved[3];
+	size_t		i;
+
+	if (!s->carrier_due || s->cst == C_GATHER)
+		return AG_PGS_OK;		/* not yet decided */
+	if (starts_group(t) && to_server->len > mark)
+	{
+		for (i = 0; i < 3; i++)
+			if (q_push(s, kinds[i], NULL, NULL, 0) < 0)
+				return AG_PGS_NOMEM;
+		if (buf_insert(to_server, mark, s->carrier, s->carrier_len) < 0)
+			return AG_PGS_NOMEM;
+		/* the three new entries move in front of the message's own */
+		for (i = 0; i < 3; i++)
+			moved[i] = *q_at(s, s->qcount - 3 + i);
+		for (i = s->qcount - 1; i >= qmark + 3; i--)
+			*q_at(s, i) = *q_at(s, i - 3);
+		for (i = 0; i < 3; i++)
+			*q_at(s, qmark + i) = moved[i];
+		s->carrier_due = 0;
+		s->carrier_query = t == 'Q';
+	}
+	if (t == 'Q' || t == 'S')
+		s->carrier_due = 0;
+	return AG_PGS_OK;
+}
+
+static const uint8_t sync_msg[5] = {'S', 0, 0, 0, 4};
+
+/*
+ * The server refused the carrier (ErrorResponse, passed to the client)
+ * and skips messages until Sync.  The carrier's entries go; a Query
+ * behind it gets the proxy's Sync, whose ReadyForQuery answers it; an
+ * extended group is skipped to the client's own Sync.
+ */
+static ag_pgs_status
+carrier_failed(ag_pgstream *s, ag_buf *to_server)
+{
+	qentry	   *e;
+
+	while ((e = q_head(s)) != NULL &&
+		   (e->kind == Q_CARRIER_PARSE || e->kind == Q_CARRIER_BIND || e->kind == Q_CARRIER_EXEC))
+		q_pop(s);
+	s->carrier_query = 0;
+	if (e != NULL && (e->kind == Q_SIMPLE || e->kind == Q_SIMPLE_CLEARS))
+	{
+		/* not into the middle of the Query's own bytes */
+		if (s->cst == C_STREAM)
+		{
+			s->sync_owed = 1;
+			return AG_PGS_OK;
+		}
+		return ag_buf_add(to_server, sync_msg, 5) < 0 ? AG_PGS_NOMEM : AG_PGS_OK;
+	}
+	q_skip_to_sync(s);
+	return AG_PGS_OK;
 }
 
 /* Our own answers at the head go out, between server messages only. */
@@ -1350,7 +1624,19 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consu
 		if (s->cst == C_HEADER && s->chdrlen == 5)
 		{
 			uint8_t		t = s->chdr[0];
+			size_t		mark = to_server->len;
+			size_t		qmark = s->qcount;
 
+			/*
+			 * Nothing may land among what a refused carrier would skip; and
+			 * a shared client's next window waits for the answers of the
+			 * one before, which say whether it needs a carrier.
+			 */
+			if (s->carrier_query || window_waits(s, t))
+			{
+				s->stalled = 1;
+				break;
+			}
 			/* a message that reads the table waits for earlier batches */
 			if ((t == 'P' || t == 'B' || t == 'D' || t == 'C' ||
 				 (t == 'Q' && ag_pg_get32(s->chdr + 1) - 4 <= MAX_CLEAR_QUERY)) &&
@@ -1359,10 +1645,13 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consu
 				s->stalled = 1;
 				break;
 			}
+			window_check(s, t);
 			if ((st = client_header(s, to_server)) != AG_PGS_OK)
 				return st;
 			if (s->cst == C_GATHER && s->gneed == 0 &&
 				(st = client_gathered(s, to_server)) != AG_PGS_OK)
+				return st;
+			if ((st = carrier_place(s, t, mark, qmark, to_server)) != AG_PGS_OK)
 				return st;
 			if ((st = emit_synth(s, to_client)) != AG_PGS_OK)
 				return st;
@@ -1388,8 +1677,15 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consu
 				s->glen += n;
 				s->cleft -= (uint32_t) n;
 				pos += n;
-				if (s->glen == s->gneed && (st = client_gathered(s, to_server)) != AG_PGS_OK)
-					return st;
+				if (s->glen == s->gneed)
+				{
+					size_t		mark = to_server->len;
+					size_t		qmark = s->qcount;
+
+					if ((st = client_gathered(s, to_server)) != AG_PGS_OK ||
+						(st = carrier_place(s, s->chdr[0], mark, qmark, to_server)) != AG_PGS_OK)
+						return st;
+				}
 				break;
 			case C_STREAM:
 			case C_DISCARD:
@@ -1401,7 +1697,15 @@ ag_pgs_from_client(ag_pgstream *s, const uint8_t *buf, size_t len, size_t *consu
 				pos += n;
 				s->cleft -= (uint32_t) n;
 				if (s->cleft == 0)
+				{
 					s->cst = C_HEADER;
+					if (s->sync_owed)
+					{
+						s->sync_owed = 0;
+						if (ag_buf_add(to_server, sync_msg, 5) < 0)
+							return AG_PGS_NOMEM;
+					}
+				}
 				break;
 		}
 		if ((st = emit_synth(s, to_client)) != AG_PGS_OK)
@@ -1528,6 +1832,19 @@ server_header(ag_pgstream *s, ag_buf *to_client)
 				s->sact = A_FAIL;
 				drop = 1;
 				break;
+			case Q_CARRIER_PARSE:
+			case Q_CARRIER_BIND:
+			case Q_CARRIER_EXEC:
+				if (t == (e->kind == Q_CARRIER_PARSE ? '1' : e->kind == Q_CARRIER_BIND ? '2' : 'C'))
+				{
+					s->sact = A_POP;
+					drop = 1;
+				}
+				else if (t == 'E')
+					s->sact = A_CARRIER_ERROR;	/* the client sees why */
+				else
+					return desync(s);
+				break;
 			case Q_SYNTH_CLOSE:
 			case Q_SYNTH_DEALLOC:
 			case Q_SYNTH_EXEC_DEALLOC:
@@ -1539,7 +1856,10 @@ server_header(ag_pgstream *s, ag_buf *to_client)
 	 * application_name is at most 63 bytes on the server: a longer
 	 * ParameterStatus is another parameter.
 	 */
-	if (t == 'S' && s->stamp[0] != '\0' && !drop && s->sleft <= PS_CAP)
+	if (t == 'S' && (s->stamp[0] != '\0' || s->shared) && !drop && s->sleft <= PS_CAP)
+		gather = 1;
+	/* PgBouncer's key for this client, which a CancelRequest must name */
+	if (t == 'K' && s->sleft == 8 && !drop)
 		gather = 1;
 	if (gather)
 	{
@@ -1557,6 +1877,30 @@ server_header(ag_pgstream *s, ag_buf *to_client)
 			return AG_PGS_NOMEM;
 		s->sst = S_PASS;
 	}
+	return AG_PGS_OK;
+}
+
+/* A ParameterStatus body: application_name = the pool's own value. */
+static int
+is_pool_app_name(const uint8_t *b, size_t len)
+{
+	static const uint8_t want[] = "application_name\0" AG_PGPROTO_POOL_APPNAME;
+
+	return len == sizeof(want) && memcmp(b, want, sizeof(want)) == 0;
+}
+
+/* ParameterStatus(application_name, the client's own), in its place. */
+static ag_pgs_status
+put_client_app_name(ag_pgstream *s, ag_buf *to_client)
+{
+	static const char name[] = "application_name";
+	size_t		alen = strlen(s->app) + 1;
+
+	if (put_header(to_client, 'S', (uint32_t) (4 + sizeof(name) + alen)) < 0 ||
+		ag_buf_add(to_client, name, sizeof(name)) < 0 ||
+		ag_buf_add(to_client, s->app, alen) < 0)
+		return AG_PGS_NOMEM;
+	s->sst = S_PASS;
 	return AG_PGS_OK;
 }
 
@@ -1587,6 +1931,12 @@ server_gathered(ag_pgstream *s, ag_buf *to_client)
 				return fatal(s, "42501", "agent session changed its session stamp",
 							 "application_name was set to a value that does not end with this connection's stamp.",
 							 "Do not change the session stamp; open a new connection for a new session.");
+			if (s->shared && is_pool_app_name(s->sg, s->sglen))
+				return put_client_app_name(s, to_client);
+			break;
+		case 'K':
+			memcpy(s->cancel_key, s->sg, 8);
+			s->have_key = 1;
 			break;
 		case 'C':
 			if (e && s->sglen > 0 && s->sg[s->sglen - 1] == 0 && is_discard_all(s->sg, s->sglen))
@@ -1601,8 +1951,10 @@ server_gathered(ag_pgstream *s, ag_buf *to_client)
 
 /* The server message is over: do what it meant for the queue. */
 static ag_pgs_status
-server_end(ag_pgstream *s, ag_buf *to_client)
+server_end(ag_pgstream *s, ag_buf *to_client, ag_buf *to_server)
 {
+	ag_pgs_status st;
+
 	s->sst = S_HEADER;
 	switch (s->sact)
 	{
@@ -1610,7 +1962,16 @@ server_end(ag_pgstream *s, ag_buf *to_client)
 			break;
 		case A_POP:
 			if (s->qcount)
+			{
+				if (q_head(s)->kind == Q_CARRIER_EXEC)
+					s->carrier_query = 0;	/* the client may go on */
 				q_pop(s);
+			}
+			break;
+		case A_CARRIER_ERROR:
+			s->sact = A_NONE;
+			if ((st = carrier_failed(s, to_server)) != AG_PGS_OK)
+				return st;
 			break;
 		case A_ERROR:
 		case A_FAIL:
@@ -1623,7 +1984,8 @@ server_end(ag_pgstream *s, ag_buf *to_client)
 }
 
 ag_pgs_status
-ag_pgs_from_server(ag_pgstream *s, const uint8_t *buf, size_t len, ag_buf *to_client)
+ag_pgs_from_server(ag_pgstream *s, const uint8_t *buf, size_t len, ag_buf *to_client,
+				   ag_buf *to_server)
 {
 	size_t		pos = 0;
 	ag_pgs_status st;
@@ -1672,7 +2034,7 @@ ag_pgs_from_server(ag_pgstream *s, const uint8_t *buf, size_t len, ag_buf *to_cl
 				break;
 		}
 		if ((s->sst == S_PASS || s->sst == S_DROP) && s->sleft == 0 &&
-			(st = server_end(s, to_client)) != AG_PGS_OK)
+			(st = server_end(s, to_client, to_server)) != AG_PGS_OK)
 			return st;
 	}
 	return AG_PGS_OK;

@@ -16,6 +16,15 @@
  * a cancel is dropped), and proxy_client.c rate-limits them per peer
  * address before they get here.
  *
+ * Shared pool: PgBouncer cancels whatever its server connection runs when
+ * the cancel arrives, and once a client's answer is in, that connection
+ * may already serve another identity.  So proxy_client.c forwards a
+ * shared client's cancel only while that client has a request
+ * outstanding (ag_cancel_target finds the client by PgBouncer's key, which
+ * the relay keeps from BackendKeyData); a late one is dropped.  What
+ * remains is PgBouncer's own window between its reading the answer and
+ * the cancel reaching the server.
+ *
  *-------------------------------------------------------------------------
  */
 #include "proxy.h"
@@ -81,6 +90,23 @@ cancel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	ag_log(AG_LOG_WARNING, NULL, "cancel request: pooler kept the connection open for %d s",
 		   AG_CANCEL_HOLD_SECONDS);
 	cancel_free(arg);
+}
+
+/*
+ * The connection a CancelRequest (16 bytes: length, code, then PgBouncer's
+ * 8-byte key) names, among relayed ones; NULL if none.
+ */
+ag_client *
+ag_cancel_target(const uint8_t *packet, size_t len)
+{
+	ag_client  *c;
+
+	if (len != 16)
+		return NULL;
+	for (c = ag_proxy_g.clients; c; c = c->next)
+		if (c->state == AG_CS_RELAY && ag_relay_cancel_matches(c->relay, packet + 8, 0))
+			return c;
+	return NULL;
 }
 
 /* 0 when the cancel is on its way to PgBouncer, -1 when it was dropped. */

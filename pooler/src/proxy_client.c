@@ -335,10 +335,25 @@ static void
 relay_cancel(ag_client *c, const uint8_t *buf, size_t len)
 {
 	ag_proxy   *g = &ag_proxy_g;
+	ag_client  *target;
 
 	if (!ag_rate_allow(g->cancel_rates, &c->peer_key, monotonic_seconds(),
 					   (double) g->cfg->cancel_rate, (double) g->cfg->cancel_burst))
+	{
 		ag_client_free(c, "cancel request dropped: over cancel_rate for this address");
+		return;
+	}
+
+	/*
+	 * Shared pool: only while the named connection waits for an answer; a
+	 * late cancel could reach the statement of whichever identity the
+	 * server connection serves by then (proxy_cancel.c).
+	 */
+	target = ag_cancel_target(buf, len);
+	if (target ? target->shared && !ag_relay_cancel_matches(target->relay, buf + 8, 1)
+		: g->cfg->shared_pool)
+		ag_client_free(c, target ? "cancel request dropped: nothing outstanding on that connection"
+					   : "cancel request dropped: no connection has that key");
 	else if (ag_cancel_forward(buf, len) < 0)
 		ag_client_free(c, "cancel request dropped: max_cancel_connections in flight");
 	else
@@ -474,6 +489,8 @@ start_relay(ag_client *c, const uint8_t *pkt, size_t len)
 	a.early_in_len = evbuffer_get_length(in);
 	a.early_in = a.early_in_len ? evbuffer_pullup(in, -1) : NULL;
 	a.stamp = c->stamp[0] ? c->stamp : NULL;
+	a.shared = c->shared;
+	a.client_app = c->client_app;
 	c->relay = ag_relay_start(&a);
 	if (c->relay == NULL)
 		return -1;
@@ -871,15 +888,33 @@ login_done(void *arg, int ok, const char *sqlstate, const char *msg,
 	/* the extension owns the stamp's format: the session id is its own column */
 	snprintf(c->session, sizeof(c->session), "%s", session);
 
-	len = ag_pgproto_build_startup(&c->params, role, stamp, pkt, sizeof(pkt));
+	/*
+	 * Shared pool: PgBouncer sees one role for every agent, and the
+	 * identity goes in each transaction's carrier (ag_pgstream.h).  The
+	 * client is shown its own application_name, cleaned as the server
+	 * would clean it.
+	 */
+	c->shared = ag_proxy_g.cfg->shared_pool;
+	if (c->shared)
+	{
+		const char *app = c->params.application_name ? c->params.application_name : "";
+		size_t		i;
+
+		for (i = 0; app[i] && i < sizeof(c->client_app) - 1; i++)
+			c->client_app[i] = (app[i] >= 0x20 && app[i] < 0x7f) ? app[i] : '?';
+		c->client_app[i] = '\0';
+		len = ag_pgproto_build_shared_startup(&c->params, pkt, sizeof(pkt));
+	}
+	else
+		len = ag_pgproto_build_startup(&c->params, role, stamp, pkt, sizeof(pkt));
 	if (len < 0 || strlen(role) != strlen(c->role) || strlen(stamp) != strlen(c->stamp))
 	{
 		ag_log(AG_LOG_ERROR, c, "agentgate.login() returned an unusable role or stamp");
 		refuse(c, "28000", "login failed", NULL, NULL);
 		return;
 	}
-	ag_log(AG_LOG_INFO, c, "login%s: role=%s database=%s client_user=%s tls=%s peer=%s",
-		   c->cached ? " (cached)" : "", c->role,
+	ag_log(AG_LOG_INFO, c, "login%s: role=%s%s database=%s client_user=%s tls=%s peer=%s",
+		   c->cached ? " (cached)" : "", c->role, c->shared ? " pool=shared" : "",
 		   c->params.database, c->params.user ? c->params.user : "",
 		   SSL_session_reused(bufferevent_openssl_get_ssl(c->cbev)) ? "resumed" : "full",
 		   c->peer);

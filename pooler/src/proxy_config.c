@@ -21,6 +21,7 @@
 
 #define S(f, d)			AG_CONF_S(ag_proxy_config, f, d)
 #define I(f, d, lo, hi) AG_CONF_I(ag_proxy_config, f, d, lo, hi)
+#define B(f, d)			AG_CONF_B(ag_proxy_config, f, d)
 
 static const ag_conf_key keys[] = {
 	S(listen_addr, "127.0.0.1"),
@@ -58,6 +59,7 @@ static const ag_conf_key keys[] = {
 	I(login_cache_seconds, "10", 0, 60),
 	I(login_cache_size, "1000", 1, 1000000),
 	I(shutdown_timeout, "30", 0, 3600),
+	B(shared_pool, "off"),
 	S(pid_file, NULL),
 };
 

@@ -128,6 +128,21 @@ ag_relay_trim(ag_relay *r)
 		ag_buf_trim(&r->early) + ag_buf_trim(&r->from_ps);
 }
 
+/*
+ * A CancelRequest names this connection (PgBouncer's key for it) and,
+ * when only_outstanding, the connection has a request in flight.
+ */
+int
+ag_relay_cancel_matches(const ag_relay *r, const uint8_t key[8], int only_outstanding)
+{
+	uint8_t		mine[8];
+
+	if (r == NULL || r->ps == NULL || !ag_pgs_cancel_key(r->ps, mine) ||
+		memcmp(mine, key, 8) != 0)
+		return 0;
+	return !only_outstanding || ag_pgs_outstanding(r->ps);
+}
+
 /* PgBouncer's first ReadyForQuery has passed: the login is over. */
 int
 ag_relay_ready_seen(const ag_relay *r)
@@ -601,10 +616,13 @@ server_read(ag_relay *r)
 		}
 		if (n == 0)
 			return server_closed(r, "pooler closed the connection");
-		st = ag_pgs_from_server(r->ps, scratch, (size_t) n, &r->from_ps);
+		st = ag_pgs_from_server(r->ps, scratch, (size_t) n, &r->from_ps, &r->to_server);
 		if (st != AG_PGS_OK)
 			return protocol_failed(r, st);
 		if (filter_out(r) < 0)
+			return -1;
+		/* a Sync of the proxy's after a refused carrier (shared pool) */
+		if (r->to_server.len > 0 && server_flush(r) < 0)
 			return -1;
 		if (client_flush(r) < 0)
 			return -1;
@@ -761,7 +779,9 @@ ag_relay_start(const ag_relay_args *a)
 	lim.max_statements = cfg->max_prepared_statements;
 	lim.max_statement_bytes = (size_t) cfg->max_prepared_bytes;
 	r->ps = ag_pgs_new(&lim);
-	if (r->ps != NULL && ag_pgs_set_stamp(r->ps, a->stamp) < 0)
+	if (r->ps != NULL &&
+		(a->shared ? ag_pgs_set_shared(r->ps, a->role, a->stamp, a->client_app) :
+		 ag_pgs_set_stamp(r->ps, a->stamp)) < 0)
 	{
 		ag_pgs_free(r->ps);
 		r->ps = NULL;

@@ -219,6 +219,43 @@ test_filter(void)
 	}
 }
 
+/*
+ * A built packet parses as protocol 3.0 with exactly user, database db1,
+ * application_name and TimeZone UTC.
+ */
+static int
+built_has(const uint8_t *out, int n, const char *user, const char *app)
+{
+	ag_pg_startup *b;
+	char		err[AG_PGPROTO_ERRLEN];
+	int			i;
+	int			seen = 0;
+
+	if (n <= 0 || (b = malloc(sizeof(*b))) == NULL)
+		return 0;
+	if (ag_pgproto_parse_startup(out, (size_t) n, b, err) < 0 || b->major != 3 || b->minor != 0)
+	{
+		free(b);
+		return 0;
+	}
+	for (i = 0; i < b->nparams; i++)
+	{
+		if (strcmp(b->params[i].name, "user") == 0)
+			seen += strcmp(b->params[i].value, user) == 0;
+		else if (strcmp(b->params[i].name, "database") == 0)
+			seen += strcmp(b->params[i].value, "db1") == 0;
+		else if (strcmp(b->params[i].name, "application_name") == 0)
+			seen += strcmp(b->params[i].value, app) == 0;
+		else if (strcmp(b->params[i].name, "TimeZone") == 0)
+			seen += strcmp(b->params[i].value, "UTC") == 0;
+		else
+			seen -= 100;
+	}
+	i = b->nparams;
+	free(b);
+	return seen == 4 && i == 4;
+}
+
 static void
 test_build(void)
 {
@@ -248,30 +285,8 @@ test_build(void)
 	}
 	n = ag_pgproto_build_startup(&p, "agent_alice", stamp, out, sizeof(out));
 	CHECK(n > 0, "build ok");
-	if (n > 0)
-	{
-		ag_pg_startup *b = malloc(sizeof(*b));
-		int			i;
-		int			seen = 0;
-
-		CHECK(ag_pgproto_parse_startup(out, (size_t) n, b, err) == 0, "built packet parses");
-		CHECK(b->minor == 0 && b->major == 3, "built packet is 3.0");
-		for (i = 0; i < b->nparams; i++)
-		{
-			if (strcmp(b->params[i].name, "user") == 0)
-				seen += strcmp(b->params[i].value, "agent_alice") == 0;
-			else if (strcmp(b->params[i].name, "database") == 0)
-				seen += strcmp(b->params[i].value, "db1") == 0;
-			else if (strcmp(b->params[i].name, "application_name") == 0)
-				seen += strcmp(b->params[i].value, "psql ag1.0123456789abcdef.0123456789abcdef") == 0;
-			else if (strcmp(b->params[i].name, "TimeZone") == 0)
-				seen += strcmp(b->params[i].value, "UTC") == 0;
-			else
-				seen -= 100;
-		}
-		CHECK(seen == 4 && b->nparams == 4, "built packet has exactly the rewritten parameters");
-		free(b);
-	}
+	CHECK(built_has(out, n, "agent_alice", "psql ag1.0123456789abcdef.0123456789abcdef"),
+		  "built packet has exactly the rewritten parameters");
 	CHECK(ag_pgproto_build_startup(&p, "", stamp, out, sizeof(out)) < 0, "empty role refused");
 	CHECK(ag_pgproto_build_startup(&p, "a\nb", stamp, out, sizeof(out)) < 0, "role with newline refused");
 	CHECK(ag_pgproto_build_startup(&p, "r", "has space", out, sizeof(out)) < 0, "stamp with space refused");
@@ -279,6 +294,13 @@ test_build(void)
 								   "ag1.0123456789abcdef.0123456789abcdef0123", out, sizeof(out)) < 0,
 		  "41-byte stamp refused");
 	CHECK(ag_pgproto_build_startup(&p, "agent_alice", stamp, out, 40) < 0, "small buffer refused");
+
+	/* shared pool: one role and application_name for every agent */
+	n = ag_pgproto_build_shared_startup(&p, out, sizeof(out));
+	CHECK(n > 0, "shared build ok");
+	CHECK(built_has(out, n, "agentgate_pool", "agentgate"),
+		  "shared packet: agentgate_pool, agentgate, no stamp");
+	CHECK(ag_pgproto_build_shared_startup(&p, out, 40) < 0, "shared: small buffer refused");
 }
 
 static void

@@ -2,7 +2,8 @@
  * pgstream_test.c
  *	  Unit tests of the protocol state machine (pgstream.c): named
  *	  statements kept by the proxy, answers in order, errors mid-pipeline,
- *	  DISCARD ALL, limits, framing refusals, and byte-at-a-time input.
+ *	  DISCARD ALL, limits, framing refusals, byte-at-a-time input, and
+ *	  the shared pool's carrier.
  */
 #include "ag_pgstream.h"
 #include "ag_pgproto.h"
@@ -171,7 +172,7 @@ conn_open(conn *c, int bytewise)
 	add32(&auth, 0);
 	msg(&login, 'R', &auth);
 	ready(&login, 'I');
-	ag_pgs_from_server(c->s, login.b, login.n, &c->to_client);
+	ag_pgs_from_server(c->s, login.b, login.n, &c->to_client, &c->to_server);
 	ag_buf_consume(&c->to_client, c->to_client.len);
 }
 
@@ -229,7 +230,8 @@ from_server(conn *c, const m *x)
 	ag_buf_consume(&c->to_server, c->to_server.len);
 	for (i = 0; i < x->n && st == AG_PGS_OK; i += c->bytewise ? 1 : x->n)
 	{
-		st = ag_pgs_from_server(c->s, x->b + i, c->bytewise ? 1 : x->n, &c->to_client);
+		st = ag_pgs_from_server(c->s, x->b + i, c->bytewise ? 1 : x->n, &c->to_client,
+								&c->to_server);
 		if (st == AG_PGS_OK && c->held.len > 0)
 			st = feed_client(c, NULL, 0);
 	}
@@ -719,7 +721,7 @@ limits(void)
 		x.n = 0;
 		add32(&x, 3);
 		msg(&y, 'R', &x);
-		ok(ag_pgs_from_server(s, y.b, y.n, &out) == AG_PGS_AUTH_REQUEST && out.len == 0,
+		ok(ag_pgs_from_server(s, y.b, y.n, &out, &out) == AG_PGS_AUTH_REQUEST && out.len == 0,
 		   "password request stopped before any byte passes");
 		ok(ag_pgs_auth_request(s) == 3, "request code kept");
 		ag_pgs_free(s);
@@ -802,11 +804,521 @@ stamp(int bw)
 	conn_close(&c);
 }
 
+/* ------------------------------------------------------------ shared pool */
+
+#define ROLE		"agent_alice"
+#define STAMP		"ag1.s1.mac1"
+
+/* A shared-pool connection: the carrier set, then the login (R S K Z). */
+static void
+shared_open(conn *c, int bw, const char *app)
+{
+	m			login = {.n = 0};
+	m			b = {.n = 0};
+
+	memset(c, 0, sizeof(*c));
+	c->s = ag_pgs_new(&lim);
+	c->bytewise = bw;
+	ok(ag_pgs_set_shared(c->s, ROLE, STAMP, app) == 0, "shared mode set");
+	add32(&b, 0);
+	msg(&login, 'R', &b);
+	param_status(&login, "application_name", AG_PGPROTO_POOL_APPNAME);
+	b.n = 0;
+	add32(&b, 0x01020304);
+	add32(&b, 0x05060708);
+	msg(&login, 'K', &b);
+	ready(&login, 'I');
+	from_server(c, &login);
+}
+
+/* The carrier as the extension expects it, byte for byte. */
+static void
+carrier(m *x)
+{
+	m			b = {.n = 0};
+
+	parse(x, "", AG_PGS_CARRIER_QUERY, 0);
+	adds(&b, "");
+	adds(&b, "");
+	add16(&b, 0);
+	add16(&b, 2);
+	add32(&b, (uint32_t) strlen(ROLE));
+	add(&b, ROLE, strlen(ROLE));
+	add32(&b, (uint32_t) strlen(STAMP));
+	add(&b, STAMP, strlen(STAMP));
+	add16(&b, 0);
+	msg(x, 'B', &b);
+	execute(x);
+}
+
+/* to_server is the carrier and then exactly the bytes of after. */
+static int
+carrier_then(const ag_buf *q, const m *after)
+{
+	m			want = {.n = 0};
+
+	carrier(&want);
+	add(&want, after->b, after->n);
+	return q->len == want.n && memcmp(q->data + q->off, want.b, want.n) == 0;
+}
+
+/* The server's answers to the carrier. */
+static void
+carrier_ok(m *y)
+{
+	empty(y, '1');
+	empty(y, '2');
+	tagged(y, 'C', "CALL");
+}
+
+/* The value of the first ParameterStatus in q ("" if none). */
+static const char *
+first_param_value(const ag_buf *q)
+{
+	size_t		pos = 0;
+
+	while (pos + 5 <= q->len)
+	{
+		const uint8_t *p = q->data + q->off + pos;
+
+		if (p[0] == 'S')
+			return (const char *) p + 5 + strlen((const char *) p + 5) + 1;
+		pos += 1 + ag_pg_get32(p + 1);
+	}
+	return "";
+}
+
+static void
+query_answer(m *y, char status)
+{
+	m			b = {.n = 0};
+
+	add16(&b, 0);
+	msg(y, 'T', &b);
+	tagged(y, 'C', "SELECT 0");
+	ready(y, status);
+}
+
+/* Parse(""), Bind, Execute, Sync of q: a whole unnamed group. */
+static void
+unnamed_group(m *x, const char *q)
+{
+	parse(x, "", q, 0);
+	bind(x, "", "", NULL);
+	execute(x);
+	empty(x, 'S');
+}
+
+/* Bind(name), Execute, Sync. */
+static void
+run_bound(m *x, const char *name)
+{
+	bind(x, "", name, NULL);
+	execute(x);
+	empty(x, 'S');
+}
+
+/* The server's answers to such a group. */
+static void
+group_answer(m *y)
+{
+	empty(y, '1');
+	empty(y, '2');
+	tagged(y, 'C', "SELECT 1");
+	ready(y, 'I');
+}
+
+static void
+shared(int bw)
+{
+	conn		c;
+	m			x;
+	m			y;
+	uint8_t		key[8];
+	static const uint8_t want_key[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	const char *sqlstate;
+	const char *msgtext;
+	const char *detail;
+	const char *hint;
+
+	/* --- login: the client's own application_name, PgBouncer's key kept */
+	shared_open(&c, bw, "psql");
+	expect(&c.to_client, "RSKZ", "shared login passes", bw);
+	ok(strcmp(first_param_value(&c.to_client), "psql") == 0,
+	   "login's application_name is the client's%s: %s", bw ? " (bytewise)" : "",
+	   first_param_value(&c.to_client));
+	ok(ag_pgs_cancel_key(c.s, key) == 1 && memcmp(key, want_key, 8) == 0, "cancel key kept");
+	ok(!ag_pgs_outstanding(c.s), "nothing outstanding after the login");
+
+	/* --- a Query at idle: carrier first, its answers swallowed */
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	ok(from_client(&c, &x) == AG_PGS_OK, "query accepted");
+	ok(carrier_then(&c.to_server, &x), "carrier, then the Query unchanged%s", bw ? " (bytewise)" : "");
+	ok(ag_pgs_outstanding(c.s), "the Query is outstanding");
+	y.n = 0;
+	carrier_ok(&y);
+	query_answer(&y, 'I');
+	ok(from_server(&c, &y) == AG_PGS_OK, "answers accepted");
+	expect(&c.to_client, "TCZ", "carrier's 1, 2, C swallowed", bw);
+	ok(!ag_pgs_outstanding(c.s) && ag_pgs_idle(c.s), "idle again");
+
+	/* --- the next window gets its own carrier */
+	from_client(&c, &x);
+	ok(carrier_then(&c.to_server, &x), "a carrier per window");
+	y.n = 0;
+	carrier_ok(&y);
+	tagged(&y, 'C', "BEGIN");
+	ready(&y, 'T');
+	from_server(&c, &y);
+	expect(&c.to_client, "CZ", "BEGIN answered", bw);
+
+	/* --- inside a transaction block, and in a failed one: none */
+	from_client(&c, &x);
+	expect(&c.to_server, "Q", "no carrier while 'T'", bw);
+	y.n = 0;
+	error(&y, "22012");
+	ready(&y, 'E');
+	from_server(&c, &y);
+	from_client(&c, &x);
+	expect(&c.to_server, "Q", "no carrier while 'E'", bw);
+	y.n = 0;
+	tagged(&y, 'C', "ROLLBACK");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	from_client(&c, &x);
+	ok(carrier_then(&c.to_server, &x), "after 'I' again: a carrier");
+	y.n = 0;
+	carrier_ok(&y);
+	query_answer(&y, 'I');
+	from_server(&c, &y);
+
+	/* --- two Queries at once: the second window waits for the first's answer */
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	tagged(&x, 'Q', "SELECT 2");
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEQ", "only the first Query goes, with its carrier", bw);
+	ok(c.held.len > 0 || bw, "the second is held");
+	y.n = 0;
+	carrier_ok(&y);
+	from_server(&c, &y);
+	expect(&c.to_server, "", "still held after the carrier's answer", bw);
+	expect(&c.to_client, "", "nothing for the client yet", bw);
+	y.n = 0;
+	query_answer(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "TCZ", "the first answered", bw);
+	expect(&c.to_server, "PBEQ", "then the second, idle again: its own carrier", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	query_answer(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "TCZ", "the second answered", bw);
+	ok(ag_pgs_idle(c.s), "idle");
+
+	/* --- BEGIN pipelined with the next Query: no carrier for it after 'T' */
+	x.n = 0;
+	tagged(&x, 'Q', "BEGIN");
+	tagged(&x, 'Q', "SELECT 2");
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEQ", "BEGIN with its carrier", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	tagged(&y, 'C', "BEGIN");
+	ready(&y, 'T');
+	from_server(&c, &y);
+	expect(&c.to_server, "Q", "the held Query inside the block: none", bw);
+	y.n = 0;
+	tagged(&y, 'C', "COMMIT");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	ok(ag_pgs_idle(c.s), "idle");
+
+	/* --- an extended group: one carrier, not again before its Sync */
+	x.n = 0;
+	parse(&x, "", "SELECT $1::int", 1);
+	from_client(&c, &x);
+	ok(carrier_then(&c.to_server, &x), "carrier before the group's Parse");
+	x.n = 0;
+	bind(&x, "", "", "1");
+	execute(&x);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "BES", "the rest of the group: none", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	group_answer(&y);
+	from_server(&c, &y);
+	expect(&c.to_client, "12CZ", "the group's answers only", bw);
+
+	/* --- pipelined groups: each waits for the one before, then its carrier */
+	x.n = 0;
+	unnamed_group(&x, "SELECT 1");
+	unnamed_group(&x, "SELECT 2");
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEPBES", "the first group with its carrier; the second held", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	group_answer(&y);
+	from_server(&c, &y);
+	expect(&c.to_client, "12CZ", "the first answered", bw);
+	expect(&c.to_server, "PBEPBES", "then the second with its own carrier", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	group_answer(&y);
+	from_server(&c, &y);
+	expect(&c.to_client, "12CZ", "the second answered", bw);
+
+	/* --- the carrier holds the unnamed statement: binding it is refused
+	 * (the client's own unnamed Parse was the last before this window) */
+	x.n = 0;
+	run_bound(&x, "");
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEPS", "Bind(\"\") at a window start: the proxy's refusal", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	error(&y, "42601");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "EZ", "an error and ReadyForQuery", bw);
+	ok(strcmp(first_code(&c.to_client), "26000") == 0, "26000, not the carrier's CALL bound: %s",
+	   first_code(&c.to_client));
+
+	/* --- a named statement: stored, replayed behind the window's carrier */
+	x.n = 0;
+	parse(&x, "s1", "SELECT 1", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEPS", "named Parse: carrier, Parse(\"\"), Sync", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	empty(&y, '1');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "1Z", "ParseComplete reaches the client", bw);
+	x.n = 0;
+	run_bound(&x, "s1");
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEPBES", "Bind(s1): carrier, replayed Parse, Bind", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	group_answer(&y);
+	from_server(&c, &y);
+	expect(&c.to_client, "2CZ", "replayed ParseComplete and the carrier's dropped", bw);
+	x.n = 0;
+	named(&x, 'D', 'S', "s1");
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "PBEPDS", "Describe(s1): carrier, replayed Parse, Describe", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	empty(&y, '1');
+	x.n = 0;
+	add16(&x, 0);
+	msg(&y, 't', &x);
+	empty(&y, 'n');
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "tnZ", "Describe answered", bw);
+
+	/* --- answered by the proxy alone: no carrier, nothing to the server */
+	x.n = 0;
+	tagged(&x, 'Q', "DEALLOCATE s1");
+	from_client(&c, &x);
+	expect(&c.to_server, "", "DEALLOCATE of a kept name: no carrier", bw);
+	expect(&c.to_client, "CZ", "answered here", bw);
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	from_client(&c, &x);
+	ok(carrier_then(&c.to_server, &x), "the next Query still gets one");
+	y.n = 0;
+	carrier_ok(&y);
+	query_answer(&y, 'I');
+	from_server(&c, &y);
+
+	/* --- a Query too long to gather is streamed behind the carrier */
+	{
+		char		big[3000];
+
+		memset(big, 'x', sizeof(big) - 1);
+		memcpy(big, "SELECT '", 8);
+		big[sizeof(big) - 2] = '\'';
+		big[sizeof(big) - 1] = '\0';
+		x.n = 0;
+		tagged(&x, 'Q', big);
+		from_client(&c, &x);
+		ok(carrier_then(&c.to_server, &x), "a long Query: carrier, then all of it%s",
+		   bw ? " (bytewise)" : "");
+		y.n = 0;
+		carrier_ok(&y);
+		query_answer(&y, 'I');
+		from_server(&c, &y);
+		expect(&c.to_client, "TCZ", "answered", bw);
+	}
+
+	/* --- application_name: the pool's value shown as the client's */
+	x.n = 0;
+	tagged(&x, 'Q', "RESET ALL");
+	from_client(&c, &x);
+	y.n = 0;
+	carrier_ok(&y);
+	tagged(&y, 'C', "RESET");
+	param_status(&y, "application_name", AG_PGPROTO_POOL_APPNAME);
+	ready(&y, 'I');
+	ok(from_server(&c, &y) == AG_PGS_OK, "no stamp check in shared mode");
+	expect(&c.to_client, "CSZ", "RESET answered", bw);
+	ok(strcmp(first_param_value(&c.to_client), "psql") == 0, "rewritten to the client's");
+	x.n = 0;
+	tagged(&x, 'Q', "SET application_name = 'mine'");
+	from_client(&c, &x);
+	y.n = 0;
+	carrier_ok(&y);
+	tagged(&y, 'C', "SET");
+	param_status(&y, "application_name", "mine");
+	ready(&y, 'I');
+	from_server(&c, &y);
+	ok(strcmp(first_param_value(&c.to_client), "mine") == 0, "the client's own SET passes");
+	conn_close(&c);
+
+	/* --- the carrier refused before a Query: the proxy's Sync ends it */
+	shared_open(&c, bw, NULL);
+	expect(&c.to_client, "RSKZ", "login", bw);
+	ok(strcmp(first_param_value(&c.to_client), "") == 0, "no application_name: shown empty");
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	tagged(&x, 'Q', "SELECT 2");
+	from_client(&c, &x);
+	y.n = 0;
+	error(&y, "42501");
+	ok(from_server(&c, &y) == AG_PGS_OK, "carrier error accepted");
+	expect(&c.to_client, "E", "the error goes to the client", bw);
+	ok(strcmp(first_code(&c.to_client), "42501") == 0, "as the server sent it");
+	expect(&c.to_server, "S", "the proxy's Sync; the second Query still held", bw);
+	y.n = 0;
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "Z", "the Sync's ReadyForQuery ends the first Query", bw);
+	expect(&c.to_server, "PBEQ", "the second Query with a carrier of its own", bw);
+	y.n = 0;
+	carrier_ok(&y);
+	query_answer(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "TCZ", "and answered", bw);
+	ok(ag_pgs_idle(c.s), "idle after the refusal");
+	/* refused after its ParseComplete: the same */
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	from_client(&c, &x);
+	ok(carrier_then(&c.to_server, &x), "a new carrier");
+	y.n = 0;
+	empty(&y, '1');
+	error(&y, "42501");
+	from_server(&c, &y);
+	expect(&c.to_client, "E", "error after ParseComplete", bw);
+	expect(&c.to_server, "S", "the proxy's Sync", bw);
+	y.n = 0;
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "Z", "ends the Query", bw);
+
+	/* --- refused while the Query is still being streamed: Sync after it */
+	{
+		char		big[3000];
+		size_t		part;
+
+		memset(big, 'y', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		x.n = 0;
+		tagged(&x, 'Q', big);
+		part = x.n / 2;
+		ag_buf_consume(&c.to_server, c.to_server.len);
+		ag_buf_consume(&c.to_client, c.to_client.len);
+		feed_client(&c, x.b, part);
+		y.n = 0;
+		error(&y, "42501");
+		ok(ag_pgs_from_server(c.s, y.b, y.n, &c.to_client, &c.to_server) == AG_PGS_OK,
+		   "carrier error mid-Query");
+		feed_client(&c, x.b + part, x.n - part);
+		y.n = 0;
+		carrier(&y);
+		add(&y, x.b, x.n);
+		empty(&y, 'S');
+		ok(c.to_server.len == y.n && memcmp(c.to_server.data + c.to_server.off, y.b, y.n) == 0,
+		   "carrier, the whole Query, then the proxy's Sync%s", bw ? " (bytewise)" : "");
+		y.n = 0;
+		ready(&y, 'I');
+		from_server(&c, &y);
+		expect(&c.to_client, "Z", "ends the Query", bw);
+	}
+
+	/* --- refused before an extended group: its own Sync ends it */
+	x.n = 0;
+	parse(&x, "", "SELECT 1", 0);
+	bind(&x, "", "", NULL);
+	execute(&x);
+	from_client(&c, &x);
+	y.n = 0;
+	error(&y, "42501");
+	from_server(&c, &y);
+	expect(&c.to_client, "E", "the error", bw);
+	expect(&c.to_server, "", "no Sync of the proxy's", bw);
+	x.n = 0;
+	parse(&x, "", "SELECT 2", 0);
+	empty(&x, 'S');
+	from_client(&c, &x);
+	expect(&c.to_server, "S", "skipped to the client's Sync", bw);
+	y.n = 0;
+	ready(&y, 'I');
+	from_server(&c, &y);
+	expect(&c.to_client, "Z", "its ReadyForQuery", bw);
+	ok(ag_pgs_idle(c.s), "idle");
+
+	/* --- the carrier answered with something else: out of step */
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	from_client(&c, &x);
+	y.n = 0;
+	empty(&y, '1');
+	empty(&y, '2');
+	query_answer(&y, 'I');
+	ok(from_server(&c, &y) == AG_PGS_FATAL, "a RowDescription for the carrier ends the stream");
+	ag_pgs_fatal(c.s, &sqlstate, &msgtext, &detail, &hint);
+	ok(strcmp(sqlstate, "08P01") == 0, "as 08P01");
+	conn_close(&c);
+
+	/* --- a Query sent before the login's ReadyForQuery still gets one */
+	memset(&c, 0, sizeof(c));
+	c.s = ag_pgs_new(&lim);
+	c.bytewise = bw;
+	ag_pgs_set_shared(c.s, ROLE, STAMP, "app");
+	x.n = 0;
+	tagged(&x, 'Q', "SELECT 1");
+	from_client(&c, &x);
+	ok(carrier_then(&c.to_server, &x), "early Query: carrier");
+	conn_close(&c);
+
+	/* --- values that do not fit */
+	{
+		ag_pgstream *s2 = ag_pgs_new(&lim);
+		char		longrole[80];
+
+		memset(longrole, 'r', sizeof(longrole) - 1);
+		longrole[sizeof(longrole) - 1] = '\0';
+		ok(ag_pgs_set_shared(s2, longrole, STAMP, NULL) < 0, "role too long refused");
+		ok(ag_pgs_set_shared(s2, ROLE, "", NULL) < 0, "empty stamp refused");
+		ok(ag_pgs_set_shared(s2, "", STAMP, NULL) < 0, "empty role refused");
+		ag_pgs_free(s2);
+	}
+}
+
 int
 main(void)
 {
 	stamp(0);
 	stamp(1);
+	shared(0);
+	shared(1);
 	run(0);
 	run(1);
 	error_at_bind(0);

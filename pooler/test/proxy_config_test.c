@@ -66,6 +66,7 @@ main(void)
 		CHECK(strcmp(cfg->identity_claim, "sub") == 0 && strcmp(cfg->groups_claim, "groups") == 0,
 			  "claim defaults");
 		CHECK(cfg->pid_file == NULL && cfg->jwks_uri == NULL, "optional keys unset");
+		CHECK(cfg->shared_pool == 0, "shared_pool off by default");
 		CHECK(strcmp(cfg->admin_conninfo, "dbname=app") == 0, "quoted value");
 		ag_proxy_config_free(cfg);
 	}
@@ -85,6 +86,15 @@ main(void)
 		ag_proxy_config_free(cfg);
 	}
 
+	cfg = load(REQUIRED "shared_pool = on\n", err);
+	CHECK(cfg != NULL && cfg->shared_pool == 1, "shared_pool = on");
+	ag_proxy_config_free(cfg);
+	cfg = load(REQUIRED "shared_pool = 'OFF'\n", err);
+	CHECK(cfg != NULL && cfg->shared_pool == 0, "shared_pool = 'OFF'");
+	ag_proxy_config_free(cfg);
+	cfg = load(REQUIRED "shared_pool = maybe\n", err);
+	CHECK(cfg == NULL && strstr(err, "shared_pool") && strstr(err, "on or off"),
+		  "shared_pool = maybe refused");
 	cfg = load(REQUIRED "listen_prot = 1\n", err);
 	CHECK(cfg == NULL && strstr(err, "unknown key \"listen_prot\"") && strstr(err, ":8:"),
 		  "unknown key refused with its line");
