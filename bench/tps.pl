@@ -12,6 +12,12 @@
 #               any TLS-terminating hop costs here (one epoll loop that only
 #               copies bytes; no token, no framing, no checks)
 #   proxy       the agent through agentgate-proxy (TLS, token) + PgBouncer
+#   pgbouncer_ids, proxy_ids   8 identities x 1 connection each, via
+#               PgBouncer alone and via the proxy
+#   shared, shared_ids   the proxy with shared_pool = on (a second stack:
+#               one PgBouncer pool of agentgate_pool, DISCARD ALL after
+#               every transaction): 1 identity x 8 connections and
+#               8 identities x 1 connection
 #
 # Rounds are interleaved (direct, agent, pgbouncer, ..., proxy, direct, ...) so
 # drift on a shared machine hits every path alike; the median TPS of each
@@ -36,10 +42,22 @@ $s->start;
 my $bindir = $ENV{PG_BINDIR} || do { my $d = `pg_config --bindir`; chomp $d; $d };
 my $pgbench = "$bindir/pgbench";
 
+# The shared pool: every agent in one PgBouncer pool (issue 15 item 3 asks
+# for 1 identity x 8 >= 0.95x 8 identities x 1, in the same run).
+my $sp = AgentGate::Stack->new(name => 'bench-shared', fsync => 1,
+	pg_conf => "max_connections = 300\nshared_buffers = 256MB\n",
+	proxy_conf => "shared_pool = on\n",
+	pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n"
+	  . "default_pool_size = $clients\nmax_db_connections = $clients\n");
+$sp->start;
+
 my ($o, $e) = ("", "");
-run([ $pgbench, "-i", '-q', '-s', '10', '-h', $s->pg_socket_dir, '-p', $s->pg_port, '-U', 'postgres', $s->db ],
-	">", \$o, "2>", \$e) or die "pgbench -i failed: $e";
-$s->admin_psql('GRANT SELECT ON pgbench_accounts, pgbench_branches TO agentgate_agent');
+for my $st ($s, $sp)
+{
+	run([ $pgbench, "-i", '-q', '-s', '10', '-h', $st->pg_socket_dir, '-p', $st->pg_port, '-U', 'postgres', $st->db ],
+		">", \$o, "2>", \$e) or die "pgbench -i failed: $e";
+	$st->admin_psql('GRANT SELECT ON pgbench_accounts, pgbench_branches TO agentgate_agent');
+}
 
 # The agent's role exists once it has logged in through the proxy.
 my $tok = $s->token(sub => 'bench-agent', ttl => 3600);
@@ -87,7 +105,21 @@ for my $i (1 .. $clients)
 $paths{pgbouncer_ids} = { multi => \@ids_pgb };
 $paths{proxy_ids} = { multi => \@ids_proxy };
 
-my @order = qw(direct agent pgbouncer pgbouncer_tls tls_floor proxy pgbouncer_ids proxy_ids);
+# the shared pool's two paths, on its own stack
+my $shared_args = [ '-h', '127.0.0.1', '-p', $sp->proxy_port, '-U', 'agent' ];
+my $stok = $sp->token(sub => 'bench-agent', ttl => 3600);
+($rc, undef, $err) = $sp->agent_psql($stok, 'SELECT 1');
+die "agent login (shared pool) failed: $err" if $rc;
+$paths{shared} = { env => { PGPASSWORD => $stok, PGSSLMODE => 'require' }, args => $shared_args, stack => $sp };
+my @ids_shared;
+for my $i (1 .. $clients)
+{
+	my $t = $sp->token(sub => "bench-agent-$i", ttl => 3600);
+	push @ids_shared, { env => { PGPASSWORD => $t, PGSSLMODE => 'require' }, args => $shared_args };
+}
+$paths{shared_ids} = { multi => \@ids_shared, stack => $sp };
+
+my @order = qw(direct agent pgbouncer pgbouncer_tls tls_floor proxy pgbouncer_ids proxy_ids shared shared_ids);
 my %tps;
 my $mix = '';
 
@@ -110,7 +142,7 @@ for my $r (1 .. $rounds)
 				local %ENV = (%ENV, %{ $one->{env} });
 				my ($out, $err) = ('', '');
 				push @h, [ start([ $pgbench, '-S', '-n', '-c', 1, '-j', 1, '-T', $seconds,
-					@{ $one->{args} }, $s->db ], '>', \$out, '2>', \$err), \$out, \$err ];
+					@{ $one->{args} }, ($paths{$p}{stack} // $s)->db ], '>', \$out, '2>', \$err), \$out, \$err ];
 			}
 			for my $x (@h)
 			{
@@ -123,7 +155,7 @@ for my $r (1 .. $rounds)
 			local %ENV = (%ENV, %{ $paths{$p}{env} });
 			my ($out, $err) = ('', '');
 			run([ $pgbench, '-S', '-n', '-c', $clients, '-j', 2, '-T', $seconds,
-				@{ $paths{$p}{args} }, $s->db ], '>', \$out, '2>', \$err)
+				@{ $paths{$p}{args} }, ($paths{$p}{stack} // $s)->db ], '>', \$out, '2>', \$err)
 			  or die "pgbench ($p) failed: $err$out";
 			$t = pgbench_tps($out);
 		}
@@ -161,6 +193,8 @@ my %label = (
 	pgbouncer_ids => "via PgBouncer, $clients identities x 1 conn.",
 	proxy_ids => "via proxy + PgBouncer, $clients identities x 1",
 	proxy     => 'via agentgate-proxy (TLS) + PgBouncer',
+	shared    => 'shared pool, 1 identity x 8 conn.',
+	shared_ids => "shared pool, $clients identities x 1 conn.",
 );
 for my $p (@order)
 {
@@ -200,6 +234,17 @@ for my $vs (qw(pgbouncer pgbouncer_tls tls_floor))
 	printf "%-44s %19.2f  (rounds: %s)\n", "1 identity x $clients / $clients identities x 1",
 		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
 }
+# The same with the shared pool, where every connection of every identity
+# is a client of one PgBouncer pool.
+{
+	my @r = map { $tps{shared}[$_] / $tps{shared_ids}[$_] } 0 .. $rounds - 1;
+	printf "%-44s %19.2f  (rounds: %s)\n", "shared pool: 1 identity x $clients / $clients x 1",
+		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
+	@r = map { $tps{shared_ids}[$_] / $tps{proxy_ids}[$_] } 0 .. $rounds - 1;
+	printf "%-44s %19.2f  (rounds: %s)\n", "shared pool / per-identity pools, $clients x 1",
+		median(@r), join(' ', map { sprintf '%.2f', $_ } @r);
+}
 print "\nstatements the server ran in the last proxy run (one identity, $clients connections): $mix\n";
 $floor->kill_kill;
+$sp->stop;
 $s->stop;
