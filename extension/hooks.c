@@ -168,6 +168,7 @@ ag_client_authentication(Port *port, int status)
 	if (prev_client_auth)
 		prev_client_auth(port, status);
 	ag_auth_client_authentication(port, status);	/* may end the session */
+	ag_pool_watch_client();		/* the shared pool's turns end at idle */
 	ag_audit_client_authentication(port, status);
 }
 

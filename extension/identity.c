@@ -1094,6 +1094,12 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 		}
 		if (kind == AG_STMT_NO_STAMP || kind == AG_STMT_SET_APPNAME)
 			return;
+		if (ag_pool_between_turns() && !ag_pool_is_carrier(parsetree))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("no agent identity on this shared server connection"),
+					 errdetail("The client's turn ended (ReadyForQuery); the next turn needs the proxy's carrier first."),
+					 errhint("Connect through the agentgate proxy with shared_pool = on.")));
 	}
 
 	roleid = ag_session_role();

@@ -52,6 +52,7 @@
 #include "access/xact.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
@@ -84,6 +85,20 @@ typedef struct PoolBinding
 } PoolBinding;
 
 static PoolBinding bound;
+
+/*
+ * Is the client's turn still going?  Set by the carrier, cleared when the
+ * backend tells the client it is idle (ReadyForQuery 'I'): PgBouncer takes
+ * the server connection back then, and its DISCARD ALL follows.  A bound
+ * backend between turns runs nothing of a client's until the next carrier,
+ * and inside a turn DISCARD ALL is the client's own, refused: it would drop
+ * the identity and let the client bind another.
+ */
+static bool turn_open = false;
+
+/* The backend's own protocol output, wrapped to see ReadyForQuery. */
+static const PQcommMethods *socket_methods = NULL;
+static PQcommMethods watched_methods;
 static PoolBinding xact_start_binding;	/* what an abort puts back */
 static bool xact_changed = false;
 
@@ -237,6 +252,41 @@ ag_pool_is_carrier(Node *parsetree)
 	return carrier_is;
 }
 
+static int
+watched_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (msgtype == 'Z' && len == 1 && s[0] == 'I')
+		turn_open = false;
+	return socket_methods->putmessage(msgtype, s, len);
+}
+
+/*
+ * Called at authentication of every client backend (after PostgreSQL set up
+ * its protocol output): from here on the backend's ReadyForQuery messages
+ * end turns.  Parallel workers redirect their own output and never get here.
+ */
+void
+ag_pool_watch_client(void)
+{
+	if (socket_methods != NULL || PqCommMethods == NULL)
+		return;
+	socket_methods = PqCommMethods;
+	watched_methods = *socket_methods;
+	watched_methods.putmessage = watched_putmessage;
+	PqCommMethods = &watched_methods;
+}
+
+/*
+ * Is the statement one a bound backend between turns may run?  What
+ * PgBouncer sends there (its reset query, its settings) and the carrier of
+ * the next turn; identity decides the settings, this the rest.
+ */
+bool
+ag_pool_between_turns(void)
+{
+	return bound.valid && !turn_open && socket_methods != NULL;
+}
+
 /*
  * Called first by the hooks that precede anything a statement executes:
  * a bound backend runs with SECURITY_LOCAL_USERID_CHANGE set, so that
@@ -267,6 +317,12 @@ ag_pool_utility(Node *parsetree)
 	if (!bound.valid || parsetree == NULL || !IsA(parsetree, DiscardStmt) ||
 		((DiscardStmt *) parsetree)->target != DISCARD_ALL)
 		return;
+	if (turn_open)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("DISCARD ALL is not allowed on a shared server connection"),
+				 errdetail("PgBouncer runs it when the client's turn ends; inside the turn it would drop the agent identity the proxy bound."),
+				 errhint("Use DISCARD TEMP, DISCARD PLANS, DEALLOCATE ALL or RESET ALL for what you need reset.")));
 	binding_will_change();
 	bound.valid = false;
 	SetUserIdAndSecContext(GetSessionUserId(), 0);
@@ -354,7 +410,11 @@ agentgate_assume(PG_FUNCTION_ARGS)
 	if (bound.valid)
 	{
 		if (strcmp(bound.rolname, rolname) == 0 && strcmp(bound.stamp, stamp) == 0)
+		{
+			/* the same client again, on a connection not reset: its turn */
+			turn_open = true;
 			PG_RETURN_VOID();
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("this shared server connection still holds another agent session"),
@@ -381,6 +441,7 @@ agentgate_assume(PG_FUNCTION_ARGS)
 	strlcpy(bound.stamp, stamp, sizeof(bound.stamp));
 	GetUserIdAndSecContext(&user, &ctx);
 	SetUserIdAndSecContext(roleid, ctx | SECURITY_LOCAL_USERID_CHANGE);
+	turn_open = true;
 	report_binding();
 
 	/*

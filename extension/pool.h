@@ -20,5 +20,7 @@ extern const char *ag_pool_stamp(void);
 extern bool ag_pool_is_carrier(Node *parsetree);
 extern void ag_pool_enter(void);
 extern void ag_pool_utility(Node *parsetree);
+extern void ag_pool_watch_client(void);
+extern bool ag_pool_between_turns(void);
 
 #endif							/* AG_POOL_H */

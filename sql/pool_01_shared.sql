@@ -1,16 +1,20 @@
 --
 -- The shared pool (extension/pool.c): a backend logged in as agentgate_pool
 -- runs nothing until the carrier, CALL agentgate.assume(role, stamp), binds
--- it to an agent identity; then it runs as that role, cannot change role,
--- is governed as that role, and DISCARD ALL ends the turn.  Reached here by
--- SET SESSION AUTHORIZATION (the proxy and PgBouncer are TAP's business:
--- test/t/230_shared_pool.pl).
+-- it to an agent identity for the client's turn (until the backend says it
+-- is idle: ReadyForQuery 'I'); then it runs as that role, cannot change role
+-- and is governed as that role; DISCARD ALL between turns ends the binding.
+-- Reached here by SET SESSION AUTHORIZATION; each turn is one message
+-- (the carrier, then the statements, joined with \;).  The proxy and
+-- PgBouncer are TAP's business: test/t/230_shared_pool.pl.
 --
 \set VERBOSITY terse
 SELECT agentgate.login('pool-a', '{}') AS ra \gset
 SELECT agentgate.login('pool-b', '{}') AS rb \gset
 SELECT stamp AS sa, session_id AS sida FROM agentgate.session_stamp(:'ra') \gset
 SELECT stamp AS sb FROM agentgate.session_stamp(:'rb') \gset
+\set turn_a 'CALL agentgate.assume(' :'ra' ', ' :'sa' ')'
+\set turn_b 'CALL agentgate.assume(' :'rb' ', ' :'sb' ')'
 CREATE TABLE pool_t (id int);
 GRANT SELECT ON pool_t TO :"ra";
 INSERT INTO pool_t VALUES (1);
@@ -24,12 +28,13 @@ SELECT count(*) AS memberships FROM pg_auth_members m JOIN pg_roles r ON r.oid =
  WHERE r.rolname = 'agentgate_pool';
 
 -- outside the pool the carrier is refused
-CALL agentgate.assume(:'ra', :'sa');
+:turn_a;
 
 SET SESSION AUTHORIZATION agentgate_pool;
 -- unbound: nothing runs, but what PgBouncer sends between turns does
 SELECT 1;
 SELECT * FROM pool_t;
+BEGIN;
 SET client_encoding = 'UTF8';
 SET application_name = 'pgbouncer re-set';
 RESET ALL;
@@ -42,68 +47,62 @@ DO $$ BEGIN CALL agentgate.assume('x', 'y'); END $$;
 SELECT 1;
 
 -- the carrier binds the turn
-CALL agentgate.assume(:'ra', :'sa');
-SELECT session_user, current_user = :'ra' AS agent, agentgate.session_role() = :'ra' AS governed_as;
-SELECT agentgate.session_id() = :'sida' AS own_session;
-SELECT application_name = :'ra' || ' ' || :'sida' AS shows_identity
+:turn_a \; SELECT session_user, current_user = :'ra' AS agent, agentgate.session_role() = :'ra' AS governed_as;
+-- the turn ended (ReadyForQuery 'I'): nothing runs until the next carrier
+SELECT 1;
+:turn_a \; SELECT agentgate.session_id() = :'sida' AS own_session;
+:turn_a \; SELECT application_name = :'ra' || ' ' || :'sida' AS shows_identity
   FROM pg_stat_activity WHERE pid = pg_backend_pid();
-SELECT * FROM pool_t;
+:turn_a \; SELECT * FROM pool_t;
 -- the same carrier again is nothing; another identity over it is refused
-CALL agentgate.assume(:'ra', :'sa');
-CALL agentgate.assume(:'rb', :'sb');
-SELECT current_user = :'ra' AS still_a;
+:turn_a \; :turn_a \; SELECT 'same again' AS ok;
+:turn_a \; :turn_b;
+:turn_b;
+:turn_a \; SELECT current_user = :'ra' AS still_a;
 -- no way out of the identity
-SET ROLE agentgate_pool;
-RESET ROLE;
-SET ROLE NONE;
-SELECT set_config('role', 'agentgate_pool', false);
-SELECT pool_set_role();
-SET SESSION AUTHORIZATION agentgate_pool;
-RESET SESSION AUTHORIZATION;
-BEGIN;
-SET LOCAL role = 'agentgate_pool';
-ROLLBACK;
-SELECT current_user = :'ra' AS still_a;
--- several transactions in one message keep the identity
-COMMIT; BEGIN; SELECT current_user = :'ra' AS in_second_xact; COMMIT;
--- an aborted transaction keeps it too
-BEGIN;
+:turn_a \; SET ROLE agentgate_pool;
+:turn_a \; RESET ROLE;
+:turn_a \; SELECT set_config('role', 'agentgate_pool', false);
+:turn_a \; SELECT pool_set_role();
+:turn_a \; SET SESSION AUTHORIZATION agentgate_pool;
+:turn_a \; RESET SESSION AUTHORIZATION;
+:turn_a \; SET LOCAL role = 'agentgate_pool';
+-- nor out of the turn: DISCARD ALL is PgBouncer's, between turns
+:turn_a \; DISCARD ALL;
+:turn_a \; COMMIT \; DISCARD ALL;
+-- a turn may hold several transactions
+:turn_a \; COMMIT \; BEGIN \; SELECT current_user = :'ra' AS in_second_xact \; COMMIT;
+-- and last through an explicit transaction and its failure
+:turn_a \; BEGIN;
+SELECT current_user = :'ra' AS in_block;
 SELECT 1/0;
 ROLLBACK;
-SELECT current_user = :'ra' AS after_abort;
--- state of the turn
-CREATE TEMP TABLE pool_tmp (v int);
-PREPARE pool_p AS SELECT 42;
-SELECT pg_advisory_lock(4242);
+SELECT 1;
+-- state a turn leaves behind
+:turn_a \; CREATE TEMP TABLE pool_tmp (v int) \; PREPARE pool_p AS SELECT 42 \; SELECT pg_advisory_lock(4242);
 
--- DISCARD ALL ends the turn: the state goes, the identity goes
+-- DISCARD ALL between turns ends the binding and the state
 DISCARD ALL;
 SELECT session_user, current_user;
 SET SESSION AUTHORIZATION agentgate_pool;
 SELECT 1;
 -- the next client's turn
-CALL agentgate.assume(:'rb', :'sb');
-SELECT current_user = :'rb' AS now_b;
-SELECT count(*) AS a_prepared FROM pg_prepared_statements;
-SELECT count(*) AS a_temp FROM pg_class WHERE relname = 'pool_tmp';
-SELECT count(*) AS a_lock FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242;
-SELECT * FROM pool_t;
+:turn_b \; SELECT current_user = :'rb' AS now_b,
+  (SELECT count(*) FROM pg_prepared_statements) AS a_prepared,
+  (SELECT count(*) FROM pg_class WHERE relname = 'pool_tmp') AS a_temp,
+  (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242) AS a_lock;
+:turn_b \; SELECT * FROM pool_t;
 -- the carrier's transaction aborts: the binding goes with it
 DISCARD ALL;
 SET SESSION AUTHORIZATION agentgate_pool;
--- (one message, one transaction: the carrier, then a failure)
-CALL agentgate.assume(:'ra', :'sa') \; SELECT 1/0;
+:turn_a \; SELECT 1/0;
 SELECT current_user;
-SELECT 1;
--- a transaction control statement is no way in either
-BEGIN;
--- revocation: refused at the next statement
-CALL agentgate.assume(:'ra', :'sa');
+:turn_b \; SELECT current_user = :'rb' AS b_after_a_failed;
+-- revocation: refused at the carrier
 DISCARD ALL;
-RESET SESSION AUTHORIZATION;
 SELECT agentgate.revoke('pool-a', 'test');
 SET SESSION AUTHORIZATION agentgate_pool;
-CALL agentgate.assume(:'ra', :'sa');
+:turn_a;
 SELECT current_user;
 RESET SESSION AUTHORIZATION;
 DROP FUNCTION pool_set_role();

@@ -338,7 +338,7 @@ AS $$
                 ELSE a.status END,
            a.requested_at, a.expires_at, a.decided_at, a.comment
       FROM @extschema@.approvals a
-     WHERE a.role_name = session_user
+     WHERE a.role_name = @extschema@.session_role()
      ORDER BY a.id DESC
 $$;
 COMMENT ON FUNCTION @extschema@.my_approvals() IS

@@ -30,12 +30,3 @@ REVOKE ALL ON PROCEDURE @extschema@.assume(text, text) FROM PUBLIC;
 -- Agents may call it too: bound to their own turn, the same carrier again
 -- is nothing and any other is refused, as for the pool's own repeats.
 GRANT EXECUTE ON PROCEDURE @extschema@.assume(text, text) TO agentgate_pool, agentgate_agent;
-
--- The role agentgate governs this session as: the bound identity in the
--- shared pool (where session_user is agentgate_pool), session_user elsewhere.
-CREATE FUNCTION @extschema@.session_role()
-RETURNS name
-LANGUAGE C STABLE PARALLEL RESTRICTED
-AS 'MODULE_PATHNAME', 'agentgate_session_role';
-COMMENT ON FUNCTION @extschema@.session_role() IS
-    'agentgate: the role this session is governed as (the bound identity in the shared pool)';

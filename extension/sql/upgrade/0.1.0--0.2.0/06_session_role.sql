@@ -1,0 +1,1 @@
+../../06_session_role.sql
