@@ -63,7 +63,8 @@ main(void)
 			  cfg->max_connections_per_identity < cfg->max_connections,
 			  "per-identity default below the total");
 		CHECK(cfg->cancel_rate == 10 && cfg->cancel_burst == 20, "cancel rate defaults");
-		CHECK(strcmp(cfg->identity_claim, "sub") == 0 && strcmp(cfg->groups_claim, "groups") == 0,
+		CHECK(strcmp(cfg->identity_claim, "sub") == 0 && strcmp(cfg->groups_claim, "groups") == 0 &&
+			  strcmp(cfg->scope_claim, "scope") == 0,
 			  "claim defaults");
 		CHECK(cfg->pid_file == NULL && cfg->jwks_uri == NULL, "optional keys unset");
 		CHECK(strcmp(cfg->admin_conninfo, "dbname=app") == 0, "quoted value");
@@ -84,6 +85,15 @@ main(void)
 		CHECK(cfg->exp_grace == 30, "exp_grace");
 		ag_proxy_config_free(cfg);
 	}
+
+	cfg = load(REQUIRED "scope_claim = scp\ngroups_claim = roles\n", err);
+	CHECK(cfg != NULL && strcmp(cfg->scope_claim, "scp") == 0 && strcmp(cfg->groups_claim, "roles") == 0,
+		  "scope_claim and groups_claim set");
+	ag_proxy_config_free(cfg);
+	cfg = load(REQUIRED "scope_claim = 'https://example.com/scp'\n", err);
+	CHECK(cfg != NULL && strcmp(cfg->scope_claim, "https://example.com/scp") == 0,
+		  "scope_claim takes any claim name");
+	ag_proxy_config_free(cfg);
 
 	cfg = load(REQUIRED "listen_prot = 1\n", err);
 	CHECK(cfg == NULL && strstr(err, "unknown key \"listen_prot\"") && strstr(err, ":8:"),
