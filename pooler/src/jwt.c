@@ -381,8 +381,12 @@ check_scope(json_t *payload, const char *cname, ag_jwt_result *out,
 
 	if (!standard && json_object_get(payload, "scope") != NULL)
 	{
-		ag_jwt_seterr(err, errlen, "the token carries both \"scope\" and the configured scope claim \"%s\": ambiguous, refused",
-					  cname);
+		if (scope != NULL)
+			ag_jwt_seterr(err, errlen, "the token carries both \"scope\" and the configured scope claim \"%s\": ambiguous, refused",
+						  cname);
+		else
+			ag_jwt_seterr(err, errlen, "the token carries \"scope\", not the configured scope claim \"%s\": refused rather than guess which narrows the session",
+						  cname);
 		return AG_JWT_BAD_CLAIMS;
 	}
 	if (scope == NULL)
