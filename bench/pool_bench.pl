@@ -105,17 +105,19 @@ sub cpu_of
 	return ($f[11] + $f[12]) / 100;    # utime, stime in clock ticks (USER_HZ = 100)
 }
 
-# PostgreSQL's CPU, split: the shared pool's backends (process title
-# "postgres: agentgate_pool ...") and every other process (the postmaster,
-# the audit writer and other workers, agents' own backends); backends that
-# exited meanwhile are not counted
-sub postgres_cpu
+# A snapshot of CPU so far, per process: the proxy, PgBouncer, and each
+# PostgreSQL process, classed as a shared pool backend (process title
+# "postgres: agentgate_pool ...") or another one (the postmaster, the audit
+# writer and other workers, agents' own backends)
+sub cpu_now
 {
-	my %t = (backends => 0, others => 0);
-	open my $fh, '<', $s->base . '/pgdata/postmaster.pid' or return \%t;
+	my %snap = (proxy => { $s->pid_of('proxy') => cpu_of($s->pid_of('proxy')) },
+		pgbouncer => { $s->pid_of('pgbouncer') => cpu_of($s->pid_of('pgbouncer')) },
+		pool_backends => {}, postgres_other => {});
+	open my $fh, '<', $s->base . '/pgdata/postmaster.pid' or return \%snap;
 	my $pm = <$fh>;
 	chomp $pm;
-	$t{others} = cpu_of($pm);
+	$snap{postgres_other}{$pm} = cpu_of($pm);
 	for my $stat (glob '/proc/[0-9]*/stat')
 	{
 		open my $sf, '<', $stat or next;
@@ -124,18 +126,21 @@ sub postgres_cpu
 		next unless $ppid && $ppid == $pm;
 		open my $cf, '<', "/proc/$pid/cmdline" or next;
 		my $title = <$cf> // '';
-		$t{ $title =~ /^postgres: agentgate_pool / ? 'backends' : 'others' } += cpu_of($pid);
+		$snap{ $title =~ /^postgres: agentgate_pool / ? 'pool_backends' : 'postgres_other' }{$pid} = cpu_of($pid);
 	}
-	return \%t;
-}
-
-sub cpu_now
-{
-	my $pg = postgres_cpu();
-	return { proxy => cpu_of($s->pid_of('proxy')), pgbouncer => cpu_of($s->pid_of('pgbouncer')),
-		pool_backends => $pg->{backends}, postgres_other => $pg->{others} };
+	return \%snap;
 }
 my @cpu_parts = qw(proxy pgbouncer pool_backends postgres_other);
+
+# CPU seconds of one part between two snapshots: processes that exited in
+# between are left out (their last share is unknown), new ones count whole
+sub cpu_delta
+{
+	my ($a0, $a1, $part) = @_;
+	my $t = 0;
+	$t += $a1->{$part}{$_} - ($a0->{$part}{$_} // 0) for keys %{ $a1->{$part} };
+	return $t;
+}
 
 # One psql session samples the server connections in use, so that sampling
 # costs no backend start and hardly any CPU of its own
@@ -177,7 +182,7 @@ sub load
 	# workers, the audit writer among them, and the sampling session)
 	for my $p (@cpu_parts)
 	{
-		$r{"us_$p"} = $r{statements} ? 1e6 * ($cpu1->{$p} - $cpu0->{$p}) / $r{statements} : 0;
+		$r{"us_$p"} = $r{statements} ? 1e6 * cpu_delta($cpu0, $cpu1, $p) / $r{statements} : 0;
 	}
 	$r{us_client} = $r{statements} ? 1e6 * $r{cpu_s} / $r{statements} : 0;
 	die "no figures from pool_client:\n$out$err" unless defined $r{p99_ms};
@@ -201,7 +206,7 @@ my $load_before = loadavg();
 my $idle0 = cpu_now();
 sleep 5;
 my $idle1 = cpu_now();
-my %idle = map { $_ => 1000 * ($idle1->{$_} - $idle0->{$_}) / 5 } keys %$idle0;
+my %idle = map { $_ => 1000 * cpu_delta($idle0, $idle1, $_) / 5 } @cpu_parts;
 my %runs;
 for my $r (1 .. $rounds)
 {

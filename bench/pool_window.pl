@@ -7,7 +7,8 @@
 #   window         carrier + SELECT 1, then DISCARD ALL (what PgBouncer runs
 #                  after each window): one transaction through the shared pool
 #   carrier only   carrier + Sync, then DISCARD ALL
-#   bound          SELECT 1 on a backend that stays bound (no reset): the
+#   bound          SELECT 1 on a bound backend, inside one transaction block
+#                  (the turn lasts to the next idle ReadyForQuery): the
 #                  statement's own cost as a governed agent
 #   superuser      SELECT 1, and SELECT 1 + DISCARD ALL, as a superuser
 #
@@ -111,9 +112,10 @@ for my $k (1, $ids)
 		query($pool, 'DISCARD ALL');
 	});
 }
-$pool->write_raw(carrier($roles[0]) . msg('S', ''));
+$pool->write_raw(carrier($roles[0]) . msg('Q', "BEGIN\0"));
 ready($pool);
-measure('bound: SELECT 1, no reset', $pool, sub { query($pool, 'SELECT 1') });
+measure('bound: SELECT 1 in a transaction block, no reset', $pool, sub { query($pool, 'SELECT 1') });
+query($pool, 'COMMIT');
 query($pool, 'DISCARD ALL');
 measure('superuser: SELECT 1', $su, sub { query($su, 'SELECT 1') });
 measure('superuser: SELECT 1, DISCARD ALL', $su, sub { query($su, 'SELECT 1'); query($su, 'DISCARD ALL') });

@@ -6,17 +6,20 @@
 #
 # Part 1, a pool of ONE server connection, so that two identities are sure
 # to share a backend (checked with pg_backend_pid()): nothing crosses from
-# identity a to identity b — a temp table, a prepared
-# statement, a WITH HOLD cursor, lastval(), an advisory lock, LISTEN, a
-# session SET and search_path; every way out of the identity is refused
-# (RESET ROLE, SET ROLE, a function's SET role clause, SET SESSION
-# AUTHORIZATION, set_config('role'), DISCARD ALL before a statement, an agent
-# calling agentgate.assume() itself); a rule for one identity applies to it
-# alone; a late cancel does not hit the next identity's statement; a revoked
-# identity is refused while another on the same backend goes on.
+# identity a to identity b — a temp table, a prepared statement, a WITH HOLD
+# cursor, lastval(), an advisory lock, LISTEN, a session SET and
+# search_path; every way out of the identity is refused (RESET ROLE, SET
+# ROLE, a function's SET role clause, SET SESSION AUTHORIZATION,
+# set_config('role'), DISCARD ALL before a statement, an agent calling
+# agentgate.assume() itself); pipelined queries run as their identity or
+# not at all; VACUUM after the carrier is refused (a documented limit); a
+# rule for one identity applies to it alone; a late cancel does not hit the
+# next identity's statement; a revoked identity is refused while another on
+# the same backend goes on.
 #
 # Part 2, a pool of 4: 200 identities connected at once, each statement run
-# and audited as its own identity, never more than 4 server connections.
+# and audited as its own identity, never more than 4 server connections; a
+# rule for one of them and the revocation of another touch no one else.
 # Every check first shows that the state (or the effect) exists where it
 # should, so that it can fail.
 use strict;
@@ -24,7 +27,6 @@ use warnings;
 use Test::More;
 use AgentGate::Stack;
 use AgentGate::ProxyClient;
-use IO::Select;
 use Time::HiRes qw(sleep time);
 
 $SIG{PIPE} = 'IGNORE';
