@@ -9,12 +9,17 @@
  *	 2: "header NUL payload": both are encoded and HS256-signed here with
  *		the keyset's secret, so that arbitrary headers and payloads get past
  *		the signature and reach the header and claim checks.
+ *
+ * Every token is verified twice: with the default policy and with
+ * scope_claim = "scp" (Okta's and Entra ID's claim), whose scopes must come
+ * back in the claims as the standard "scope" string.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -25,7 +30,10 @@
 /* 32 bytes of 'k' as an HS256 secret */
 static const unsigned char secret[32] = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
 static ag_keyset *ks;
-static const ag_jwt_policy policy = {"https://idp.example.com", "agentgate", 60, NULL, NULL};
+static const ag_jwt_policy policies[2] = {
+	{"https://idp.example.com", "agentgate", 60, NULL, NULL, NULL},
+	{"https://idp.example.com", "agentgate", 60, NULL, NULL, "scp"},
+};
 
 static char *
 b64_param(EVP_PKEY *pk, const char *name, int pad)
@@ -77,20 +85,51 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Do the claims carry res's scopes as one "scope" string, and only then? */
+static int
+scope_forwarded(const ag_jwt_result *res)
+{
+	json_t	   *claims = json_loads(res->claims_json, 0, NULL);
+	json_t	   *scope = json_object_get(claims, "scope");
+	const char *s = json_string_value(scope);
+	int			good;
+
+	if (res->nscopes == 0 || res->nscopes > AG_JWT_MAX_SCOPES)
+		good = res->nscopes == 0 && scope == NULL;
+	else
+	{
+		good = s != NULL;
+		for (int i = 0; good && i < res->nscopes; i++)
+		{
+			size_t		n = strlen(res->scopes[i]);
+
+			good = strncmp(s, res->scopes[i], n) == 0 &&
+				s[n] == (i == res->nscopes - 1 ? '\0' : ' ');
+			s += n + 1;
+		}
+	}
+	json_decref(claims);
+	return good;
+}
+
 static void
 verify(const char *tok, size_t len)
 {
-	ag_jwt_result res;
-	char		err[AG_JWT_ERRLEN];
-	ag_jwt_status st = ag_jwt_verify(ks, tok, len, &policy, 1700000000, &res, err, sizeof(err));
+	for (int p = 0; p < 2; p++)
+	{
+		ag_jwt_result res;
+		char		err[AG_JWT_ERRLEN];
+		ag_jwt_status st = ag_jwt_verify(ks, tok, len, &policies[p], 1700000000, &res, err, sizeof(err));
 
-	/* a failure must leave nothing behind; a success must be complete */
-	if (st != AG_JWT_OK && (res.claims_json || res.groups || res.identity[0]))
-		abort();
-	if (st == AG_JWT_OK && (res.claims_json == NULL || res.identity[0] == '\0' ||
-							strlen(res.identity) > AG_JWT_MAX_IDENTITY))
-		abort();
-	ag_jwt_result_free(&res);
+		/* a failure must leave nothing behind; a success must be complete */
+		if (st != AG_JWT_OK && (res.claims_json || res.groups || res.identity[0] || res.scopes))
+			abort();
+		if (st == AG_JWT_OK && (res.claims_json == NULL || res.identity[0] == '\0' ||
+								strlen(res.identity) > AG_JWT_MAX_IDENTITY ||
+								!scope_forwarded(&res)))
+			abort();
+		ag_jwt_result_free(&res);
+	}
 }
 
 /* Whatever decodes must re-encode to the very same string. */

@@ -55,6 +55,8 @@ typedef struct ag_jwt_policy
 	int			leeway;			/* seconds; AG_JWT_DEFAULT_LEEWAY */
 	const char *identity_claim; /* NULL means "sub" */
 	const char *groups_claim;	/* NULL means "groups" */
+	const char *scope_claim;	/* NULL means "scope"; another name may
+								 * hold a string or an array (jwt.c) */
 } ag_jwt_policy;
 
 /* What a verified token says. */
@@ -76,7 +78,11 @@ typedef struct ag_jwt_result
 	 */
 	char	  **chain;
 	int			nchain;
-	/* the "scope" claim split at spaces (RFC 8693 / RFC 6749 syntax) */
+	/*
+	 * The scope claim's entries: "scope" split at spaces (RFC 8693 / RFC
+	 * 6749 syntax), or the entries of the policy's scope_claim; claims_json
+	 * then carries them as the standard "scope" string.
+	 */
 	char	  **scopes;
 	int			nscopes;
 } ag_jwt_result;

@@ -32,6 +32,7 @@ typedef struct ag_proxy_config
 	int			leeway;
 	char	   *identity_claim;
 	char	   *groups_claim;
+	char	   *scope_claim;
 	int			exp_grace;
 	int			max_clients;
 	int			max_connections;

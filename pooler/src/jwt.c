@@ -313,25 +313,168 @@ list_add(char **list, int *n, const char *s, size_t len)
 }
 
 /*
- * Delegation and scope.  An "act" claim (RFC 8693 section 4.1) names the
- * current actor in its "sub" and, in a nested "act", the actor before it,
- * and so on.  Every level must be an object whose "sub" is a name like the
+ * One scope entry: a name (as name_ok) without spaces, not seen before.
+ * Adds it to out->scopes, or says in err what is wrong with entry n
+ * (1-based) of the claim cname.
+ */
+static bool
+scope_add(ag_jwt_result *out, const char *cname, const char *s, size_t len,
+		  char *err, size_t errlen)
+{
+	json_t	   *one;
+	bool		good;
+
+	if (out->nscopes == AG_JWT_MAX_SCOPES)
+	{
+		ag_jwt_seterr(err, errlen, "scope claim \"%s\" has more than %d entries",
+					  cname, AG_JWT_MAX_SCOPES);
+		return false;
+	}
+	one = json_stringn(s, len);
+	good = one != NULL && name_ok(one) && memchr(s, ' ', len) == NULL;
+	json_decref(one);
+	if (!good)
+	{
+		ag_jwt_seterr(err, errlen, "scope claim \"%s\" entry %d must be 1 to %d bytes of UTF-8 without spaces or control characters (one space between the entries of a string)",
+					  cname, out->nscopes + 1, AG_JWT_MAX_IDENTITY);
+		return false;
+	}
+	for (int k = 0; k < out->nscopes; k++)
+		if (strlen(out->scopes[k]) == len && memcmp(out->scopes[k], s, len) == 0)
+		{
+			ag_jwt_seterr(err, errlen, "scope claim \"%s\" names an entry twice", cname);
+			return false;
+		}
+	if (!list_add(out->scopes, &out->nscopes, s, len))
+	{
+		ag_jwt_seterr(err, errlen, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The scopes of a token, from the claim the policy names (scope_claim).
+ *
+ * "scope" itself is a string of space-separated names (RFC 8693 section
+ * 4.2, RFC 9068): no empty entries (no leading, trailing or double
+ * spaces).  Another claim name is how IdPs that do not follow it are
+ * read: Okta's "scp" is an array of strings, Entra ID's "scp" a
+ * space-separated string, so such a claim may be either; an array entry
+ * may not contain a space, because the entries travel on as one
+ * space-separated string.  Either way: names, at most AG_JWT_MAX_SCOPES,
+ * no duplicates, and an empty claim is refused rather than read as "no
+ * restriction" or as "no rights".
+ *
+ * With another claim configured a token that also carries "scope" is
+ * refused: which of the two narrows the session would be a guess, and the
+ * server reads "scope".  The scopes are then written into the payload as
+ * the standard "scope" string (rewrite_scope), so that the claims the
+ * server gets say the same as the token, in the one form it reads.
+ */
+static ag_jwt_status
+check_scope(json_t *payload, const char *cname, ag_jwt_result *out,
+			char *err, size_t errlen)
+{
+	json_t	   *scope = json_object_get(payload, cname);
+	bool		standard = strcmp(cname, "scope") == 0;
+
+	if (!standard && json_object_get(payload, "scope") != NULL)
+	{
+		if (scope != NULL)
+			ag_jwt_seterr(err, errlen, "the token carries both \"scope\" and the configured scope claim \"%s\": ambiguous, refused",
+						  cname);
+		else
+			ag_jwt_seterr(err, errlen, "the token carries \"scope\", not the configured scope claim \"%s\": refused rather than guess which narrows the session",
+						  cname);
+		return AG_JWT_BAD_CLAIMS;
+	}
+	if (scope == NULL)
+		return AG_JWT_OK;
+	if ((out->scopes = calloc(AG_JWT_MAX_SCOPES, sizeof(char *))) == NULL)
+	{
+		ag_jwt_seterr(err, errlen, "out of memory");
+		return AG_JWT_BAD_CLAIMS;
+	}
+	if (json_is_string(scope))
+	{
+		const char *s = json_string_value(scope);
+		size_t		len = json_string_length(scope),
+					start = 0;
+
+		for (size_t i = 0; i <= len; i++)
+		{
+			if (i < len && s[i] != ' ')
+				continue;
+			if (!scope_add(out, cname, s + start, i - start, err, errlen))
+				return AG_JWT_BAD_CLAIMS;
+			start = i + 1;
+		}
+	}
+	else if (!standard && json_is_array(scope) && json_array_size(scope) > 0)
+	{
+		size_t		i;
+		json_t	   *v;
+
+		json_array_foreach(scope, i, v)
+		{
+			if (!json_is_string(v))
+			{
+				ag_jwt_seterr(err, errlen, "scope claim \"%s\" entry %zu must be a string",
+							  cname, i + 1);
+				return AG_JWT_BAD_CLAIMS;
+			}
+			if (!scope_add(out, cname, json_string_value(v), json_string_length(v),
+						   err, errlen))
+				return AG_JWT_BAD_CLAIMS;
+		}
+	}
+	else
+	{
+		if (standard)
+			ag_jwt_seterr(err, errlen, "claim \"scope\" must be a string");
+		else
+			ag_jwt_seterr(err, errlen, "scope claim \"%s\" must be a string or a non-empty array of strings",
+						  cname);
+		return AG_JWT_BAD_CLAIMS;
+	}
+	return AG_JWT_OK;
+}
+
+/* Set the payload's "scope" to out's scopes joined by single spaces. */
+static bool
+rewrite_scope(json_t *payload, const ag_jwt_result *out)
+{
+	char		buf[AG_JWT_MAX_SCOPES * (AG_JWT_MAX_IDENTITY + 1)];
+	size_t		o = 0;
+
+	for (int i = 0; i < out->nscopes; i++)
+	{
+		size_t		len = strlen(out->scopes[i]);
+
+		if (i > 0)
+			buf[o++] = ' ';
+		memcpy(buf + o, out->scopes[i], len);
+		o += len;
+	}
+	return json_object_set_new(payload, "scope", json_stringn(buf, o)) == 0;
+}
+
+/*
+ * Delegation.  An "act" claim (RFC 8693 section 4.1) names the current
+ * actor in its "sub" and, in a nested "act", the actor before it, and so
+ * on.  Every level must be an object whose "sub" is a name like the
  * identity; other members of a level (iss, client_id...) are allowed but
  * must not be containers, so that a level cannot hide a chain of its own.
  * The whole chain is kept, current actor first, principal last; it is at
  * most AG_JWT_MAX_CHAIN long, and an identity may not appear twice in it
  * (a loop would make revocation reasoning and the audit log ambiguous).
- *
- * "scope" is a string of space-separated names (RFC 8693 section 4.2):
- * each entry is a name, no empty entries (no leading, trailing or double
- * spaces), at most AG_JWT_MAX_SCOPES of them, no duplicates.
  */
 static ag_jwt_status
 check_delegation(json_t *payload, const char *idname, ag_jwt_result *out,
 				 char *err, size_t errlen)
 {
 	json_t	   *act = json_object_get(payload, "act");
-	json_t	   *scope = json_object_get(payload, "scope");
 
 	if (act != NULL)
 	{
@@ -393,54 +536,6 @@ check_delegation(json_t *payload, const char *idname, ag_jwt_result *out,
 				goto oom;
 	}
 
-	if (scope != NULL)
-	{
-		const char *s;
-		size_t		len,
-					start = 0;
-
-		if (!json_is_string(scope))
-		{
-			ag_jwt_seterr(err, errlen, "claim \"scope\" must be a string");
-			goto bad;
-		}
-		s = json_string_value(scope);
-		len = json_string_length(scope);
-		if ((out->scopes = calloc(AG_JWT_MAX_SCOPES, sizeof(char *))) == NULL)
-			goto oom;
-		for (size_t i = 0; i <= len; i++)
-		{
-			json_t	   *one;
-			bool		good;
-
-			if (i < len && s[i] != ' ')
-				continue;
-			if (out->nscopes == AG_JWT_MAX_SCOPES)
-			{
-				ag_jwt_seterr(err, errlen, "claim \"scope\" has more than %d entries", AG_JWT_MAX_SCOPES);
-				goto bad;
-			}
-			one = json_stringn(s + start, i - start);
-			good = one != NULL && name_ok(one);
-			json_decref(one);
-			if (!good)
-			{
-				ag_jwt_seterr(err, errlen, "claim \"scope\" entry %d must be 1 to %d bytes of UTF-8 without control characters, one space between entries",
-							  out->nscopes + 1, AG_JWT_MAX_IDENTITY);
-				goto bad;
-			}
-			for (int k = 0; k < out->nscopes; k++)
-				if (strlen(out->scopes[k]) == i - start &&
-					memcmp(out->scopes[k], s + start, i - start) == 0)
-				{
-					ag_jwt_seterr(err, errlen, "claim \"scope\" names an entry twice");
-					goto bad;
-				}
-			if (!list_add(out->scopes, &out->nscopes, s + start, i - start))
-				goto oom;
-			start = i + 1;
-		}
-	}
 	return AG_JWT_OK;
 
 oom:
@@ -455,6 +550,7 @@ check_claims(json_t *payload, const ag_jwt_policy *pol, time_t now,
 {
 	const char *idname = pol->identity_claim ? pol->identity_claim : "sub";
 	const char *grname = pol->groups_claim ? pol->groups_claim : "groups";
+	const char *scname = pol->scope_claim ? pol->scope_claim : "scope";
 	double		leeway = pol->leeway > 0 ? pol->leeway : 0;
 	double		exp = 0,
 				nbf = 0,
@@ -540,8 +636,12 @@ check_claims(json_t *payload, const ag_jwt_policy *pol, time_t now,
 		}
 	}
 
-	if ((st = check_delegation(payload, idname, out, err, errlen)) != AG_JWT_OK)
+	if ((st = check_delegation(payload, idname, out, err, errlen)) != AG_JWT_OK ||
+		(st = check_scope(payload, scname, out, err, errlen)) != AG_JWT_OK)
 		return st;
+	if (out->nscopes > 0 && !json_is_string(json_object_get(payload, "scope")) &&
+		!rewrite_scope(payload, out))
+		goto oom;
 
 	if (exp >= 9.2e18)
 		out->exp = INT64_MAX;

@@ -568,7 +568,9 @@ password_received(ag_client *c, const char *token, size_t toklen)
 	/*
 	 * A delegated or scoped token is never cached: its stamps register the
 	 * chain in the server, and a revocation may name any identity of the
-	 * chain, not only the one that connects.
+	 * chain, not only the one that connects.  Scopes read from another
+	 * claim (scope_claim) count too: the verifier has written them into the
+	 * claims as "scope", and nscopes says so.
 	 */
 	if (res.nchain > 0 || res.nscopes > 0 ||
 		(res.claims_json && strstr(res.claims_json, "\"scope\"") != NULL))

@@ -44,6 +44,7 @@ static const ag_conf_key keys[] = {
 	I(leeway, "60", 0, 600),
 	S(identity_claim, "sub"),
 	S(groups_claim, "groups"),
+	S(scope_claim, "scope"),
 	I(exp_grace, "0", 0, 86400 * 7),
 	I(max_clients, "10000", 1, 1000000),
 	I(max_connections, "900", 1, 1000000),

@@ -115,6 +115,7 @@ set_policy(const ag_proxy_config *cfg)
 	p->leeway = cfg->leeway;
 	p->identity_claim = cfg->identity_claim;
 	p->groups_claim = cfg->groups_claim;
+	p->scope_claim = cfg->scope_claim;
 }
 
 static void

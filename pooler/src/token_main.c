@@ -50,10 +50,12 @@ usage(void)
 			"usage:\n"
 			"  agentgate-token verify --jwks FILE --issuer ISS --audience AUD [--leeway SECONDS]\n"
 			"                         [--now EPOCH] [--identity-claim NAME] [--groups-claim NAME]\n"
+			"                         [--scope-claim NAME]\n"
 			"      reads one token on standard input (one trailing newline is stripped)\n"
 			"  agentgate-token mint (--key PEMFILE | --secret-file FILE) --alg ALG [--kid KID]\n"
 			"                       --sub S --iss I --aud A [--ttl SECONDS] [--groups g1,g2]\n"
 			"                       [--act actor1,actor2,...] [--scope 'read write']\n"
+			"                       [--scp s1,s2 ...]\n"
 			"                       [--claim name=jsonvalue ...] [--now EPOCH]\n"
 			"  agentgate-token jwks (--key PEMFILE | --secret-file FILE) --kid KID [--alg ALG]\n"
 			"  agentgate-token bench [--seconds N]\n");
@@ -138,10 +140,11 @@ cmd_verify(int argc, char **argv)
 		{"now", required_argument, NULL, 'n'},
 		{"identity-claim", required_argument, NULL, 'c'},
 		{"groups-claim", required_argument, NULL, 'g'},
+		{"scope-claim", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *jwks = NULL;
-	ag_jwt_policy pol = {NULL, NULL, AG_JWT_DEFAULT_LEEWAY, NULL, NULL};
+	ag_jwt_policy pol = {NULL, NULL, AG_JWT_DEFAULT_LEEWAY, NULL, NULL, NULL};
 	time_t		now = time(NULL);
 	char		err[AG_JWT_ERRLEN];
 	char	   *buf;
@@ -175,6 +178,9 @@ cmd_verify(int argc, char **argv)
 				break;
 			case 'g':
 				pol.groups_claim = optarg;
+				break;
+			case 'o':
+				pol.scope_claim = optarg;
 				break;
 			default:
 				usage();
@@ -328,6 +334,7 @@ cmd_mint(int argc, char **argv)
 		{"groups", required_argument, NULL, 'g'},
 		{"act", required_argument, NULL, 'x'},
 		{"scope", required_argument, NULL, 'o'},
+		{"scp", required_argument, NULL, 'p'},
 		{"claim", required_argument, NULL, 'c'},
 		{"now", required_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0}
@@ -342,6 +349,7 @@ cmd_mint(int argc, char **argv)
 			   *groups = NULL,
 			   *act = NULL,
 			   *scope = NULL;
+	json_t	   *scp = NULL;
 	int64_t		ttl = 300,
 				now = (int64_t) time(NULL);
 	json_t	   *claims = json_object(),
@@ -390,6 +398,30 @@ cmd_mint(int argc, char **argv)
 			case 'o':
 				scope = optarg;
 				break;
+			case 'p':
+				{
+					/*
+					 * --scp builds Okta's array-valued "scp" claim; it may be
+					 * given more than once and each value may be a comma
+					 * list.  Empty entries are kept, so that tests can mint
+					 * tokens the proxy must refuse.
+					 */
+					char	   *p = optarg;
+
+					if (scp == NULL)
+						scp = json_array();
+					for (;;)
+					{
+						char	   *comma = strchr(p, ',');
+						size_t		n = comma ? (size_t) (comma - p) : strlen(p);
+
+						json_array_append_new(scp, json_stringn(p, n));
+						if (comma == NULL)
+							break;
+						p = comma + 1;
+					}
+					break;
+				}
 			case 'n':
 				now = parse_int(optarg, "--now", 0, INT64_MAX / 4);
 				break;
@@ -465,6 +497,8 @@ cmd_mint(int argc, char **argv)
 	}
 	if (scope)
 		json_object_set_new(claims, "scope", json_string(scope));
+	if (scp)
+		json_object_set_new(claims, "scp", scp);
 	json_object_update(claims, extra);	/* --claim wins, for crafting tests */
 	json_decref(extra);
 	payload = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -699,7 +733,7 @@ typedef struct bench_case
 	size_t		pemlen;
 } bench_case;
 
-static const ag_jwt_policy bench_policy = {"https://idp.example.com", "agentgate", 60, NULL, NULL};
+static const ag_jwt_policy bench_policy = {"https://idp.example.com", "agentgate", 60, NULL, NULL, NULL};
 
 static bool
 bench_ours(void *arg)

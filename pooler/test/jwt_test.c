@@ -314,7 +314,7 @@ hdr(const char *alg, const char *kid)
 /* ---- verification helpers ---- */
 
 static ag_keyset *ks;
-static ag_jwt_policy policy = {ISS, AUD, AG_JWT_DEFAULT_LEEWAY, NULL, NULL};
+static ag_jwt_policy policy = {ISS, AUD, AG_JWT_DEFAULT_LEEWAY, NULL, NULL, NULL};
 
 static ag_jwt_status
 verify_len(const char *t, size_t len, ag_jwt_result *res, char *err)
@@ -448,6 +448,142 @@ test_valid_algorithms(void)
 		ag_jwt_result_free(&res);
 		free(t);
 	}
+}
+
+/*
+ * Verify pay (signed with hs1) with scope_claim cname; 1 if the scopes are
+ * exactly want (space-separated), the claims carry them as the standard
+ * "scope" string, and the original claim is kept.
+ */
+static int
+scopes_are(const char *cname, const char *pay, const char *want, char *err)
+{
+	ag_jwt_result res;
+	char	   *t = tok(hdr("HS256", "hs1"), pay, &hs32, "HS256");
+	char		joined[AG_JWT_MAX_SCOPES * (AG_JWT_MAX_IDENTITY + 1)] = "";
+	json_t	   *claims = NULL;
+	int			good = 0;
+
+	policy.scope_claim = cname;
+	if (verify_len(t, strlen(t), &res, err) == AG_JWT_OK)
+	{
+		for (int i = 0; i < res.nscopes; i++)
+		{
+			if (i > 0)
+				strcat(joined, " ");
+			strcat(joined, res.scopes[i]);
+		}
+		claims = json_loads(res.claims_json, 0, NULL);
+		good = strcmp(joined, want) == 0 &&
+			json_is_string(json_object_get(claims, "scope")) &&
+			strcmp(json_string_value(json_object_get(claims, "scope")), want) == 0 &&
+			json_object_get(claims, cname) != NULL;
+		if (!good)
+			snprintf(err, AG_JWT_ERRLEN, "scopes \"%s\", claims %s", joined, res.claims_json);
+	}
+	policy.scope_claim = NULL;
+	json_decref(claims);
+	ag_jwt_result_free(&res);
+	free(t);
+	return good;
+}
+
+/* The scope claim mapped from another claim (scope_claim, e.g. "scp"). */
+static void
+test_scope_claim(void)
+{
+	char		err[AG_JWT_ERRLEN];
+	ag_jwt_result res;
+	char	   *t;
+
+	/* Okta: an array; Entra ID: a space-separated string */
+	ok(scopes_are("scp", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\",\"audit\"]}", "read audit", err),
+	   "scp array: %s", err);
+	ok(scopes_are("scp", "{" BASE ",\"sub\":\"a\",\"scp\":\"read audit\"}", "read audit", err),
+	   "scp string: %s", err);
+	ok(scopes_are("scp", "{" BASE ",\"sub\":\"a\",\"scp\":[\"db:read\"]}", "db:read", err),
+	   "scp one entry: %s", err);
+	ok(scopes_are("https://example.com/scp",
+				  "{" BASE ",\"sub\":\"a\",\"https://example.com/scp\":[\"r\",\"w\"]}", "r w", err),
+	   "namespaced scope claim: %s", err);
+	/* the mapped scopes go with a delegation chain like "scope" does */
+	ok(scopes_are("scp", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"b\"},\"scp\":[\"read\"]}",
+				  "read", err), "scp with act: %s", err);
+
+	/* the default ignores scp, and scope_claim = scope is the default */
+	t = tok(hdr("HS256", "hs1"), "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\"]}", &hs32, "HS256");
+	ok(verify_len(t, strlen(t), &res, err) == AG_JWT_OK && res.nscopes == 0 &&
+	   strstr(res.claims_json, "\"scope\"") == NULL, "default config ignores scp: %s", err);
+	ag_jwt_result_free(&res);
+	policy.scope_claim = "scope";
+	ok(verify_len(t, strlen(t), &res, err) == AG_JWT_OK && res.nscopes == 0,
+	   "scope_claim = scope ignores scp: %s", err);
+	ag_jwt_result_free(&res);
+	free(t);
+	ok(scopes_are("scope", "{" BASE ",\"sub\":\"a\",\"scope\":\"read write\"}", "read write", err),
+	   "scope_claim = scope reads scope: %s", err);
+
+	/* a string and an array obey the same rules as "scope" */
+	policy.scope_claim = "scp";
+#define P(name, pay, want) expect(name, tok(hdr("HS256", "hs1"), pay, &hs32, "HS256"), want)
+	P("scp and scope both", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\"],\"scope\":\"read\"}", AG_JWT_BAD_CLAIMS);
+	P("scope without scp", "{" BASE ",\"sub\":\"a\",\"scope\":\"read\"}", AG_JWT_BAD_CLAIMS);
+	P("scp absent", "{" BASE ",\"sub\":\"a\"}", AG_JWT_OK);
+	P("scp empty array", "{" BASE ",\"sub\":\"a\",\"scp\":[]}", AG_JWT_BAD_CLAIMS);
+	P("scp empty string", "{" BASE ",\"sub\":\"a\",\"scp\":\"\"}", AG_JWT_BAD_CLAIMS);
+	P("scp null", "{" BASE ",\"sub\":\"a\",\"scp\":null}", AG_JWT_BAD_CLAIMS);
+	P("scp number", "{" BASE ",\"sub\":\"a\",\"scp\":7}", AG_JWT_BAD_CLAIMS);
+	P("scp bool", "{" BASE ",\"sub\":\"a\",\"scp\":true}", AG_JWT_BAD_CLAIMS);
+	P("scp object", "{" BASE ",\"sub\":\"a\",\"scp\":{\"read\":true}}", AG_JWT_BAD_CLAIMS);
+	P("scp array with number", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\",1]}", AG_JWT_BAD_CLAIMS);
+	P("scp array with null", "{" BASE ",\"sub\":\"a\",\"scp\":[null]}", AG_JWT_BAD_CLAIMS);
+	P("scp array nested", "{" BASE ",\"sub\":\"a\",\"scp\":[[\"read\"]]}", AG_JWT_BAD_CLAIMS);
+	P("scp array with empty", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\",\"\"]}", AG_JWT_BAD_CLAIMS);
+	P("scp array entry with space", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read write\"]}", AG_JWT_BAD_CLAIMS);
+	P("scp array entry with tab", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\\twrite\"]}", AG_JWT_BAD_CLAIMS);
+	P("scp array entry control", "{" BASE ",\"sub\":\"a\",\"scp\":[\"a\\u0001\"]}", AG_JWT_BAD_CLAIMS);
+	P("scp array twice", "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\",\"read\"]}", AG_JWT_BAD_CLAIMS);
+	P("scp array 63 bytes", "{" BASE ",\"sub\":\"a\",\"scp\":[\"123456789012345678901234567890123456789012345678901234567890123\"]}", AG_JWT_OK);
+	P("scp array 64 bytes", "{" BASE ",\"sub\":\"a\",\"scp\":[\"1234567890123456789012345678901234567890123456789012345678901234\"]}", AG_JWT_BAD_CLAIMS);
+	P("scp array UTF-8", "{" BASE ",\"sub\":\"a\",\"scp\":[\"l\xc3\xa9" "ser\"]}", AG_JWT_OK);
+	P("scp string double space", "{" BASE ",\"sub\":\"a\",\"scp\":\"read  write\"}", AG_JWT_BAD_CLAIMS);
+	P("scp string leading space", "{" BASE ",\"sub\":\"a\",\"scp\":\" read\"}", AG_JWT_BAD_CLAIMS);
+	P("scp string twice", "{" BASE ",\"sub\":\"a\",\"scp\":\"read read\"}", AG_JWT_BAD_CLAIMS);
+#undef P
+
+	/* the error says what is wrong */
+	t = tok(hdr("HS256", "hs1"), "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\"],\"scope\":\"read\"}", &hs32, "HS256");
+	ok(verify_len(t, strlen(t), &res, err) == AG_JWT_BAD_CLAIMS &&
+	   strstr(err, "both \"scope\"") && strstr(err, "\"scp\"") && strstr(err, "ambiguous"),
+	   "both claims: the error says so: %s", err);
+	ag_jwt_result_free(&res);
+	free(t);
+	t = tok(hdr("HS256", "hs1"), "{" BASE ",\"sub\":\"a\",\"scp\":[\"read\",7]}", &hs32, "HS256");
+	ok(verify_len(t, strlen(t), &res, err) == AG_JWT_BAD_CLAIMS &&
+	   strstr(err, "\"scp\" entry 2 must be a string"), "bad entry named: %s", err);
+	ag_jwt_result_free(&res);
+	free(t);
+
+	/* the entry cap, for an array and for a string */
+	for (int arr = 0; arr <= 1; arr++)
+		for (int n = AG_JWT_MAX_SCOPES; n <= AG_JWT_MAX_SCOPES + 1; n++)
+		{
+			char		pay[4096];
+			size_t		o = (size_t) snprintf(pay, sizeof(pay), "{" BASE ",\"sub\":\"a\",\"scp\":%s",
+											  arr ? "[" : "\"");
+
+			for (int i = 0; i < n; i++)
+				o += (size_t) snprintf(pay + o, sizeof(pay) - o, arr ? "%s\"s%d\"" : "%ss%d",
+									   i ? (arr ? "," : " ") : "", i);
+			snprintf(pay + o, sizeof(pay) - o, arr ? "]}" : "\"}");
+			t = tok(hdr("HS256", "hs1"), pay, &hs32, "HS256");
+			ok((verify_len(t, strlen(t), &res, err) == AG_JWT_OK) == (n == AG_JWT_MAX_SCOPES),
+			   "scp %s of %d entries: %s", arr ? "array" : "string", n, err);
+			ok(n != AG_JWT_MAX_SCOPES || res.nscopes == n, "all %d kept", n);
+			ag_jwt_result_free(&res);
+			free(t);
+		}
+	policy.scope_claim = NULL;
 }
 
 static void
@@ -592,6 +728,7 @@ test_claims(void)
 	P("act 7 deep (8 identities)", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"a1\",\"act\":{\"sub\":\"a2\",\"act\":{\"sub\":\"a3\",\"act\":{\"sub\":\"a4\",\"act\":{\"sub\":\"a5\",\"act\":{\"sub\":\"a6\",\"act\":{\"sub\":\"a7\"}}}}}}}}", AG_JWT_OK);
 	P("act 8 deep (9 identities)", "{" BASE ",\"sub\":\"p\",\"act\":{\"sub\":\"a1\",\"act\":{\"sub\":\"a2\",\"act\":{\"sub\":\"a3\",\"act\":{\"sub\":\"a4\",\"act\":{\"sub\":\"a5\",\"act\":{\"sub\":\"a6\",\"act\":{\"sub\":\"a7\",\"act\":{\"sub\":\"a8\"}}}}}}}}}", AG_JWT_BAD_CLAIMS);
 	P("scope", "{" BASE ",\"sub\":\"a\",\"scope\":\"read write\"}", AG_JWT_OK);
+	/* RFC 8693 and RFC 9068 define "scope" as a string: no array there */
 	P("scope array", "{" BASE ",\"sub\":\"a\",\"scope\":[\"read\"]}", AG_JWT_BAD_CLAIMS);
 	P("scope empty", "{" BASE ",\"sub\":\"a\",\"scope\":\"\"}", AG_JWT_BAD_CLAIMS);
 	P("scope double space", "{" BASE ",\"sub\":\"a\",\"scope\":\"read  write\"}", AG_JWT_BAD_CLAIMS);
@@ -1501,6 +1638,7 @@ main(void)
 	test_b64url();
 	test_valid_algorithms();
 	test_claims();
+	test_scope_claim();
 	test_header();
 	test_kids_and_keys();
 	test_signatures();

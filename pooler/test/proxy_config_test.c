@@ -63,7 +63,8 @@ main(void)
 			  cfg->max_connections_per_identity < cfg->max_connections,
 			  "per-identity default below the total");
 		CHECK(cfg->cancel_rate == 10 && cfg->cancel_burst == 20, "cancel rate defaults");
-		CHECK(strcmp(cfg->identity_claim, "sub") == 0 && strcmp(cfg->groups_claim, "groups") == 0,
+		CHECK(strcmp(cfg->identity_claim, "sub") == 0 && strcmp(cfg->groups_claim, "groups") == 0 &&
+			  strcmp(cfg->scope_claim, "scope") == 0,
 			  "claim defaults");
 		CHECK(cfg->pid_file == NULL && cfg->jwks_uri == NULL, "optional keys unset");
 		CHECK(cfg->shared_pool == 0, "shared_pool off by default");
@@ -95,6 +96,16 @@ main(void)
 	cfg = load(REQUIRED "shared_pool = maybe\n", err);
 	CHECK(cfg == NULL && strstr(err, "shared_pool") && strstr(err, "on or off"),
 		  "shared_pool = maybe refused");
+
+	cfg = load(REQUIRED "scope_claim = scp\ngroups_claim = roles\n", err);
+	CHECK(cfg != NULL && strcmp(cfg->scope_claim, "scp") == 0 && strcmp(cfg->groups_claim, "roles") == 0,
+		  "scope_claim and groups_claim set");
+	ag_proxy_config_free(cfg);
+	cfg = load(REQUIRED "scope_claim = 'https://example.com/scp'\n", err);
+	CHECK(cfg != NULL && strcmp(cfg->scope_claim, "https://example.com/scp") == 0,
+		  "scope_claim takes any claim name");
+	ag_proxy_config_free(cfg);
+
 	cfg = load(REQUIRED "listen_prot = 1\n", err);
 	CHECK(cfg == NULL && strstr(err, "unknown key \"listen_prot\"") && strstr(err, ":8:"),
 		  "unknown key refused with its line");

@@ -119,6 +119,21 @@ mint --key rsa.pem --alg RS256 --kid r1 --act a1,a2,a3,a4,a5,a6,a7,a8 > tok; rc=
 expect "mint 8 actors" 0
 verify < tok;									expect "verify 9 identities" 1 "longer than 8"
 
+# --- --scp mints Okta's array-valued "scp"; verify --scope-claim reads it ---
+mint --key rsa.pem --alg RS256 --kid r1 --scp read,audit --scp db:write > tok; rc=$?
+expect "mint --scp" 0
+verify < tok;									expect "verify scp, default scope claim" 0
+grep -q '"scopes"' out && bad "scp read without --scope-claim: $(cat out)" || ok
+verify --scope-claim scp < tok;					expect "verify --scope-claim scp" 0
+grep -q '"scopes":\["read","audit","db:write"\]' out &&
+	ok || bad "verify scp output: $(cat out)"
+mint --key rsa.pem --alg RS256 --kid r1 --scp read --scope read > tok; rc=$?
+expect "mint --scp --scope" 0
+verify --scope-claim scp < tok;					expect "verify scp and scope" 1 "ambiguous"
+mint --key rsa.pem --alg RS256 --kid r1 --scp read,,write > tok; rc=$?
+expect "mint --scp with an empty entry" 0
+verify --scope-claim scp < tok;					expect "verify scp empty entry" 1 "entry 2"
+
 # --- tokens signed by the openssl command, a third independent signer ---
 b64u() {
 	openssl base64 -A | tr '+/' '-_' | tr -d '='

@@ -491,7 +491,8 @@ sub restart_proxy
 =head2 token(%claims)
 
 Mints an RS256 token with the stack's key.  sub (required), groups (array
-ref), act (array ref of actors, current first), scope (string), ttl
+ref), act (array ref of actors, current first), scope (string), scp (array ref:
+an array-valued "scp" claim, as Okta issues), ttl
 (seconds, default 300), iss/aud (default the stack's), kid, now,
 and claim => { name => JSON text } for anything else.
 
@@ -508,6 +509,7 @@ sub token
 	push @cmd, '--groups', join(',', @{ $c{groups} }) if $c{groups};
 	push @cmd, '--act', join(',', @{ $c{act} }) if $c{act};    # current actor first
 	push @cmd, '--scope', $c{scope} if defined $c{scope};
+	push @cmd, '--scp', join(',', @{ $c{scp} }) if $c{scp};    # Okta's array
 	push @cmd, '--now', $c{now} if defined $c{now};
 	for my $n (sort keys %{ $c{claim} // {} })
 	{
