@@ -45,6 +45,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -298,6 +299,9 @@ lookup_identity(Oid roleid, const char *rolename)
 	AttrNumber	att_role;
 	AttrNumber	att_ident;
 	NameData	name;
+	Oid			index;
+	List	   *indexes;
+	ListCell   *lc;
 
 	sess_identity[0] = '\0';
 	if (!OidIsValid(nsp))
@@ -312,9 +316,34 @@ lookup_identity(Oid roleid, const char *rolename)
 	namestrcpy(&name, rolename);
 	/* no ACL check: the agent may not read this table, the audit may */
 	rel = table_open(relid, AccessShareLock);
+
+	/*
+	 * By the index of role_name's UNIQUE constraint: in the shared pool a
+	 * backend looks an identity up at every change of identity, among
+	 * thousands of rows.
+	 */
+	index = InvalidOid;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (HeapTupleIsValid(itup))
+		{
+			Form_pg_index ind = (Form_pg_index) GETSTRUCT(itup);
+
+			if (ind->indnkeyatts == 1 && ind->indkey.values[0] == att_role &&
+				ind->indisvalid && ind->indisready)
+				index = ind->indexrelid;
+			ReleaseSysCache(itup);
+		}
+		if (OidIsValid(index))
+			break;
+	}
+	list_free(indexes);
 	ScanKeyInit(&key, att_role, BTEqualStrategyNumber, F_NAMEEQ,
 				NameGetDatum(&name));
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{
