@@ -286,37 +286,12 @@ session_static_facts(void)
 	sess_static_done = true;
 }
 
-/* Is indexid an index of relid on the single column att? */
-static bool
-index_is_on(Oid indexid, Oid relid, AttrNumber att)
-{
-	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
-	bool		ok;
-	Form_pg_index idx;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	idx = (Form_pg_index) GETSTRUCT(tup);
-	ok = idx->indrelid == relid && idx->indnatts == 1 && idx->indkey.values[0] == att &&
-		idx->indisvalid;
-	ReleaseSysCache(tup);
-	return ok;
-}
-
-/*
- * identity of role from agentgate.agents in this database, or "".
- *
- * Through the unique index on role_name when it is there: in the shared
- * pool the session role changes at every client's turn, so this runs once
- * per turn, and a sequential scan would cost in proportion to the number of
- * identities registered (10,000 made a turn three times dearer).
- */
+/* identity of role from agentgate.agents in this database, or "" */
 static void
 lookup_identity(Oid roleid, const char *rolename)
 {
 	Oid			nsp = get_namespace_oid(AG_SCHEMA, true);
 	Oid			relid;
-	Oid			indexid;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
@@ -324,6 +299,9 @@ lookup_identity(Oid roleid, const char *rolename)
 	AttrNumber	att_role;
 	AttrNumber	att_ident;
 	NameData	name;
+	Oid			index;
+	List	   *indexes;
+	ListCell   *lc;
 
 	sess_identity[0] = '\0';
 	if (!OidIsValid(nsp))
@@ -335,16 +313,37 @@ lookup_identity(Oid roleid, const char *rolename)
 	att_ident = get_attnum(relid, "identity");
 	if (att_role == InvalidAttrNumber || att_ident == InvalidAttrNumber)
 		return;
-	/* UNIQUE (role_name) of 10_identity.sql, under PostgreSQL's default name */
-	indexid = get_relname_relid("agents_role_name_key", nsp);
-	if (OidIsValid(indexid) && !index_is_on(indexid, relid, att_role))
-		indexid = InvalidOid;
 	namestrcpy(&name, rolename);
 	/* no ACL check: the agent may not read this table, the audit may */
 	rel = table_open(relid, AccessShareLock);
+
+	/*
+	 * By the index of role_name's UNIQUE constraint: in the shared pool a
+	 * backend looks an identity up at every change of identity, among
+	 * thousands of rows.
+	 */
+	index = InvalidOid;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (HeapTupleIsValid(itup))
+		{
+			Form_pg_index ind = (Form_pg_index) GETSTRUCT(itup);
+
+			if (ind->indnkeyatts == 1 && ind->indkey.values[0] == att_role &&
+				ind->indisvalid && ind->indisready)
+				index = ind->indexrelid;
+			ReleaseSysCache(itup);
+		}
+		if (OidIsValid(index))
+			break;
+	}
+	list_free(indexes);
 	ScanKeyInit(&key, att_role, BTEqualStrategyNumber, F_NAMEEQ,
 				NameGetDatum(&name));
-	scan = systable_beginscan(rel, indexid, OidIsValid(indexid), NULL, 1, &key);
+	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{

@@ -113,9 +113,27 @@ starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* The class of a tag; COPY is READ or WRITE by direction (see below). */
+static AgClass tag_class_of(int tag);
+
+/*
+ * The class of a tag; COPY is READ or WRITE by direction (see below).
+ * Remembered per tag: the rules cache asks for every tag and rule whenever
+ * the role it serves changes, which in the shared pool is every turn.
+ */
 AgClass
 ag_tag_class(int tag)
+{
+	static int8 known[AG_NUM_TAGS];	/* 0: not yet; else class + 1 */
+
+	if (tag < 0 || tag >= AG_NUM_TAGS)
+		return tag_class_of(tag);
+	if (known[tag] == 0)
+		known[tag] = (int8) (tag_class_of(tag) + 1);
+	return (AgClass) (known[tag] - 1);
+}
+
+static AgClass
+tag_class_of(int tag)
 {
 	const char *n;
 

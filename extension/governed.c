@@ -143,9 +143,14 @@ ag_session_is_governed(void)
 {
 	Oid			session = GetSessionUserId();
 
-	/* a shared-pool backend is governed, bound to an identity or not */
+	/*
+	 * A shared-pool backend is governed while it serves an identity.  With
+	 * none it runs only what identity lets through (PgBouncer's reset and
+	 * settings, the carrier), which are nobody's statements: not decided,
+	 * not audited.
+	 */
 	if (ag_pool_session())
-		return true;
+		return OidIsValid(ag_pool_bound_role());
 
 	if (!cached_valid || cached_session_user != session)
 	{

@@ -208,6 +208,7 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 	bool		audited;
 
 	ag_pool_enter();			/* who: a bound backend may not change role */
+	ag_pool_planner_check();	/* ... nor an unbound one plan */
 	audited = ag_audit_planner_start();
 
 	PG_TRY();

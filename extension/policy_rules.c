@@ -60,23 +60,26 @@ static int	nrule_rels = 0;
 static List *child_rule_rels = NIL;	/* those that are partitions or
 									 * inheritance children */
 
-/* rules that apply to mine_for, in order */
+/* rules that apply to mine_for, in order; applies[i]: does rules[i]? */
 static AgRule **mine = NULL;
 static int	nmine = 0;
+static bool *applies = NULL;
 
 /*
- * The same, split by the tag they can match (for events whose class is
+ * All rules, split by the tag they can match (for events whose class is
  * their tag's class: every DML statement and relation access), and the
  * rules that name functions (the only ones a built-in's call can match).
- * A statement then looks at a handful of rules, not at all of them.
+ * A statement then looks at a handful of rules, not at all of them.  Built
+ * once per load of the rules, for every role: a change of role (in the
+ * shared pool, every turn) only recomputes applies[].
  */
 typedef struct RuleList
 {
 	AgRule	  **rules;
 	int			n;
 } RuleList;
-static RuleList *mine_by_tag = NULL;
-static RuleList mine_funcs;
+static RuleList *all_by_tag = NULL;
+static RuleList all_funcs;
 static MemoryContext mine_cxt = NULL;	/* child of rules_cxt */
 static Oid	mine_for = InvalidOid;
 static bool mine_valid = false;
@@ -237,7 +240,8 @@ load_rules(void)
 	child_rule_rels = NIL;
 	mine = NULL;
 	nmine = 0;
-	mine_by_tag = NULL;
+	applies = NULL;
+	all_by_tag = NULL;
 	mine_cxt = NULL;			/* deleted with rules_cxt's children */
 	mine_valid = false;
 	rules_relid = InvalidOid;
@@ -345,49 +349,62 @@ rule_may_match_tag(AgRule *r, int tag)
 		(r->classes & (1U << ag_tag_class(tag))) != 0;
 }
 
+/* The rules by tag and the function rules: once per load of the rules. */
 static void
-ensure_mine(Oid who)
+ensure_rule_index(void)
 {
 	int			i,
 				t;
 
+	if (all_by_tag != NULL)
+		return;
+	all_by_tag = MemoryContextAllocZero(rules_cxt, sizeof(RuleList) * AG_NUM_TAGS);
+	for (t = 0; t < AG_NUM_TAGS; t++)
+	{
+		RuleList   *l = &all_by_tag[t];
+
+		for (i = 0; i < nrules; i++)
+			if (rule_may_match_tag(&rules[i], t))
+			{
+				if (l->rules == NULL)
+					l->rules = MemoryContextAlloc(rules_cxt, sizeof(AgRule *) * nrules);
+				l->rules[l->n++] = &rules[i];
+			}
+	}
+	all_funcs.rules = MemoryContextAlloc(rules_cxt, sizeof(AgRule *) * Max(nrules, 1));
+	all_funcs.n = 0;
+	for (i = 0; i < nrules; i++)
+		if (rules[i].nfuncs > 0)
+			all_funcs.rules[all_funcs.n++] = &rules[i];
+}
+
+static void
+ensure_mine(Oid who)
+{
+	int			i;
+
 	ensure_rules();
 	if (mine_valid && mine_for == who)
 		return;
+	ensure_rule_index();
 	if (mine_cxt == NULL)
 		mine_cxt = AllocSetContextCreate(rules_cxt, "agentgate policy rules of a role",
 										 ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(mine_cxt);
 	mine = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * Max(nrules, 1));
+	applies = MemoryContextAllocZero(mine_cxt, sizeof(bool) * Max(nrules, 1));
 	nmine = 0;
 	for (i = 0; i < nrules; i++)
 	{
 		Oid			r = rules[i].applies_to;
 
 		if (r == who || is_member_of_role_nosuper(who, r))
+		{
 			mine[nmine++] = &rules[i];
+			applies[i] = true;
+		}
 	}
-
-	mine_by_tag = MemoryContextAllocZero(mine_cxt, sizeof(RuleList) * AG_NUM_TAGS);
-	for (t = 0; t < AG_NUM_TAGS; t++)
-	{
-		RuleList   *l = &mine_by_tag[t];
-
-		for (i = 0; i < nmine; i++)
-			if (rule_may_match_tag(mine[i], t))
-			{
-				if (l->rules == NULL)
-					l->rules = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * nmine);
-				l->rules[l->n++] = mine[i];
-			}
-	}
-	mine_funcs.rules = MemoryContextAlloc(mine_cxt, sizeof(AgRule *) * Max(nmine, 1));
-	mine_funcs.n = 0;
-	for (i = 0; i < nmine; i++)
-		if (mine[i]->nfuncs > 0)
-			mine_funcs.rules[mine_funcs.n++] = mine[i];
-
 	mine_for = who;
 	mine_valid = true;
 }
@@ -697,21 +714,21 @@ ag_policy_decide(Oid who, AgEvent *ev, AgOutcome *out)
 	n = nmine;
 	if (ev->builtin_call)
 	{
-		list = mine_funcs.rules;
-		n = mine_funcs.n;
+		list = all_funcs.rules;
+		n = all_funcs.n;
 	}
 	else if (ev->ntags == 1 && ev->tags[0] >= 0 && ev->tags[0] < AG_NUM_TAGS &&
 			 ev->cls == ag_tag_class(ev->tags[0]))
 	{
-		list = mine_by_tag[ev->tags[0]].rules;
-		n = mine_by_tag[ev->tags[0]].n;
+		list = all_by_tag[ev->tags[0]].rules;
+		n = all_by_tag[ev->tags[0]].n;
 	}
 
 	for (i = 0; i < n; i++)
 	{
 		AgRule	   *r = list[i];
 
-		if (!rule_matches(r, ev))
+		if (!applies[r - rules] || !rule_matches(r, ev))
 			continue;
 		if (r->max_rows >= 0)
 		{

@@ -288,6 +288,24 @@ ag_pool_between_turns(void)
 }
 
 /*
+ * The planner may run functions (constant folding): a shared-pool backend
+ * plans nothing while it serves no identity, or between turns.  (Utility
+ * statements are identity's: some of them run there.)
+ */
+void
+ag_pool_planner_check(void)
+{
+	if (!ag_pool_session() || (bound.valid && !ag_pool_between_turns()))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("no agent identity on this shared server connection"),
+			 errdetail("A backend of role \"%s\" plans statements only for the agent identity the proxy bound for the client's turn.",
+					   AG_POOL_ROLE),
+			 errhint("Connect through the agentgate proxy with shared_pool = on.")));
+}
+
+/*
  * Called first by the hooks that precede anything a statement executes:
  * a bound backend runs with SECURITY_LOCAL_USERID_CHANGE set, so that
  * PostgreSQL refuses every change of role.
