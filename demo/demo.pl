@@ -206,7 +206,7 @@ step('many identities, one server connection: the shared pool (a second stack, P
 {
 	my $p = AgentGate::Stack->new(name => 'demo-pool', audience => 'agentgate-demo',
 		proxy_conf => "shared_pool = on\n",
-		pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\nmax_db_connections = 1\ndefault_pool_size = 1\n");
+		pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\nserver_check_query = RESET ALL\nmax_db_connections = 1\ndefault_pool_size = 1\n");
 	$p->start;
 	$p->admin_psql(q{CREATE TABLE notes (who text DEFAULT current_user, note text); GRANT SELECT, INSERT ON notes TO agentgate_agent;});
 	for my $who (qw(planner executor-1 executor-2))

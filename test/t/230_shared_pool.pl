@@ -34,7 +34,10 @@ $SIG{PIPE} = 'IGNORE';
 sub pool_conf
 {
 	my ($n) = @_;
+	# server_check_delay = 0: PgBouncer's liveness check (the docs' RESET ALL)
+	# runs before every assignment, on a backend that serves no identity
 	return "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n"
+	  . "server_check_query = RESET ALL\nserver_check_delay = 0\n"
 	  . "max_db_connections = $n\ndefault_pool_size = $n\n";
 }
 
