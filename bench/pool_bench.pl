@@ -63,7 +63,7 @@ my $shared_proxy = "shared_pool = on\nmax_clients = 2100\nmax_connections = 2000
 my $s = AgentGate::Stack->new(name => 'pool-bench', fsync => 1,
 	pg_conf => "max_connections = 300\nshared_buffers = 256MB\n",
 	proxy_conf => $shared_proxy,
-	pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n"
+	pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\nserver_check_query = RESET ALL\n"
 	  . "max_db_connections = $servers\ndefault_pool_size = $servers\nmax_client_conn = 2200\n");
 $s->start;
 

@@ -47,7 +47,7 @@ my $pgbench = "$bindir/pgbench";
 my $sp = AgentGate::Stack->new(name => 'bench-shared', fsync => 1,
 	pg_conf => "max_connections = 300\nshared_buffers = 256MB\n",
 	proxy_conf => "shared_pool = on\n",
-	pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n"
+	pgbouncer_conf => "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\nserver_check_query = RESET ALL\n"
 	  . "default_pool_size = $clients\nmax_db_connections = $clients\n");
 $sp->start;
 
