@@ -207,7 +207,7 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 	AgFrame		saved_frame = ag_frame;
 	bool		audited;
 
-	ag_pool_enter();			/* who: a bound backend may not change role */
+	ag_pool_enter(NULL);		/* who: a bound backend may not change role */
 	ag_pool_planner_check();	/* ... nor an unbound one plan */
 	audited = ag_audit_planner_start();
 
@@ -266,7 +266,7 @@ ag_process_utility(PlannedStmt *pstmt, const char *queryString,
 	 * and is decided there; no other concern looks at it.  Ending a turn
 	 * (DISCARD ALL) drops the identity before anything else.
 	 */
-	ag_pool_enter();
+	ag_pool_enter(context == PROCESS_UTILITY_TOPLEVEL ? n : NULL);
 	if (context == PROCESS_UTILITY_TOPLEVEL && ag_pool_session() &&
 		ag_pool_is_carrier(n))
 	{
@@ -331,7 +331,7 @@ ag_executor_start(QueryDesc *queryDesc, int eflags)
 	AgStmt		st;
 	AgFrame		saved_frame = ag_frame;
 
-	ag_pool_enter();			/* who: a bound backend may not change role */
+	ag_pool_enter(NULL);		/* who: a bound backend may not change role */
 	stmt_init(&st, queryDesc->plannedstmt, queryDesc->sourceText);
 	st.qd = queryDesc;
 	st.params = queryDesc->params;

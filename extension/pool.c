@@ -53,6 +53,7 @@
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "libpq/libpq.h"
+#include "storage/proc.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
@@ -113,6 +114,15 @@ static Oid	pool_session_of = InvalidOid;
 /* The last CALL target looked at, and whether it is the carrier. */
 static Oid	carrier_checked = InvalidOid;
 static bool carrier_is = false;
+
+/*
+ * The local transaction the carrier ran in, while nothing else has run in it
+ * since.  PostgreSQL marks a transaction that an Execute left open as a
+ * pipeline, which refuses VACUUM, CREATE INDEX CONCURRENTLY and the like;
+ * the carrier alone is not the client's pipeline, so the client's first
+ * statement is judged as if it came first.
+ */
+static LocalTransactionId carrier_lxid = InvalidLocalTransactionId;
 
 /* Set by hooks.c while the carrier runs: no other concern looks at it. */
 bool		ag_pool_in_carrier = false;
@@ -311,11 +321,17 @@ ag_pool_planner_check(void)
  * PostgreSQL refuses every change of role.
  */
 void
-ag_pool_enter(void)
+ag_pool_enter(Node *utility)
 {
 	Oid			user;
 	int			ctx;
 
+	if (carrier_lxid != InvalidLocalTransactionId)
+	{
+		if (utility != NULL && carrier_lxid == MyProc->lxid && !ag_pool_is_carrier(utility))
+			MyXactFlags &= ~XACT_FLAGS_PIPELINING;
+		carrier_lxid = InvalidLocalTransactionId;
+	}
 	if (!bound.valid || !IsTransactionState())
 		return;
 	GetUserIdAndSecContext(&user, &ctx);
@@ -431,6 +447,7 @@ agentgate_assume(PG_FUNCTION_ARGS)
 		{
 			/* the same client again, on a connection not reset: its turn */
 			turn_open = true;
+			carrier_lxid = MyProc->lxid;
 			PG_RETURN_VOID();
 		}
 		ereport(ERROR,
@@ -460,6 +477,7 @@ agentgate_assume(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&user, &ctx);
 	SetUserIdAndSecContext(roleid, ctx | SECURITY_LOCAL_USERID_CHANGE);
 	turn_open = true;
+	carrier_lxid = MyProc->lxid;
 	report_binding();
 
 	/*

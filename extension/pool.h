@@ -18,7 +18,7 @@ extern Oid	ag_pool_bound_role(void);
 extern const char *ag_pool_bound_rolname(void);
 extern const char *ag_pool_stamp(void);
 extern bool ag_pool_is_carrier(Node *parsetree);
-extern void ag_pool_enter(void);
+extern void ag_pool_enter(Node *utility);
 extern void ag_pool_utility(Node *parsetree);
 extern void ag_pool_watch_client(void);
 extern bool ag_pool_between_turns(void);
