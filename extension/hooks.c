@@ -458,6 +458,8 @@ ag_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		prev_object_access(access, classId, objectId, subId, arg);
 	if (ag_pool_in_carrier)
 		return;					/* the carrier's own call */
+	if (access == OAT_FUNCTION_EXECUTE)
+		ag_pool_function_check();	/* who: a shared backend's identity */
 	ag_policy_object_access(access, classId, objectId, subId, arg);
 	ag_audit_object_access(access, classId, objectId, subId, arg);
 }

@@ -316,6 +316,28 @@ ag_pool_planner_check(void)
 }
 
 /*
+ * A function is about to run (object_access, OAT_FUNCTION_EXECUTE): in a
+ * shared-pool backend only for the identity of the client's turn.  The
+ * statement hooks refuse everything else earlier; this also covers the
+ * protocol's FunctionCall message, which runs a function with no statement
+ * around it (the proxy does not forward it; a client of PgBouncer's socket
+ * might).
+ */
+void
+ag_pool_function_check(void)
+{
+	if (ag_pool_in_carrier || !IsTransactionState() || !ag_pool_session() ||
+		(bound.valid && !ag_pool_between_turns()))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("no agent identity on this shared server connection"),
+			 errdetail("A backend of role \"%s\" runs functions only for the agent identity the proxy bound for the client's turn.",
+					   AG_POOL_ROLE),
+			 errhint("Connect through the agentgate proxy with shared_pool = on.")));
+}
+
+/*
  * Called first by the hooks that precede anything a statement executes:
  * a bound backend runs with SECURITY_LOCAL_USERID_CHANGE set, so that
  * PostgreSQL refuses every change of role.

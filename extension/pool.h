@@ -23,5 +23,6 @@ extern void ag_pool_utility(Node *parsetree);
 extern void ag_pool_watch_client(void);
 extern bool ag_pool_between_turns(void);
 extern void ag_pool_planner_check(void);
+extern void ag_pool_function_check(void);
 
 #endif							/* AG_POOL_H */

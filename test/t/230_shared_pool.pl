@@ -501,5 +501,27 @@ ok(scalar(grep { my $p = $_; grep { $_ eq $p } @pids_after } @pids_before) > 0 |
 	'shared backends were not terminated by the revocation');
 
 $_->close for values %cl;
+
+# --- a client of the server's pooler socket itself (not the proxy, which
+# forwards no FunctionCall): as agentgate_pool with no identity bound, a
+# FunctionCall message (lo_creat, OID 957) is refused, and creates nothing
+{
+	require IO::Socket::UNIX;
+	my $sock = IO::Socket::UNIX->new(Peer => $s->pg_socket_dir . '/.s.PGSQL.' . $s->pg_port)
+	  or die "connect: $!";
+	my $raw = bless { sock => $sock, buf => '', tls => 0 }, 'AgentGate::ProxyClient';
+	my $lr = $raw->login('', user => 'agentgate_pool', database => $s->db, application_name => 'agentgate');
+	ok($lr->{ok}, 'agentgate_pool logs in on the pooler socket');
+	my $before = $s->admin_psql(q{SELECT count(*) FROM pg_largeobject_metadata});
+	$raw->send_message('F', pack('N', 957) . pack('n', 1) . pack('n', 1) . pack('n', 1)
+		  . pack('N', 4) . pack('N', 0x20000) . pack('n', 0));
+	my $fr = digest(read_until_ready($raw));
+	like(errmsg($fr), qr/^42501 no agent identity on this shared server connection/,
+		'a FunctionCall on an unbound shared backend is refused');
+	is($s->admin_psql(q{SELECT count(*) FROM pg_largeobject_metadata}), $before,
+		'and created no large object');
+	$raw->close;
+}
+
 $s->stop;
 done_testing();
