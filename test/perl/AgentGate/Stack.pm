@@ -361,7 +361,8 @@ sub start_pgbouncer
 {
 	my ($self) = @_;
 	my $b = $self->{base};
-	_spew("$b/pgbouncer.auth", qq{"agentgate_pgbouncer" ""\n}, 0600);
+	# agentgate_pool (the shared pool's login) listed: no auth_query per login
+	_spew("$b/pgbouncer.auth", qq{"agentgate_pgbouncer" ""\n"agentgate_pool" ""\n}, 0600);
 	my $extra = $self->{pgbouncer_conf} // '';
 	my $listen = '';
 	if ($self->{pgbouncer_tls})
