@@ -1080,26 +1080,10 @@ identity_check(AgStmtKind kind, Node *parsetree, Node **replace, char **keep_app
 	 */
 	if (ag_pool_session())
 	{
-		if (!OidIsValid(ag_pool_bound_role()))
-		{
-			if (kind == AG_STMT_NO_STAMP || kind == AG_STMT_SET_APPNAME ||
-				ag_pool_is_carrier(parsetree))
-				return;
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("no agent identity on this shared server connection"),
-					 errdetail("A backend of role \"%s\" runs statements only for the agent identity the proxy bound it to for the client's turn; DISCARD ALL ends the turn.",
-							   AG_POOL_ROLE),
-					 errhint("Connect through the agentgate proxy with shared_pool = on, and do not run DISCARD ALL inside a turn.")));
-		}
 		if (kind == AG_STMT_NO_STAMP || kind == AG_STMT_SET_APPNAME)
 			return;
-		if (ag_pool_between_turns() && !ag_pool_is_carrier(parsetree))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("no agent identity on this shared server connection"),
-					 errdetail("The client's turn ended (ReadyForQuery); the next turn needs the proxy's carrier first."),
-					 errhint("Connect through the agentgate proxy with shared_pool = on.")));
+		if (ag_pool_unserved() && !ag_pool_is_carrier(parsetree))
+			ag_pool_refuse("runs statements");
 	}
 
 	roleid = ag_session_role();

@@ -49,6 +49,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
@@ -168,12 +169,6 @@ ag_pool_bound_role(void)
 }
 
 const char *
-ag_pool_bound_rolname(void)
-{
-	return bound.valid ? bound.rolname : NULL;
-}
-
-const char *
 ag_pool_stamp(void)
 {
 	return bound.valid ? bound.stamp : NULL;
@@ -287,32 +282,41 @@ ag_pool_watch_client(void)
 }
 
 /*
- * Is the statement one a bound backend between turns may run?  What
- * PgBouncer sends there (its reset query, its settings) and the carrier of
- * the next turn; identity decides the settings, this the rest.
+ * Is this a shared-pool backend that serves no client's turn now: no
+ * identity bound, or one bound but its turn over (the next client's
+ * carrier has not come yet)?  Such a backend runs nothing of a client's.
+ * Without the watch on its output (no client authenticated it) a binding
+ * counts as a turn.
  */
 bool
-ag_pool_between_turns(void)
+ag_pool_unserved(void)
 {
-	return bound.valid && !turn_open && socket_methods != NULL;
+	return ag_pool_session() &&
+		!(bound.valid && (turn_open || socket_methods == NULL));
+}
+
+/* The refusal of whatever an unserved shared-pool backend was asked to do. */
+void
+ag_pool_refuse(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("no agent identity on this shared server connection"),
+			 errdetail("A backend of role \"%s\" %s only for the agent identity the proxy binds for a client's turn (its first message to its idle ReadyForQuery); PgBouncer's DISCARD ALL ends the binding.",
+					   AG_POOL_ROLE, what),
+			 errhint("Connect through the agentgate proxy with shared_pool = on.")));
 }
 
 /*
- * The planner may run functions (constant folding): a shared-pool backend
- * plans nothing while it serves no identity, or between turns.  (Utility
- * statements are identity's: some of them run there.)
+ * The planner may run functions (constant folding): an unserved shared-pool
+ * backend plans nothing.  (Utility statements are identity's: some of them
+ * run there.)
  */
 void
 ag_pool_planner_check(void)
 {
-	if (!ag_pool_session() || (bound.valid && !ag_pool_between_turns()))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("no agent identity on this shared server connection"),
-			 errdetail("A backend of role \"%s\" plans statements only for the agent identity the proxy bound for the client's turn.",
-					   AG_POOL_ROLE),
-			 errhint("Connect through the agentgate proxy with shared_pool = on.")));
+	if (ag_pool_unserved())
+		ag_pool_refuse("plans statements");
 }
 
 /*
@@ -321,20 +325,15 @@ ag_pool_planner_check(void)
  * statement hooks refuse everything else earlier; this also covers the
  * protocol's FunctionCall message, which runs a function with no statement
  * around it (the proxy does not forward it; a client of PgBouncer's socket
- * might).
+ * might).  Parallel workers run part of a plan their leader has checked,
+ * and have no binding of their own.
  */
 void
 ag_pool_function_check(void)
 {
-	if (ag_pool_in_carrier || !IsTransactionState() || !ag_pool_session() ||
-		(bound.valid && !ag_pool_between_turns()))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("no agent identity on this shared server connection"),
-			 errdetail("A backend of role \"%s\" runs functions only for the agent identity the proxy bound for the client's turn.",
-					   AG_POOL_ROLE),
-			 errhint("Connect through the agentgate proxy with shared_pool = on.")));
+	if (!ag_pool_in_carrier && !IsParallelWorker() && IsTransactionState() &&
+		ag_pool_unserved())
+		ag_pool_refuse("runs functions");
 }
 
 /*

@@ -78,6 +78,8 @@ SELECT current_user = :'ra' AS in_block;
 SELECT 1/0;
 ROLLBACK;
 SELECT 1;
+-- a parallel plan: its workers run functions for the turn's identity too
+:turn_a \; SET force_parallel_mode = on \; SET parallel_setup_cost = 0 \; SELECT count(*) AS parallel_rows FROM pool_t WHERE id + 1 > 0 \; RESET ALL;
 -- state a turn leaves behind
 :turn_a \; CREATE TEMP TABLE pool_tmp (v int) \; PREPARE pool_p AS SELECT 42 \; SELECT pg_advisory_lock(4242);
 
